@@ -1,0 +1,1 @@
+"""kvbench: the performance-regression tracker around kvcache (``kvcache-bench``)."""

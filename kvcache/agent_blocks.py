@@ -1,0 +1,46 @@
+"""An agent's block table: which blocks hold each layer of its cache, and how many tokens.
+
+Invariants: every block belongs to ``agent_id``; a layer's blocks are in token order; for a
+sliding layer, ``ring_index[layer_id]`` is the ring slot the next token goes to (mlx-lm's
+``RotatingKVCache._idx``), and defaults to the temporal layout (slot ``min(n, window)``).
+"""
+
+from .errors import BlockOwnershipError
+
+
+class AgentBlocks:
+    """The blocks of one agent's cache, layer by layer, for a context of ``total_tokens``."""
+
+    def __init__(self, agent_id, total_tokens):
+        if not isinstance(total_tokens, int) or total_tokens < 0:
+            raise ValueError(f"total_tokens={total_tokens!r}: give the context length as a whole number >= 0")
+        self.agent_id = agent_id
+        self.total_tokens = total_tokens
+        self.ring_index = {}
+        self._blocks = {}  # layer_id -> [Block] in token order
+
+    def add_block(self, block):
+        """Append ``block`` to its layer's list (blocks must be added in token order)."""
+        if block.agent_id != self.agent_id:
+            raise BlockOwnershipError(
+                f"{block!r} belongs to agent {block.agent_id!r}, not {self.agent_id!r}: allocate it for this agent"
+            )
+        self._blocks.setdefault(block.layer_id, []).append(block)
+
+    def blocks_for_layer(self, layer_id):
+        """The blocks of layer ``layer_id`` in token order (empty if it has none)."""
+        return list(self._blocks.get(layer_id, ()))
+
+    def all_blocks(self):
+        return [b for layer_id in sorted(self._blocks) for b in self._blocks[layer_id]]
+
+    @property
+    def layer_ids(self):
+        return sorted(self._blocks)
+
+    @property
+    def num_blocks(self):
+        return sum(len(blocks) for blocks in self._blocks.values())
+
+    def __repr__(self):
+        return f"AgentBlocks({self.agent_id!r}, total_tokens={self.total_tokens}, blocks={self.num_blocks})"

@@ -1,0 +1,82 @@
+"""Conversion between one layer of an mlx-lm cache and what a block run stores.
+
+A global layer (``KVCache``) stores its ``offset`` tokens in temporal order. A sliding layer
+(``RotatingKVCache``) stores its ring as it is, with the ring slot of the next token
+(``_idx``): ring order is restored exactly, so no reordering copy is ever needed. Only a
+cache caught between prefill chunks (buffer longer than the window, temporal order) is cut
+down to its ``keep`` sink tokens and the last ``window - keep`` tokens.
+
+``offset`` stays the absolute token count on every layer: it is the RoPE position.
+"""
+
+from mlx_lm.models.cache import KVCache, RotatingKVCache
+
+from .errors import CacheMismatchError
+
+
+def held_pieces(cache, spec, layer_id):
+    """The tokens layer ``layer_id`` of ``cache`` holds, as views in stored order.
+
+    Returns ``(key_pieces, value_pieces, ring_index)``; ``ring_index`` is None on global layers.
+    Raises ``CacheMismatchError`` when the layer does not fit ``spec``.
+    """
+    layer = spec.layers[layer_id]
+    _check_layer(cache, spec, layer_id)
+    n = cache.offset
+    keys, values = cache.keys, cache.values
+    if not layer.is_sliding:
+        return [keys[..., :n, :]], [values[..., :n, :]], None
+    size = keys.shape[2]
+    if size > layer.window:  # between prefill chunks: temporal order, keep sinks + the last tokens
+        tail = layer.window - layer.keep
+        cut = lambda v: [v[..., : layer.keep, :], v[..., size - tail :, :]]  # noqa: E731
+        return cut(keys), cut(values), layer.window
+    if n < layer.window:
+        return [keys[..., :n, :]], [values[..., :n, :]], n
+    return [keys], [values], cache._idx
+
+
+def make_cache_layer(layer, keys, values, total_tokens, ring_index):
+    """An mlx-lm cache object for one layer over ``keys``/``values`` (taken as they are)."""
+    if layer.is_sliding:
+        cache = RotatingKVCache(max_size=layer.window, keep=layer.keep)
+        cache._idx = ring_index
+    else:
+        cache = KVCache()
+    cache.keys, cache.values, cache.offset = keys, values, total_tokens
+    return cache
+
+
+def default_ring_index(layer, total_tokens):
+    """Ring slot of the next token for a sliding layer stored in temporal order."""
+    return min(total_tokens, layer.window)
+
+
+def _check_layer(cache, spec, layer_id):
+    layer = spec.layers[layer_id]
+    expected = RotatingKVCache if layer.is_sliding else KVCache
+    where = f"cache layer {layer_id}"
+    if not isinstance(cache, expected):
+        raise CacheMismatchError(
+            f"{where} is {type(cache).__name__}, the spec expects {expected.__name__}: "
+            "store caches of the model the pool's spec was made from"
+        )
+    if cache.keys is None or cache.offset < 1:
+        raise CacheMismatchError(f"{where} is empty: run the prompt through the model before storing")
+    if layer.is_sliding and (cache.max_size, cache.keep) != (layer.window, layer.keep):
+        raise CacheMismatchError(
+            f"{where} has window {cache.max_size} (keep {cache.keep}), the spec says "
+            f"{layer.window} (keep {layer.keep}): store caches of the model the spec was made from"
+        )
+    expected = spec.kv_shape(cache.keys.shape[2])
+    got = (tuple(cache.keys.shape), tuple(cache.values.shape))
+    if got != expected:
+        raise CacheMismatchError(
+            f"{where} keys/values have shapes {got[0]}/{got[1]}, the spec expects "
+            f"{expected[0]}/{expected[1]}: store caches of the model the spec was made from, batch size 1"
+        )
+    if cache.keys.dtype != spec.dtype or cache.values.dtype != spec.dtype:
+        raise CacheMismatchError(
+            f"{where} holds {cache.keys.dtype}, the spec says {spec.dtype}: "
+            "make the spec with the model's dtype (ModelCacheSpec.from_model)"
+        )

@@ -1,0 +1,232 @@
+"""The engine: stores mlx-lm caches into pool blocks and reconstructs them.
+
+Ownership contract (the part that makes restore free):
+
+- ``store(agent_id, cache)`` copies each layer into a fresh ``BlockRun`` (one fused copy per
+  layer), except a layer whose arrays already *are* the agent's run: that layer is adopted
+  as it is, so parking a restored cache again copies nothing. The stored cache stays usable.
+- ``reconstruct`` with the default ``zero_copy`` strategy *lends* the agent's runs to the
+  returned cache: cache and pool hold the same arrays, and decoding writes into them in place
+  (no whole-layer copy on the first step). While lent, the agent's stored state is the state
+  of that cache: store it back to record how far it advanced. Restoring an agent whose lent
+  cache has advanced (or been dropped after advancing) raises ``AgentOnLoanError`` rather
+  than returning data the cache may have overwritten. ``gather`` and ``concat`` return
+  private copies and lend nothing.
+
+Operations on one agent are serialized; different agents proceed in parallel.
+"""
+
+import threading
+from dataclasses import dataclass
+
+import mlx.core as mx
+
+from .agent_blocks import AgentBlocks
+from .cache_layers import default_ring_index, held_pieces, make_cache_layer
+from .errors import AgentOnLoanError, CacheMismatchError, UnknownAgentError
+from .restore import get_strategy
+
+
+@dataclass
+class _Loan:
+    """A zero-copy restored cache and the state it had when lent (per lent layer)."""
+
+    cache: list
+    total_tokens: int
+    layers: dict  # layer_id -> (run, ring_index)
+
+    def advanced(self):
+        for layer_id, (run, ring_index) in self.layers.items():
+            c = self.cache[layer_id]
+            if c.keys is not run.keys or c.values is not run.values or c.offset != self.total_tokens:
+                return c.offset
+            if ring_index is not None and c._idx != ring_index:
+                return c.offset
+        return None
+
+
+class BlockPoolBatchEngine:
+    """Stores agents' mlx-lm caches in a ``BlockPool`` and restores them."""
+
+    def __init__(self, pool):
+        self.pool = pool
+        self.spec = pool.spec
+        self._agents = {}  # agent_id -> AgentBlocks last stored
+        self._loans = {}  # agent_id -> [_Loan]
+        self._agent_locks = {}
+        self._lock = threading.Lock()
+
+    # --- store ------------------------------------------------------------------------------
+    def store(self, agent_id, cache):
+        """Put ``cache`` (a model's list of mlx-lm caches) into blocks; replaces what the agent had.
+
+        All-or-nothing: if the pool cannot hold the new blocks, ``PoolExhaustedError`` is
+        raised and the agent keeps what it had.
+        """
+        with self._agent_lock(agent_id):
+            total_tokens = self._check_cache(cache)
+            old = self._agents.get(agent_id)
+            table = AgentBlocks(agent_id, total_tokens)
+            new_blocks, built = [], []
+            try:
+                for layer_id, layer_cache in enumerate(cache):
+                    blocks = self._adoptable(old, layer_id, layer_cache, total_tokens)
+                    if blocks is None:
+                        blocks = self._copy_layer(agent_id, layer_id, layer_cache, total_tokens, table)
+                        new_blocks.extend(blocks)
+                        built.extend((blocks[0].run.keys, blocks[0].run.values))
+                    elif self.spec.layers[layer_id].is_sliding:
+                        table.ring_index[layer_id] = layer_cache._idx
+                    for block in blocks:
+                        table.add_block(block)
+            except BaseException:
+                self.pool.free(new_blocks)
+                raise
+            mx.eval(built)
+            self._replace(agent_id, old, table, cache if len(new_blocks) < table.num_blocks else None)
+            return table
+
+    def _check_cache(self, cache):
+        if not isinstance(cache, (list, tuple)) or len(cache) != self.spec.n_layers:
+            got = len(cache) if isinstance(cache, (list, tuple)) else type(cache).__name__
+            raise CacheMismatchError(
+                f"cache has {got} layers, the spec {self.spec.n_layers}: pass the model's whole cache list"
+            )
+        offsets = {c.offset for c in cache}
+        if len(offsets) != 1:
+            raise CacheMismatchError(
+                f"cache layers disagree on the token count ({sorted(offsets)}): store one model state"
+            )
+        return offsets.pop()
+
+    def _adoptable(self, old, layer_id, layer_cache, total_tokens):
+        """The agent's blocks of this layer if the cache still holds their run, else None."""
+        if old is None:
+            return None
+        blocks = old.blocks_for_layer(layer_id)
+        run = blocks[0].run if blocks else None
+        if run is None or layer_cache.keys is not run.keys or layer_cache.values is not run.values:
+            return None
+        if not all(self.pool.is_allocated(b) for b in blocks):
+            return None
+        if len(blocks) < self.spec.blocks_needed(layer_id, total_tokens):
+            return None  # full: copy into a run with room for the next token
+        return blocks
+
+    def _copy_layer(self, agent_id, layer_id, layer_cache, total_tokens, table):
+        keys, values, ring_index = held_pieces(layer_cache, self.spec, layer_id)
+        n_blocks = self.spec.blocks_needed(layer_id, total_tokens)
+        blocks = self.pool.allocate(n_blocks, layer_id, agent_id)
+        run = blocks[0].run
+        run.keys = _padded(keys, run.keys)
+        run.values = _padded(values, run.values)
+        if ring_index is not None:
+            table.ring_index[layer_id] = ring_index
+        return blocks
+
+    def _replace(self, agent_id, old, table, lent_cache):
+        kept = {b.block_id for b in table.all_blocks()}
+        if old is not None:
+            self.pool.free([b for b in old.all_blocks() if b.block_id not in kept and self.pool.is_allocated(b)])
+        self._agents[agent_id] = table
+        self._loans[agent_id] = [] if lent_cache is None else [self._loan(lent_cache, table)]
+
+    # --- reconstruct ------------------------------------------------------------------------
+    def reconstruct(self, agent_blocks, strategy=None):
+        """mlx-lm cache objects (one per layer) from which the model continues exactly.
+
+        ``strategy`` is ``"zero_copy"`` (default), ``"gather"`` or ``"concat"``.
+        Everything returned is evaluated (``mx.eval``) before this returns.
+        """
+        restore_layer = get_strategy(strategy)
+        if not isinstance(agent_blocks, AgentBlocks):
+            agent_blocks = self.agent_blocks(agent_blocks)
+        agent_id = agent_blocks.agent_id
+        with self._agent_lock(agent_id):
+            self._check_blocks(agent_blocks)
+            self._check_loans(agent_id)
+            cache, lent = [], {}
+            n = agent_blocks.total_tokens
+            for layer_id, layer in enumerate(self.spec.layers):
+                blocks = agent_blocks.blocks_for_layer(layer_id)
+                keys, values, zero_copy = restore_layer(self.spec, layer_id, blocks)
+                ring_index = agent_blocks.ring_index.get(layer_id, default_ring_index(layer, n)) if layer.is_sliding else None
+                cache.append(make_cache_layer(layer, keys, values, n, ring_index))
+                if zero_copy:
+                    lent[layer_id] = (blocks[0].run, ring_index)
+            mx.eval([a for c in cache for a in (c.keys, c.values)])
+            if lent:
+                self._loans.setdefault(agent_id, []).append(_Loan(cache, n, lent))
+            return cache
+
+    def _reconstruct_cache(self, agent_blocks):
+        """The seed's name (EXP-006) for ``reconstruct`` with the default strategy."""
+        return self.reconstruct(agent_blocks)
+
+    def _check_blocks(self, agent_blocks):
+        agent_id = agent_blocks.agent_id
+        if any(not self.pool.is_allocated(b) for b in agent_blocks.all_blocks()) or not agent_blocks.num_blocks:
+            raise UnknownAgentError(
+                f"agent {agent_id!r} has no blocks in the pool (never stored, or freed): store its cache again"
+            )
+        for layer_id in range(self.spec.n_layers):
+            blocks = agent_blocks.blocks_for_layer(layer_id)
+            held = self.spec.tokens_held(layer_id, agent_blocks.total_tokens)
+            if len(blocks) * self.spec.block_tokens < held:
+                raise CacheMismatchError(
+                    f"agent {agent_id!r} layer {layer_id} has {len(blocks)} blocks, too few for {held} tokens: "
+                    f"add spec.blocks_needed({layer_id}, {agent_blocks.total_tokens}) blocks"
+                )
+
+    def _check_loans(self, agent_id):
+        for loan in self._loans.get(agent_id, ()):
+            offset = loan.advanced()
+            if offset is not None:
+                raise AgentOnLoanError(
+                    f"agent {agent_id!r} was restored zero-copy and that cache moved on ({loan.total_tokens} -> "
+                    f"{offset} tokens) without being stored: store(agent_id, cache) it first, or free_agent"
+                )
+
+    @staticmethod
+    def _loan(cache, table):
+        layers = {}
+        for layer_id, c in enumerate(cache):
+            blocks = table.blocks_for_layer(layer_id)
+            if c.keys is blocks[0].run.keys:
+                layers[layer_id] = (blocks[0].run, table.ring_index.get(layer_id))
+        return _Loan(cache, table.total_tokens, layers)
+
+    # --- agents -----------------------------------------------------------------------------
+    def agent_blocks(self, agent_id):
+        """The block table of ``agent_id``'s last stored cache."""
+        try:
+            return self._agents[agent_id]
+        except KeyError:
+            raise UnknownAgentError(
+                f"agent {agent_id!r} has nothing stored (never stored, or freed): store its cache first"
+            ) from None
+
+    def agent_ids(self):
+        return sorted(self._agents, key=str)
+
+    def free_agent(self, agent_id):
+        """Free every block of ``agent_id``; returns how many were freed."""
+        with self._agent_lock(agent_id):
+            if agent_id not in self._agents and not self.pool.num_blocks_of(agent_id):
+                raise UnknownAgentError(f"agent {agent_id!r} has nothing stored: nothing to free")
+            self._agents.pop(agent_id, None)
+            self._loans.pop(agent_id, None)
+            return self.pool.free_agent(agent_id)
+
+    def _agent_lock(self, agent_id):
+        with self._lock:
+            return self._agent_locks.setdefault(agent_id, threading.RLock())
+
+
+def _padded(pieces, buffer):
+    """One array of ``buffer``'s shape: ``pieces`` then zeros, made by a single concatenate."""
+    B, H, capacity, D = buffer.shape
+    spare = capacity - sum(p.shape[2] for p in pieces)
+    if spare > 0:
+        pieces = pieces + [mx.zeros((B, H, spare, D), buffer.dtype)]
+    return mx.concatenate(pieces, axis=2)

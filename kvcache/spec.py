@@ -1,0 +1,208 @@
+"""The KV-cache layout of a model: what every layer stores per token, and in how many blocks.
+
+A ``ModelCacheSpec`` is immutable. Layer ``i`` is either ``"global"`` (keeps every token) or
+``"sliding_window"`` (keeps only the last ``window`` tokens, plus ``keep`` sink tokens at the
+front, as mlx-lm's ``RotatingKVCache`` does). All layers share one KV-head count, key and value
+head dims and dtype.
+
+Block accounting (``blocks_needed``) always leaves room for the *next* token, so that a restored
+cache decodes in place instead of reallocating (and copying) a whole layer on its first step::
+
+    global, n = 512, block_tokens = 256:  [blk0: 0..255][blk1: 256..511][blk2: 512 (free) ...]
+    sliding, window = 1024:               [blk0][blk1][blk2][blk3]  = the ring of 1024 slots
+"""
+
+import math
+from dataclasses import dataclass
+
+import mlx.core as mx
+
+from .errors import SpecError
+from .presets import PRESETS
+
+GLOBAL = "global"
+SLIDING = "sliding_window"
+
+_DTYPES = {"bfloat16": mx.bfloat16, "float16": mx.float16, "float32": mx.float32}
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer's cache kind; ``window`` and ``keep`` are set for sliding layers only."""
+
+    kind: str
+    window: int | None = None
+    keep: int = 0
+
+    @property
+    def is_sliding(self):
+        return self.kind == SLIDING
+
+
+@dataclass(frozen=True)
+class ModelCacheSpec:
+    """A model's KV-cache layout (see module docstring)."""
+
+    layers: tuple
+    n_kv_heads: int
+    k_head_dim: int
+    v_head_dim: int
+    dtype: mx.Dtype = mx.bfloat16
+    block_tokens: int = 256
+
+    def __post_init__(self):
+        if not isinstance(self.block_tokens, int) or self.block_tokens < 1:
+            raise SpecError(
+                f"block_tokens={self.block_tokens!r} does not fit: pass a positive whole number "
+                "of tokens per block (256 is the default)"
+            )
+        for i, layer in enumerate(self.layers):
+            if layer.is_sliding and (layer.window is None or layer.window <= layer.keep):
+                raise SpecError(f"layer {i}: a sliding layer needs a window larger than keep")
+
+    # --- constructors -------------------------------------------------------------------
+    @classmethod
+    def from_model(cls, model, block_tokens=256, dtype=None):
+        """Read the layout from an mlx-lm model: its ``make_cache()`` and its ``args``."""
+        from mlx_lm.models.cache import make_prompt_cache
+
+        layers = tuple(_layer_from_cache(c, i) for i, c in enumerate(make_prompt_cache(model)))
+        args = getattr(model, "args", None)
+        if args is None:
+            raise SpecError(f"{type(model).__name__} has no .args: use ModelCacheSpec.from_config")
+        n_heads = getattr(args, "num_attention_heads", None)
+        n_kv_heads = getattr(args, "num_key_value_heads", None) or n_heads
+        head_dim = getattr(args, "head_dim", None) or args.hidden_size // n_heads
+        return cls(
+            layers=layers,
+            n_kv_heads=n_kv_heads,
+            k_head_dim=head_dim,
+            v_head_dim=head_dim,
+            dtype=dtype or _model_dtype(model),
+            block_tokens=block_tokens,
+        )
+
+    @classmethod
+    def from_config(cls, config, block_tokens=256):
+        """Read the layout from a Hugging Face ``config.json`` dict (``text_config`` too)."""
+        config = config.get("text_config", config)
+        try:
+            n_layers = config["num_hidden_layers"]
+            n_kv_heads = config.get("num_key_value_heads") or config["num_attention_heads"]
+            head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+        except KeyError as missing:
+            raise SpecError(f"model config lacks {missing}: pass the model's config.json") from None
+        dtype_name = config.get("torch_dtype") or config.get("dtype") or "bfloat16"
+        if dtype_name not in _DTYPES:
+            raise SpecError(f"model config dtype {dtype_name!r} is not one of {sorted(_DTYPES)}")
+        return cls(
+            layers=_layers_from_config(config, n_layers),
+            n_kv_heads=n_kv_heads,
+            k_head_dim=head_dim,
+            v_head_dim=head_dim,
+            dtype=_DTYPES[dtype_name],
+            block_tokens=block_tokens,
+        )
+
+    @classmethod
+    def from_preset(cls, name, block_tokens=256):
+        """A published model's layout by short name; ``PRESETS`` lists them."""
+        if name not in PRESETS:
+            raise SpecError(f"unknown preset {name!r}: choose one of {', '.join(sorted(PRESETS))}")
+        return cls.from_config(PRESETS[name], block_tokens=block_tokens)
+
+    # --- sizes --------------------------------------------------------------------------
+    @property
+    def n_layers(self):
+        return len(self.layers)
+
+    @property
+    def layer_types(self):
+        """Each layer's kind, ``"global"`` or ``"sliding_window"``, as the seed names them."""
+        return [layer.kind for layer in self.layers]
+
+    @property
+    def bytes_per_token_per_layer(self):
+        return self.n_kv_heads * (self.k_head_dim + self.v_head_dim) * self.dtype.size
+
+    @property
+    def bytes_per_block(self):
+        """Bytes of one block: keys and values of ``block_tokens`` tokens of one layer."""
+        return self.bytes_per_token_per_layer * self.block_tokens
+
+    @property
+    def bytes_per_token(self):
+        """Bytes one token adds to a global-only cache (every layer)."""
+        return self.bytes_per_token_per_layer * self.n_layers
+
+    def kv_bytes(self, total_tokens):
+        """Bytes of KV data a context holds: every token on global layers, the window on sliding."""
+        return sum(self.tokens_held(i, total_tokens) for i in range(self.n_layers)) * (
+            self.bytes_per_token_per_layer
+        )
+
+    def tokens_held(self, layer_id, total_tokens):
+        """How many of ``total_tokens`` layer ``layer_id`` keeps."""
+        layer = self.layers[layer_id]
+        return min(total_tokens, layer.window) if layer.is_sliding else total_tokens
+
+    def blocks_needed(self, layer_id, total_tokens):
+        """Blocks layer ``layer_id`` holds for a context: its tokens plus the next one's slot.
+
+        Sliding layers never hold more than their window: ``ceil(window / block_tokens)``.
+        """
+        layer = self.layers[layer_id]
+        slots = total_tokens + 1
+        if layer.is_sliding:
+            slots = min(slots, layer.window)
+        return math.ceil(slots / self.block_tokens)
+
+    def capacity_tokens(self, layer_id, n_blocks):
+        """Token slots a run of ``n_blocks`` blocks materializes (a sliding ring stops at its window)."""
+        layer = self.layers[layer_id]
+        slots = n_blocks * self.block_tokens
+        return min(slots, layer.window) if layer.is_sliding else slots
+
+    def kv_shape(self, n_tokens):
+        """Shapes ``(keys, values)`` of ``n_tokens`` of one layer, batch of one."""
+        return (
+            (1, self.n_kv_heads, n_tokens, self.k_head_dim),
+            (1, self.n_kv_heads, n_tokens, self.v_head_dim),
+        )
+
+
+def _layer_from_cache(cache, index):
+    from mlx_lm.models.cache import KVCache, RotatingKVCache
+
+    if isinstance(cache, RotatingKVCache):
+        return LayerSpec(SLIDING, window=cache.max_size, keep=cache.keep)
+    if isinstance(cache, KVCache):
+        return LayerSpec(GLOBAL)
+    raise SpecError(
+        f"layer {index} uses {type(cache).__name__}: kvcache stores KVCache and RotatingKVCache layers only"
+    )
+
+
+def _layers_from_config(config, n_layers):
+    window = config.get("sliding_window")
+    if "layer_types" in config and config["layer_types"]:
+        kinds = [SLIDING if t == "sliding_attention" else GLOBAL for t in config["layer_types"]]
+    elif "sliding_window_pattern" in config and window:
+        pattern = config["sliding_window_pattern"]
+        kinds = [GLOBAL if (i + 1) % pattern == 0 else SLIDING for i in range(n_layers)]
+    elif window and config.get("use_sliding_window", False):
+        kinds = [SLIDING] * n_layers
+    else:
+        kinds = [GLOBAL] * n_layers
+    if len(kinds) != n_layers:
+        raise SpecError(f"model config has {len(kinds)} layer_types for {n_layers} layers")
+    return tuple(LayerSpec(k, window=window) if k == SLIDING else LayerSpec(k) for k in kinds)
+
+
+def _model_dtype(model):
+    from mlx.utils import tree_flatten
+
+    for _, p in tree_flatten(model.parameters()):
+        if mx.issubdtype(p.dtype, mx.floating):
+            return p.dtype
+    return mx.bfloat16
