@@ -20,10 +20,11 @@ from .errors import (
 from .pool import Block, BlockPool, BlockRun
 from .restore import STRATEGIES
 from .spec import GLOBAL, SLIDING, LayerSpec, ModelCacheSpec
+from .synthetic import random_cache
 
 __all__ = [
     "AgentBlocks", "AgentOnLoanError", "Block", "BlockOwnershipError", "BlockPool",
     "BlockPoolBatchEngine", "BlockRun", "CacheMismatchError", "GLOBAL", "KVCacheError",
     "LayerSpec", "ModelCacheSpec", "PoolExhaustedError", "SLIDING", "STRATEGIES", "SpecError",
-    "UnknownAgentError", "UnknownStrategyError",
+    "UnknownAgentError", "UnknownStrategyError", "random_cache",
 ]

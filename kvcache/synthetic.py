@@ -1,0 +1,40 @@
+"""Random mlx-lm caches of a given spec and length: stand-ins for a real prefill's *data*.
+
+Benchmarks and experiments need an 8K Gemma 3 12B cache without the 12B model; the layout
+(``KVCache`` on global layers, ``RotatingKVCache`` on sliding ones, offsets, ring state) is
+exactly what the model's own prefill leaves, only the numbers are random: one seeded random
+block of 256 tokens per layer, tiled along the tokens (drawing 800 MiB of normals takes 20 s
+on a 2-core CPU; tiling is a plain copy). The same arguments give the same arrays.
+"""
+
+import mlx.core as mx
+
+from .cache_layers import default_ring_index, make_cache_layer
+
+
+def random_cache(spec, total_tokens, seed=0):
+    """A list of mlx-lm caches holding ``total_tokens`` random tokens, evaluated.
+
+    Global layers get mlx-lm's own capacity rounding (a multiple of 256 tokens) so that the
+    buffer looks like one ``KVCache.update_and_fetch`` made; sliding layers hold their window
+    in temporal order (the state after a prefill longer than the window).
+    """
+    key = mx.random.key(seed)
+    cache = []
+    for layer_id, layer in enumerate(spec.layers):
+        held = spec.tokens_held(layer_id, total_tokens)
+        slots = held if layer.is_sliding else -(-total_tokens // 256) * 256
+        k_shape, v_shape = spec.kv_shape(slots)
+        key, k_key, v_key = mx.random.split(key, 3)
+        keys = _tiled_normal(k_shape, k_key, spec.dtype)
+        values = _tiled_normal(v_shape, v_key, spec.dtype)
+        ring_index = default_ring_index(layer, total_tokens) if layer.is_sliding else None
+        cache.append(make_cache_layer(layer, keys, values, total_tokens, ring_index))
+        mx.eval(keys, values)
+    return cache
+
+
+def _tiled_normal(shape, key, dtype, tile=256):
+    B, H, S, D = shape
+    block = mx.random.normal((B, H, min(S, tile), D), key=key).astype(dtype)
+    return mx.tile(block, (1, 1, -(-S // tile), 1))[:, :, :S, :] if S > tile else block
