@@ -20,11 +20,11 @@ from .errors import (
 from .pool import Block, BlockPool, BlockRun
 from .restore import STRATEGIES
 from .spec import GLOBAL, SLIDING, LayerSpec, ModelCacheSpec
-from .synthetic import random_cache
+from .synthetic import random_cache, scattered_copy
 
 __all__ = [
     "AgentBlocks", "AgentOnLoanError", "Block", "BlockOwnershipError", "BlockPool",
     "BlockPoolBatchEngine", "BlockRun", "CacheMismatchError", "GLOBAL", "KVCacheError",
     "LayerSpec", "ModelCacheSpec", "PoolExhaustedError", "SLIDING", "STRATEGIES", "SpecError",
-    "UnknownAgentError", "UnknownStrategyError", "random_cache",
+    "UnknownAgentError", "UnknownStrategyError", "random_cache", "scattered_copy",
 ]

@@ -38,3 +38,36 @@ def _tiled_normal(shape, key, dtype, tile=256):
     B, H, S, D = shape
     block = mx.random.normal((B, H, min(S, tile), D), key=key).astype(dtype)
     return mx.tile(block, (1, 1, -(-S // tile), 1))[:, :, :S, :] if S > tile else block
+
+
+def scattered_copy(pool, agent_blocks, agent_id):
+    """A copy of ``agent_blocks`` for ``agent_id`` in which every block is a run of its own.
+
+    The engine always stores a layer as one contiguous run; a table built block by block (the
+    seed's way, or a pool that had to fragment) restores through ``gather`` instead. This makes
+    such a table from stored data, for tests and benchmarks. All-or-nothing like ``allocate``.
+    """
+    from .agent_blocks import AgentBlocks
+
+    table = AgentBlocks(agent_id, agent_blocks.total_tokens)
+    table.ring_index.update(agent_blocks.ring_index)
+    made = []
+    try:
+        for block in agent_blocks.all_blocks():
+            (copy,) = pool.allocate(1, block.layer_id, agent_id)
+            made.append(copy)
+            start, stop = block.token_range(pool.spec.block_tokens)
+            width = copy.run.keys.shape[2]
+            copy.run.keys = _fill(block.run.keys[..., start:stop, :], width)
+            copy.run.values = _fill(block.run.values[..., start:stop, :], width)
+            table.add_block(copy)
+    except BaseException:
+        pool.free(made)
+        raise
+    mx.eval([a for b in made for a in (b.run.keys, b.run.values)])
+    return table
+
+
+def _fill(piece, width):
+    B, H, n, D = piece.shape
+    return piece if n == width else mx.concatenate([piece, mx.zeros((B, H, width - n, D), piece.dtype)], axis=2)
