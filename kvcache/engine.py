@@ -10,8 +10,9 @@ Ownership contract (the part that makes restore free):
   (no whole-layer copy on the first step). While lent, the agent's stored state is the state
   of that cache: store it back to record how far it advanced. Restoring an agent whose lent
   cache has advanced (or been dropped after advancing) raises ``AgentOnLoanError`` rather
-  than returning data the cache may have overwritten. ``gather`` and ``concat`` return
-  private copies and lend nothing.
+  than returning data the cache may have overwritten. Only the latest zero-copy restore of
+  an agent is watched: restoring again replaces the watch (two live restores of one agent
+  share memory; use one). ``gather`` and ``concat`` return private copies and lend nothing.
 
 Operations on one agent are serialized; different agents proceed in parallel.
 """
@@ -23,6 +24,7 @@ import mlx.core as mx
 
 from .agent_blocks import AgentBlocks
 from .cache_layers import default_ring_index, held_pieces, make_cache_layer
+from .copying import fused_copy
 from .errors import AgentOnLoanError, CacheMismatchError, UnknownAgentError
 from .restore import get_strategy
 
@@ -52,7 +54,7 @@ class BlockPoolBatchEngine:
         self.pool = pool
         self.spec = pool.spec
         self._agents = {}  # agent_id -> AgentBlocks last stored
-        self._loans = {}  # agent_id -> [_Loan]
+        self._loans = {}  # agent_id -> _Loan of the latest zero-copy restore
         self._agent_locks = {}
         self._lock = threading.Lock()
 
@@ -118,8 +120,8 @@ class BlockPoolBatchEngine:
         n_blocks = self.spec.blocks_needed(layer_id, total_tokens)
         blocks = self.pool.allocate(n_blocks, layer_id, agent_id)
         run = blocks[0].run
-        run.keys = _padded(keys, run.keys)
-        run.values = _padded(values, run.values)
+        run.keys = fused_copy(keys, spare=run.keys.shape[2] - sum(k.shape[2] for k in keys))
+        run.values = fused_copy(values, spare=run.values.shape[2] - sum(v.shape[2] for v in values))
         if ring_index is not None:
             table.ring_index[layer_id] = ring_index
         return blocks
@@ -129,7 +131,9 @@ class BlockPoolBatchEngine:
         if old is not None:
             self.pool.free([b for b in old.all_blocks() if b.block_id not in kept and self.pool.is_allocated(b)])
         self._agents[agent_id] = table
-        self._loans[agent_id] = [] if lent_cache is None else [self._loan(lent_cache, table)]
+        self._loans.pop(agent_id, None)
+        if lent_cache is not None:
+            self._loans[agent_id] = self._loan(lent_cache, table)
 
     # --- reconstruct ------------------------------------------------------------------------
     def reconstruct(self, agent_blocks, strategy=None):
@@ -156,7 +160,7 @@ class BlockPoolBatchEngine:
                     lent[layer_id] = (blocks[0].run, ring_index)
             mx.eval([a for c in cache for a in (c.keys, c.values)])
             if lent:
-                self._loans.setdefault(agent_id, []).append(_Loan(cache, n, lent))
+                self._loans[agent_id] = _Loan(cache, n, lent)
             return cache
 
     def _reconstruct_cache(self, agent_blocks):
@@ -179,7 +183,8 @@ class BlockPoolBatchEngine:
                 )
 
     def _check_loans(self, agent_id):
-        for loan in self._loans.get(agent_id, ()):
+        loan = self._loans.get(agent_id)
+        if loan is not None:
             offset = loan.advanced()
             if offset is not None:
                 raise AgentOnLoanError(
@@ -222,11 +227,3 @@ class BlockPoolBatchEngine:
         with self._lock:
             return self._agent_locks.setdefault(agent_id, threading.RLock())
 
-
-def _padded(pieces, buffer):
-    """One array of ``buffer``'s shape: ``pieces`` then zeros, made by a single concatenate."""
-    B, H, capacity, D = buffer.shape
-    spare = capacity - sum(p.shape[2] for p in pieces)
-    if spare > 0:
-        pieces = pieces + [mx.zeros((B, H, spare, D), buffer.dtype)]
-    return mx.concatenate(pieces, axis=2)

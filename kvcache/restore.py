@@ -13,8 +13,7 @@ says the arrays *are* a block run's buffers (shared with the pool, see ``engine`
   baseline.
 """
 
-import mlx.core as mx
-
+from .copying import fused_copy
 from .errors import UnknownStrategyError
 
 
@@ -37,8 +36,8 @@ def gather(spec, layer_id, blocks):
 
 def concat(spec, layer_id, blocks):
     ranges = [b.token_range(spec.block_tokens) for b in blocks]
-    keys = mx.concatenate([b.run.keys[..., a:z, :] for b, (a, z) in zip(blocks, ranges)], axis=2)
-    values = mx.concatenate([b.run.values[..., a:z, :] for b, (a, z) in zip(blocks, ranges)], axis=2)
+    keys = fused_copy([b.run.keys[..., a:z, :] for b, (a, z) in zip(blocks, ranges)])
+    values = fused_copy([b.run.values[..., a:z, :] for b, (a, z) in zip(blocks, ranges)])
     return _fit(spec, layer_id, len(blocks), keys, values) + (False,)
 
 
@@ -67,7 +66,7 @@ def _contiguous_slices(blocks, block_tokens):
 
 
 def _copy_slices(buffers, slices):
-    return mx.concatenate([buf[..., a:z, :] for buf, (_, a, z) in zip(buffers, slices)], axis=2)
+    return fused_copy([buf[..., a:z, :] for buf, (_, a, z) in zip(buffers, slices)])
 
 
 def _fit(spec, layer_id, n_blocks, keys, values):

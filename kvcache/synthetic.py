@@ -10,6 +10,7 @@ on a 2-core CPU; tiling is a plain copy). The same arguments give the same array
 import mlx.core as mx
 
 from .cache_layers import default_ring_index, make_cache_layer
+from .copying import fused_copy
 
 
 def random_cache(spec, total_tokens, seed=0):
@@ -58,8 +59,8 @@ def scattered_copy(pool, agent_blocks, agent_id):
             made.append(copy)
             start, stop = block.token_range(pool.spec.block_tokens)
             width = copy.run.keys.shape[2]
-            copy.run.keys = _fill(block.run.keys[..., start:stop, :], width)
-            copy.run.values = _fill(block.run.values[..., start:stop, :], width)
+            copy.run.keys = fused_copy([block.run.keys[..., start:stop, :]], spare=width - (stop - start))
+            copy.run.values = fused_copy([block.run.values[..., start:stop, :]], spare=width - (stop - start))
             table.add_block(copy)
     except BaseException:
         pool.free(made)
@@ -67,7 +68,3 @@ def scattered_copy(pool, agent_blocks, agent_id):
     mx.eval([a for b in made for a in (b.run.keys, b.run.values)])
     return table
 
-
-def _fill(piece, width):
-    B, H, n, D = piece.shape
-    return piece if n == width else mx.concatenate([piece, mx.zeros((B, H, width - n, D), piece.dtype)], axis=2)
