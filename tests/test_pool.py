@@ -1,0 +1,158 @@
+"""BlockPool accounting and AgentBlocks tables: counts, bytes, exhaustion, free, reuse."""
+
+import pytest
+
+from kvcache import AgentBlocks, BlockOwnershipError, BlockPool, PoolExhaustedError, SpecError
+
+from conftest import small_spec
+
+
+@pytest.fixture
+def spec():
+    return small_spec(block_tokens=4, window=6)  # layers: global, sliding (window 6), global
+
+
+def counts(pool):
+    return pool.num_free_blocks, pool.num_used_blocks, pool.free_bytes, pool.used_bytes, pool.agent_ids()
+
+
+def test_a_new_pool_is_all_free(spec):
+    pool = BlockPool(spec, total_blocks=10)
+    assert counts(pool) == (10, 0, 10 * spec.bytes_per_block, 0, [])
+    assert spec.bytes_per_block == 4 * 2 * (8 + 8) * 4  # tokens x heads x (k + v dims) x float32
+
+
+def test_allocate_gives_a_contiguous_run_and_counts_it(spec):
+    pool = BlockPool(spec, total_blocks=10)
+    blocks = pool.allocate(3, 0, "a")
+    assert [b.block_id for b in blocks] == [0, 1, 2]
+    assert {b.run for b in blocks} == {blocks[0].run} and [b.index for b in blocks] == [0, 1, 2]
+    assert all(b.layer_id == 0 and b.agent_id == "a" and pool.is_allocated(b) for b in blocks)
+    assert blocks[0].run.keys.shape == blocks[0].run.values.shape == (1, 2, 12, 8)
+    assert [b.token_range(4) for b in blocks] == [(0, 4), (4, 8), (8, 12)]
+    assert counts(pool) == (7, 3, 7 * spec.bytes_per_block, 3 * spec.bytes_per_block, ["a"])
+    assert pool.num_blocks_of("a") == 3 and pool.num_blocks_of("b") == 0
+
+
+def test_a_sliding_run_stops_at_the_window(spec):
+    blocks = BlockPool(spec, total_blocks=10).allocate(2, 1, "a")  # 2 x 4 slots, window 6
+    assert blocks[0].run.keys.shape[2] == 6
+    assert [b.token_range(4) for b in blocks] == [(0, 4), (4, 6)]
+
+
+def test_exhaustion_allocates_nothing_and_says_how_many(spec):
+    pool = BlockPool(spec, total_blocks=10)
+    pool.allocate(7, 0, "a")
+    before = counts(pool)
+    with pytest.raises(PoolExhaustedError, match=r"asked for 4 blocks for agent 'b' layer 2, 3 of 10 free"):
+        pool.allocate(4, 2, "b")
+    assert counts(pool) == before
+    assert [b.block_id for b in pool.allocate(3, 2, "b")] == [7, 8, 9]  # exactly what was left
+    with pytest.raises(PoolExhaustedError, match=r"0 of 10 free"):
+        pool.allocate(1, 0, "c")
+
+
+@pytest.mark.parametrize("n_blocks,layer_id,message", [
+    (0, 0, r"n_blocks=0"), (-1, 0, r"n_blocks=-1"), (1.5, 0, r"n_blocks=1.5"),
+    (1, 3, r"layer_id=3: the model has layers 0..2"), (1, -1, r"layer_id=-1"),
+])
+def test_allocate_refuses_bad_arguments(spec, n_blocks, layer_id, message):
+    pool = BlockPool(spec, total_blocks=10)
+    with pytest.raises(ValueError, match=message):
+        pool.allocate(n_blocks, layer_id, "a")
+    assert counts(pool) == (10, 0, 10 * spec.bytes_per_block, 0, [])
+
+
+@pytest.mark.parametrize("total_blocks", [0, -5, 2.0, "10"])
+def test_a_pool_needs_a_positive_block_count(spec, total_blocks):
+    with pytest.raises(SpecError, match=r"total_blocks=.*positive whole number"):
+        BlockPool(spec, total_blocks=total_blocks)
+
+
+def test_free_returns_blocks_and_their_ids_are_reused(spec):
+    pool = BlockPool(spec, total_blocks=6)
+    a = pool.allocate(2, 0, "a")
+    b = pool.allocate(3, 1, "b")
+    pool.free(a)
+    assert counts(pool)[:2] == (3, 3) and pool.agent_ids() == ["b"]
+    assert not any(pool.is_allocated(block) for block in a)
+    c = pool.allocate(3, 2, "c")  # needs the freed ids
+    assert sorted(block.block_id for block in c) == [0, 1, 5]
+    assert counts(pool)[:2] == (0, 6)
+    assert all(pool.is_allocated(block) for block in b + c)
+
+
+def test_freeing_a_block_twice_raises_and_frees_nothing(spec):
+    pool = BlockPool(spec, total_blocks=6)
+    a = pool.allocate(2, 0, "a")
+    pool.free(a[:1])
+    before = counts(pool)
+    with pytest.raises(BlockOwnershipError, match=r"Block\(id=0, layer=0, agent='a'\) is not allocated; nothing was freed"):
+        pool.free(a)  # a[0] again, with a[1] that is still allocated
+    assert counts(pool) == before and pool.is_allocated(a[1])
+
+
+def test_a_block_listed_twice_frees_nothing(spec):
+    pool = BlockPool(spec, total_blocks=6)
+    a = pool.allocate(2, 0, "a")
+    with pytest.raises(BlockOwnershipError, match=r"listed twice; nothing was freed"):
+        pool.free([a[0], a[1], a[0]])
+    assert all(pool.is_allocated(block) for block in a) and pool.num_used_blocks == 2
+
+
+def test_a_block_of_another_pool_frees_nothing(spec):
+    pool, other = BlockPool(spec, total_blocks=6), BlockPool(spec, total_blocks=6)
+    mine, foreign = pool.allocate(2, 0, "a"), other.allocate(2, 0, "a")  # same ids, other pool
+    with pytest.raises(BlockOwnershipError, match=r"not allocated"):
+        pool.free([mine[0], foreign[1]])
+    assert all(pool.is_allocated(block) for block in mine) and other.num_used_blocks == 2
+
+
+def test_a_stale_handle_cannot_free_the_new_owner_of_its_id(spec):
+    pool = BlockPool(spec, total_blocks=2)
+    (old,) = pool.allocate(1, 0, "a")
+    pool.free([old])
+    (new,) = pool.allocate(1, 0, "b")
+    assert new.block_id == old.block_id and not pool.is_allocated(old)
+    with pytest.raises(BlockOwnershipError):
+        pool.free([old])
+    assert pool.is_allocated(new) and pool.agent_ids() == ["b"]
+
+
+def test_free_agent_frees_that_agent_only(spec):
+    pool = BlockPool(spec, total_blocks=10)
+    pool.allocate(2, 0, "a")
+    pool.allocate(1, 1, "a")
+    b = pool.allocate(3, 2, "b")
+    assert pool.free_agent("a") == 3
+    assert counts(pool)[:2] == (7, 3) and pool.agent_ids() == ["b"] and pool.num_blocks_of("a") == 0
+    assert all(pool.is_allocated(block) for block in b)
+    assert pool.free_agent("a") == 0 and pool.free_agent("nobody") == 0
+    assert counts(pool)[:2] == (7, 3)
+
+
+# --- AgentBlocks --------------------------------------------------------------------------------
+def test_agent_blocks_keeps_each_layer_in_token_order(spec):
+    pool = BlockPool(spec, total_blocks=10)
+    table = AgentBlocks("a", total_tokens=7)
+    first, second = pool.allocate(2, 0, "a"), pool.allocate(2, 1, "a")
+    for block in second + first:
+        table.add_block(block)
+    assert table.blocks_for_layer(0) == first and table.blocks_for_layer(1) == second
+    assert table.blocks_for_layer(2) == []
+    assert table.all_blocks() == first + second and table.layer_ids == [0, 1] and table.num_blocks == 4
+
+
+def test_agent_blocks_refuses_another_agents_block(spec):
+    pool = BlockPool(spec, total_blocks=10)
+    table = AgentBlocks("a", total_tokens=3)
+    (block,) = pool.allocate(1, 0, "b")
+    with pytest.raises(BlockOwnershipError, match=r"belongs to agent 'b', not 'a'"):
+        table.add_block(block)
+    assert table.num_blocks == 0
+
+
+@pytest.mark.parametrize("total_tokens", [-1, 2.5, None])
+def test_agent_blocks_needs_a_token_count(total_tokens):
+    with pytest.raises(ValueError, match=r"total_tokens="):
+        AgentBlocks("a", total_tokens)
