@@ -1,0 +1,162 @@
+"""Every caller mistake the engine can see: the error's type, a message naming the thing, and
+nothing stored lost or changed."""
+
+import dataclasses
+
+import mlx.core as mx
+import pytest
+from mlx_lm.models.cache import make_prompt_cache
+
+from kvcache import (
+    AgentBlocks,
+    BlockPool,
+    BlockPoolBatchEngine,
+    CacheMismatchError,
+    KVCacheError,
+    LayerSpec,
+    PoolExhaustedError,
+    UnknownAgentError,
+    UnknownStrategyError,
+)
+
+from conftest import assert_caches_equal, prompt
+
+
+def state(engine):
+    pool = engine.pool
+    return pool.num_free_blocks, pool.num_used_blocks, pool.agent_ids(), engine.agent_ids()
+
+
+@pytest.fixture
+def stored(gemma):
+    """An engine holding agent 'a' (13 tokens), and that cache."""
+    engine = BlockPoolBatchEngine(BlockPool(gemma.spec, total_blocks=100))
+    cache = gemma.prefill(prompt(13))
+    engine.store("a", cache)
+    return engine, cache
+
+
+def assert_a_intact(engine, cache, before):
+    assert state(engine) == before
+    assert_caches_equal(cache, engine.reconstruct("a", "gather"))
+
+
+def test_unknown_strategy_names_it_and_the_choices(stored):
+    engine, cache = stored
+    with pytest.raises(UnknownStrategyError, match=r"unknown restore strategy 'mmap': choose one of zero_copy, gather, concat"):
+        engine.reconstruct("a", "mmap")
+
+
+@pytest.mark.parametrize("call", ["reconstruct", "agent_blocks", "free_agent"])
+def test_unknown_agent_is_named(stored, call):
+    engine, cache = stored
+    before = state(engine)
+    with pytest.raises(UnknownAgentError, match=r"agent 'ghost' has nothing stored"):
+        getattr(engine, call)("ghost")
+    assert_a_intact(engine, cache, before)
+
+
+def test_a_freed_agent_is_unknown_by_id_and_by_its_old_table(stored):
+    engine, cache = stored
+    table = engine.agent_blocks("a")
+    assert engine.free_agent("a") == table.num_blocks
+    assert engine.pool.num_used_blocks == 0 and engine.agent_ids() == []
+    with pytest.raises(UnknownAgentError, match=r"agent 'a' has nothing stored"):
+        engine.reconstruct("a")
+    with pytest.raises(UnknownAgentError, match=r"agent 'a' has no blocks in the pool \(never stored, or freed\)"):
+        engine.reconstruct(table)
+    with pytest.raises(UnknownAgentError):
+        engine.free_agent("a")
+
+
+def test_a_table_with_too_few_blocks_says_how_many_are_needed(stored, gemma):
+    engine, cache = stored
+    table = AgentBlocks("t", total_tokens=13)
+    for layer_id in range(gemma.spec.n_layers):
+        for block in engine.pool.allocate(1, layer_id, "t"):
+            table.add_block(block)
+    with pytest.raises(CacheMismatchError, match=r"agent 't' layer 0 has 1 blocks, too few for 8 tokens.*blocks_needed\(0, 13\)"):
+        engine.reconstruct(table)
+
+
+def test_a_cache_with_another_layer_count(stored, tiny_models):
+    engine, cache = stored
+    before = state(engine)
+    llama_cache = tiny_models["llama"].prefill(prompt(5))
+    with pytest.raises(CacheMismatchError, match=r"cache has 3 layers, the spec 6"):
+        engine.store("a", llama_cache)
+    with pytest.raises(CacheMismatchError, match=r"cache has str layers"):
+        engine.store("a", "not a cache")
+    assert_a_intact(engine, cache, before)
+
+
+def _engine_with(gemma, **changes):
+    spec = dataclasses.replace(gemma.spec, **changes)
+    return BlockPoolBatchEngine(BlockPool(spec, total_blocks=100))
+
+
+@pytest.mark.parametrize("changes,message", [
+    (dict(n_kv_heads=4), r"cache layer 0 keys/values have shapes \(1, 2, 13, 16\).*spec expects \(1, 4, 13, 16\)"),
+    (dict(k_head_dim=8, v_head_dim=8), r"cache layer 0 keys/values have shapes .*\(1, 2, 13, 8\)"),
+    (dict(dtype=mx.bfloat16), r"cache layer 0 holds mlx.core.float32, the spec says mlx.core.bfloat16"),
+    (dict(layers=((LayerSpec("sliding_window", window=16),) * 2 + (LayerSpec("global"),)) * 2),
+     r"cache layer 0 has window 8 \(keep 0\), the spec says 16 \(keep 0\)"),
+    (dict(layers=(LayerSpec("global"),) * 6), r"cache layer 0 is RotatingKVCache, the spec expects KVCache"),
+])
+def test_a_cache_of_another_model_is_refused(gemma, changes, message):
+    engine = _engine_with(gemma, **changes)
+    with pytest.raises(CacheMismatchError, match=message):
+        engine.store("a", gemma.prefill(prompt(13)))
+    assert state(engine) == (100, 0, [], [])
+
+
+def test_a_mismatch_in_a_later_layer_frees_the_earlier_layers_blocks(stored, gemma):
+    engine, cache = stored
+    before = state(engine)
+    bad = gemma.prefill(prompt(20, seed=3))
+    bad[4].keys = bad[4].keys.astype(mx.float16)  # layers 0-3 are copied before layer 4 is seen
+    with pytest.raises(CacheMismatchError, match=r"cache layer 4 holds mlx.core.float16"):
+        engine.store("a", bad)
+    assert_a_intact(engine, cache, before)
+
+
+def test_an_empty_cache_is_refused(stored, gemma):
+    engine, cache = stored
+    before = state(engine)
+    with pytest.raises(CacheMismatchError, match=r"cache layer 0 is empty: run the prompt through the model"):
+        engine.store("a", make_prompt_cache(gemma.model))
+    assert_a_intact(engine, cache, before)
+
+
+def test_layers_that_disagree_on_the_token_count_are_refused(stored, gemma):
+    engine, cache = stored
+    before = state(engine)
+    torn = gemma.prefill(prompt(13))
+    torn[5].offset = 12
+    with pytest.raises(CacheMismatchError, match=r"disagree on the token count \(\[12, 13\]\)"):
+        engine.store("a", torn)
+    assert_a_intact(engine, cache, before)
+
+
+def test_a_store_the_pool_cannot_hold_keeps_the_previous_state(gemma):
+    engine = BlockPoolBatchEngine(BlockPool(gemma.spec, total_blocks=20))
+    cache = gemma.prefill(prompt(5))
+    engine.store("a", cache)  # 4 sliding layers x 2 + 2 global x 2 = 12 blocks
+    before = state(engine)
+    assert before[1] == 12
+    with pytest.raises(PoolExhaustedError, match=r"asked for \d+ blocks for agent 'a' layer \d, \d+ of 20 free"):
+        engine.store("a", gemma.prefill(prompt(30)))  # needs 2 x 8 + 4 x 2 = 24
+    assert_a_intact(engine, cache, before)
+    with pytest.raises(PoolExhaustedError):
+        engine.store("b", gemma.prefill(prompt(30)))
+    assert state(engine) == before
+    with pytest.raises(UnknownAgentError):
+        engine.reconstruct("b")
+
+
+def test_every_error_is_a_kvcache_error():
+    import kvcache.errors as errors
+
+    classes = [v for v in vars(errors).values() if isinstance(v, type) and issubclass(v, Exception)]
+    assert len(classes) == 8
+    assert all(issubclass(c, KVCacheError) for c in classes)
