@@ -10,41 +10,23 @@ Ownership contract (the part that makes restore free):
   (no whole-layer copy on the first step). While lent, the agent's stored state is the state
   of that cache: store it back to record how far it advanced. Restoring an agent whose lent
   cache has advanced (or been dropped after advancing) raises ``AgentOnLoanError`` rather
-  than returning data the cache may have overwritten. Only the latest zero-copy restore of
-  an agent is watched: restoring again replaces the watch (two live restores of one agent
-  share memory; use one). ``gather`` and ``concat`` return private copies and lend nothing.
+  than returning data the cache may have overwritten (see ``loans``). Two live zero-copy
+  restores of one agent share memory: use one. ``gather`` and ``concat`` return private
+  copies and lend nothing.
 
 Operations on one agent are serialized; different agents proceed in parallel.
 """
 
 import threading
-from dataclasses import dataclass
 
 import mlx.core as mx
 
 from .agent_blocks import AgentBlocks
 from .cache_layers import default_ring_index, held_pieces, make_cache_layer
 from .copying import fused_copy
-from .errors import AgentOnLoanError, CacheMismatchError, UnknownAgentError
+from .errors import CacheMismatchError, UnknownAgentError
+from .loans import LoanBook
 from .restore import get_strategy
-
-
-@dataclass
-class _Loan:
-    """A zero-copy restored cache and the state it had when lent (per lent layer)."""
-
-    cache: list
-    total_tokens: int
-    layers: dict  # layer_id -> (run, ring_index)
-
-    def advanced(self):
-        for layer_id, (run, ring_index) in self.layers.items():
-            c = self.cache[layer_id]
-            if c.keys is not run.keys or c.values is not run.values or c.offset != self.total_tokens:
-                return c.offset
-            if ring_index is not None and c._idx != ring_index:
-                return c.offset
-        return None
 
 
 class BlockPoolBatchEngine:
@@ -54,7 +36,7 @@ class BlockPoolBatchEngine:
         self.pool = pool
         self.spec = pool.spec
         self._agents = {}  # agent_id -> AgentBlocks last stored
-        self._loans = {}  # agent_id -> _Loan of the latest zero-copy restore
+        self._loans = LoanBook()
         self._agent_locks = {}
         self._lock = threading.Lock()
 
@@ -69,7 +51,7 @@ class BlockPoolBatchEngine:
             total_tokens = self._check_cache(cache)
             old = self._agents.get(agent_id)
             table = AgentBlocks(agent_id, total_tokens)
-            new_blocks, built = [], []
+            new_blocks, built, adopted = [], [], {}
             try:
                 for layer_id, layer_cache in enumerate(cache):
                     blocks = self._adoptable(old, layer_id, layer_cache, total_tokens)
@@ -77,15 +59,19 @@ class BlockPoolBatchEngine:
                         blocks = self._copy_layer(agent_id, layer_id, layer_cache, total_tokens, table)
                         new_blocks.extend(blocks)
                         built.extend((blocks[0].run.keys, blocks[0].run.values))
-                    elif self.spec.layers[layer_id].is_sliding:
-                        table.ring_index[layer_id] = layer_cache._idx
+                    else:
+                        ring_index = layer_cache._idx if self.spec.layers[layer_id].is_sliding else None
+                        if ring_index is not None:
+                            table.ring_index[layer_id] = ring_index
+                        adopted[layer_id] = (blocks[0].run, ring_index)
                     for block in blocks:
                         table.add_block(block)
             except BaseException:
                 self.pool.free(new_blocks)
                 raise
             mx.eval(built)
-            self._replace(agent_id, old, table, cache if len(new_blocks) < table.num_blocks else None)
+            self._replace(agent_id, old, table)
+            self._loans.restamp(agent_id, cache, total_tokens, adopted)
             return table
 
     def _check_cache(self, cache):
@@ -126,14 +112,11 @@ class BlockPoolBatchEngine:
             table.ring_index[layer_id] = ring_index
         return blocks
 
-    def _replace(self, agent_id, old, table, lent_cache):
+    def _replace(self, agent_id, old, table):
         kept = {b.block_id for b in table.all_blocks()}
         if old is not None:
             self.pool.free([b for b in old.all_blocks() if b.block_id not in kept and self.pool.is_allocated(b)])
         self._agents[agent_id] = table
-        self._loans.pop(agent_id, None)
-        if lent_cache is not None:
-            self._loans[agent_id] = self._loan(lent_cache, table)
 
     # --- reconstruct ------------------------------------------------------------------------
     def reconstruct(self, agent_blocks, strategy=None):
@@ -148,7 +131,7 @@ class BlockPoolBatchEngine:
         agent_id = agent_blocks.agent_id
         with self._agent_lock(agent_id):
             self._check_blocks(agent_blocks)
-            self._check_loans(agent_id)
+            self._loans.check(agent_id, _runs(agent_blocks))
             cache, lent = [], {}
             n = agent_blocks.total_tokens
             for layer_id, layer in enumerate(self.spec.layers):
@@ -159,8 +142,7 @@ class BlockPoolBatchEngine:
                 if zero_copy:
                     lent[layer_id] = (blocks[0].run, ring_index)
             mx.eval([a for c in cache for a in (c.keys, c.values)])
-            if lent:
-                self._loans[agent_id] = _Loan(cache, n, lent)
+            self._loans.lend(agent_id, cache, n, lent)
             return cache
 
     def _reconstruct_cache(self, agent_blocks):
@@ -182,25 +164,6 @@ class BlockPoolBatchEngine:
                     f"add spec.blocks_needed({layer_id}, {agent_blocks.total_tokens}) blocks"
                 )
 
-    def _check_loans(self, agent_id):
-        loan = self._loans.get(agent_id)
-        if loan is not None:
-            offset = loan.advanced()
-            if offset is not None:
-                raise AgentOnLoanError(
-                    f"agent {agent_id!r} was restored zero-copy and that cache moved on ({loan.total_tokens} -> "
-                    f"{offset} tokens) without being stored: store(agent_id, cache) it first, or free_agent"
-                )
-
-    @staticmethod
-    def _loan(cache, table):
-        layers = {}
-        for layer_id, c in enumerate(cache):
-            blocks = table.blocks_for_layer(layer_id)
-            if c.keys is blocks[0].run.keys:
-                layers[layer_id] = (blocks[0].run, table.ring_index.get(layer_id))
-        return _Loan(cache, table.total_tokens, layers)
-
     # --- agents -----------------------------------------------------------------------------
     def agent_blocks(self, agent_id):
         """The block table of ``agent_id``'s last stored cache."""
@@ -220,10 +183,14 @@ class BlockPoolBatchEngine:
             if agent_id not in self._agents and not self.pool.num_blocks_of(agent_id):
                 raise UnknownAgentError(f"agent {agent_id!r} has nothing stored: nothing to free")
             self._agents.pop(agent_id, None)
-            self._loans.pop(agent_id, None)
+            self._loans.forget(agent_id)
             return self.pool.free_agent(agent_id)
 
     def _agent_lock(self, agent_id):
         with self._lock:
             return self._agent_locks.setdefault(agent_id, threading.RLock())
 
+
+def _runs(agent_blocks):
+    """layer_id -> the run holding that layer's first block."""
+    return {i: agent_blocks.blocks_for_layer(i)[0].run for i in agent_blocks.layer_ids}
