@@ -8,14 +8,14 @@ line on stderr, exit code 2, no traceback.
 import argparse
 import sys
 
-from . import exp006, gate, p95
+from . import exp006, gate, p95, restore_costs
 from .errors import UserError
 
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="kvcache-bench", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for module in (p95, gate, exp006):
+    for module in (p95, gate, exp006, restore_costs):
         module.register(subparsers)
     return parser
 

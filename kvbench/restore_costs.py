@@ -1,0 +1,177 @@
+"""``kvcache-bench costs``: what restore and store cost, as ratios to a plain copy (issue 6).
+
+For each context length, with a synthetic cache of a preset's shape (``kvcache.random_cache``):
+
+- copy efficiency of every path that must copy (``concat``, ``gather`` of a block-per-run
+  table, ``store`` of a live cache): plain-copy time / path time, where the plain copy is
+  MLX copying the very arrays the path produces (``mx.array`` of each), in the same run;
+- zero-copy restore p50 / p95 over many single calls;
+- the first decode step's cache work (``update_and_fetch`` on every layer) after a zero-copy
+  restore, over the same after a native prefill (mlx-lm's capacity rounding: at a multiple of
+  256 tokens a native cache is full, and its first step copies every global layer);
+- MLX peak memory a restore adds, over the bytes it restores.
+
+Computing (``measure``) is kept apart from rendering (``render``); times are medians.
+"""
+
+import json
+import statistics
+import time
+
+import mlx.core as mx
+import numpy as np
+
+import kvcache
+from kvcache.cache_layers import make_cache_layer
+
+from .errors import UserError
+
+
+def register(subparsers):
+    parser = subparsers.add_parser("costs", help="restore/store copy efficiency, zero-copy latency, first decode step")
+    parser.add_argument("--preset", default="gemma3-12b")
+    parser.add_argument("--contexts", default="2048,8192,32768", help="comma-separated token counts")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs of each copying path")
+    parser.add_argument("--zero-copy-runs", type=int, default=200)
+    parser.add_argument("--json", help="also write the results to this file")
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    try:
+        contexts = [int(c) for c in args.contexts.split(",")]
+        spec = kvcache.ModelCacheSpec.from_preset(args.preset)
+    except (ValueError, kvcache.SpecError) as error:
+        raise UserError(f"bad --contexts or --preset: {error}") from None
+    if args.runs < 1 or args.zero_copy_runs < 1 or min(contexts) < 1:
+        raise UserError("--runs, --zero-copy-runs and every context must be >= 1")
+    rows = []
+    for n in contexts:
+        print(f"measuring {args.preset} at {n} tokens ...", flush=True)
+        rows.append(measure(spec, n, args.runs, args.zero_copy_runs))
+    result = {"preset": args.preset, "device": str(mx.default_device()), "mlx": mx.__version__,
+              "runs": args.runs, "zero_copy_runs": args.zero_copy_runs, "rows": rows}
+    render(result, print)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+    return 0
+
+
+def measure(spec, n, runs, zero_copy_runs):
+    """One row of the table for a context of ``n`` tokens (see module docstring)."""
+    blocks = sum(spec.blocks_needed(i, n) for i in range(spec.n_layers))
+    pool = kvcache.BlockPool(spec, 3 * blocks)  # stored + scattered copy + a re-store in flight
+    engine = kvcache.BlockPoolBatchEngine(pool)
+    live = kvcache.random_cache(spec, n)
+    stored = engine.store("agent", live)
+    scattered = kvcache.scattered_copy(pool, stored, "scattered")
+    runs_arrays = [a for b in stored.all_blocks() if b.index == 0 for a in (b.run.keys, b.run.values)]
+    restored_bytes = sum(a.nbytes for a in runs_arrays)
+
+    plain = _median_s(lambda: [mx.array(a) for a in runs_arrays], runs)
+    live_arrays = [a for c in live for a in (c.keys, c.values)]
+    plain_live = _median_s(lambda: [mx.array(a) for a in live_arrays], runs)
+    row = {
+        "context": n,
+        "restored_mib": restored_bytes / 2**20,
+        "plain_copy_ms": plain * 1e3,
+        "concat_ms": _median_s(lambda: _arrays(engine.reconstruct("agent", strategy="concat")), runs) * 1e3,
+        "gather_ms": _median_s(lambda: _arrays(engine.reconstruct(scattered, strategy="gather")), runs) * 1e3,
+        "store_ms": _median_s(lambda: _store_again(engine, live), runs) * 1e3,
+        "plain_copy_of_live_ms": plain_live * 1e3,
+    }
+    row["concat_efficiency"] = row["plain_copy_ms"] / row["concat_ms"]
+    row["gather_efficiency"] = row["plain_copy_ms"] / row["gather_ms"]
+    row["store_efficiency"] = row["plain_copy_of_live_ms"] / row["store_ms"]
+
+    zero = [_seconds(lambda: _arrays(engine.reconstruct("agent"))) * 1e3 for _ in range(zero_copy_runs)]
+    row["zero_copy_p50_ms"] = float(np.percentile(zero, 50))
+    row["zero_copy_p95_ms"] = float(np.percentile(zero, 95))
+
+    row["zero_copy_peak_fraction"] = _peak_added(lambda: engine.reconstruct("agent")) / restored_bytes
+    row["concat_peak_fraction"] = _peak_added(lambda: engine.reconstruct("agent", strategy="concat")) / restored_bytes
+    row["first_step_ratio"] = _first_step_ratio(engine, spec, live, runs)
+    return row
+
+
+def render(result, write_line):
+    """The result as a markdown table, one ``write_line`` call per line."""
+    write_line(f"\n{result['preset']} on {result['device']} (MLX {result['mlx']}); medians of "
+               f"{result['runs']} runs, zero-copy over {result['zero_copy_runs']} calls")
+    write_line("| context | MiB | plain copy ms | concat ms (eff) | gather ms (eff) | store ms (eff) "
+               "| zero-copy p50 / p95 ms | first step restored/native | peak added zero-copy / concat |")
+    write_line("|---|---|---|---|---|---|---|---|---|")
+    for r in result["rows"]:
+        write_line(
+            f"| {r['context']} | {r['restored_mib']:.0f} | {r['plain_copy_ms']:.1f} "
+            f"| {r['concat_ms']:.1f} ({r['concat_efficiency']:.0%}) | {r['gather_ms']:.1f} ({r['gather_efficiency']:.0%}) "
+            f"| {r['store_ms']:.1f} ({r['store_efficiency']:.0%}) "
+            f"| {r['zero_copy_p50_ms']:.3f} / {r['zero_copy_p95_ms']:.3f} | {r['first_step_ratio']:.2f} "
+            f"| {r['zero_copy_peak_fraction']:.1%} / {r['concat_peak_fraction']:.0%} |"
+        )
+
+
+def _store_again(engine, live):
+    table = engine.store("agent", live)
+    return [table.all_blocks()[0].run.keys]
+
+
+def _first_step_ratio(engine, spec, live, runs):
+    """Median first-step time after a zero-copy restore over that after a native prefill."""
+    restored, native = [], []
+    for i in range(runs):
+        engine.store("agent", live)  # re-park: the previous restore advanced and is replaced
+        cache = engine.reconstruct("agent")
+        restored.append(_seconds(lambda: _decode_step(spec, cache)))
+        fresh = _native_copy(spec, live)
+        native.append(_seconds(lambda: _decode_step(spec, fresh)))
+    return statistics.median(restored) / statistics.median(native)
+
+
+def _native_copy(spec, live):
+    """A cache laid out like ``live`` whose arrays only it holds (as after a real prefill)."""
+    fresh = []
+    for layer, c in zip(spec.layers, live):
+        keys, values = mx.array(c.keys), mx.array(c.values)
+        fresh.append(make_cache_layer(layer, keys, values, c.offset, getattr(c, "_idx", None)))
+    mx.eval([a for c in fresh for a in (c.keys, c.values)])
+    return fresh
+
+
+def _decode_step(spec, cache):
+    """The cache's share of one decode step: append one token's keys and values to every layer.
+
+    Attention is left out: it reads the same bytes after either kind of restore, and on a CPU
+    it would hide a whole-layer copy behind its own cost.
+    """
+    k_shape, v_shape = spec.kv_shape(1)
+    k, v = mx.ones(k_shape, spec.dtype), mx.ones(v_shape, spec.dtype)
+    for c in cache:
+        c.update_and_fetch(k, v)
+    return _arrays(cache)
+
+
+def _peak_added(restore):
+    mx.synchronize()
+    mx.reset_peak_memory()
+    base = mx.get_active_memory()
+    cache = restore()
+    added = max(0, mx.get_peak_memory() - base)  # the peak restarts from 0, not from base
+    del cache
+    return added
+
+
+def _arrays(cache):
+    return [a for c in cache for a in (c.keys, c.values)]
+
+
+def _seconds(fn):
+    start = time.perf_counter()
+    mx.eval(fn())
+    return time.perf_counter() - start
+
+
+def _median_s(fn, runs):
+    _seconds(fn)  # warm-up
+    return statistics.median(_seconds(fn) for _ in range(runs))
