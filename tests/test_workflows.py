@@ -1,0 +1,399 @@
+"""Offline checks of the GitHub workflows and behaviour tests of the scripts they call.
+
+The workflows run on machines we cannot reach from here, so what can be checked here is:
+the files against GitHub's workflow schema (check-jsonschema), a security audit (zizmor, offline
+audits only), the rules the team holds them to (pinned actions, least privilege, no expression
+inside a shell command, fork PRs kept off the self-hosted runner), and the scripts themselves,
+run for real: the results branch against a bare git "remote", the summary, the input checks.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = ROOT / ".github" / "workflows"
+WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.yml"))
+BIN = Path(sys.executable).parent
+SCRIPTS = ROOT / "scripts"
+SHA_PIN = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+SELF_HOSTED = ["self-hosted", "macOS", "ARM64"]
+# Each suppression of a zizmor finding, reviewed: {(workflow file, audit)}.
+REVIEWED_SUPPRESSIONS = {("benchmarks-pr-comment.yml", "dangerous-triggers")}
+
+
+def load(path):
+    return YAML(typ="safe").load(path.read_text())
+
+
+def jobs():
+    return [(path.name, job_id, job) for path in WORKFLOW_FILES for job_id, job in load(path)["jobs"].items()]
+
+
+def steps():
+    return [(name, job_id, step) for name, job_id, job in jobs() for step in job.get("steps", [])]
+
+
+def test_the_four_workflows_exist():
+    assert [path.name for path in WORKFLOW_FILES] == [
+        "benchmarks-main.yml", "benchmarks-pr-comment.yml", "benchmarks-pr.yml", "tests.yml"]
+
+
+def test_workflows_match_github_schema():
+    result = subprocess.run(
+        [BIN / "check-jsonschema", "--builtin-schema", "vendor.github-workflows", *WORKFLOW_FILES],
+        capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def high_severity_findings(path):
+    """zizmor's offline audit of a workflow file or directory: [(audit, file)] of High severity."""
+    result = subprocess.run([BIN / "zizmor", "--offline", "--format", "json", path],
+                            capture_output=True, text=True)
+    assert result.stdout.startswith("["), result.stderr
+    return sorted((finding["ident"], Path(finding["locations"][0]["symbolic"]["key"]["Local"]["verbatim_path"]).name)
+                  for finding in json.loads(result.stdout) if finding["determinations"]["severity"] == "High")
+
+
+def test_zizmor_finds_nothing_of_high_severity():
+    assert high_severity_findings(WORKFLOWS) == []
+
+
+def test_zizmor_check_catches_a_dangerous_workflow(tmp_path):
+    (tmp_path / "bad.yml").write_text("""\
+on: pull_request_target
+permissions: {}
+jobs:
+  greet:
+    runs-on: ubuntu-latest
+    permissions: {}
+    steps:
+      - run: echo "${{ github.event.pull_request.title }}"
+""")
+    assert high_severity_findings(tmp_path / "bad.yml") == [("dangerous-triggers", "bad.yml"), ("template-injection", "bad.yml")]
+
+
+def test_only_reviewed_zizmor_suppressions():
+    found = {(path.name, audit) for path in WORKFLOW_FILES
+             for audit in re.findall(r"zizmor: ignore\[([\w-]+)\]", path.read_text())}
+    assert found == REVIEWED_SUPPRESSIONS
+
+
+def test_every_action_is_pinned_to_a_commit_with_its_version_in_a_comment():
+    uses = [line.strip() for path in WORKFLOW_FILES for line in path.read_text().splitlines()
+            if line.strip().startswith(("uses:", "- uses:"))]
+    assert uses
+    for line in uses:
+        action, _, comment = line.split("uses:", 1)[1].partition("#")
+        assert SHA_PIN.match(action.strip()), line
+        assert re.fullmatch(r"v\d+\.\d+\.\d+", comment.strip()), line
+
+
+def test_permissions_are_empty_at_the_top_and_widened_per_job():
+    for path in WORKFLOW_FILES:
+        assert load(path)["permissions"] == {}, path.name
+    for name, job_id, job in jobs():
+        assert "permissions" in job, f"{name}: job {job_id} must state its permissions"
+        assert "write-all" not in str(job["permissions"])
+    writers = {(name, job_id): job["permissions"] for name, job_id, job in jobs()
+               if "write" in job["permissions"].values()}
+    assert writers == {
+        ("benchmarks-main.yml", "benchmark"): {"contents": "write"},
+        ("benchmarks-main.yml", "deploy"): {"pages": "write", "id-token": "write"},
+        ("benchmarks-pr-comment.yml", "comment"): {
+            "actions": "read", "contents": "read", "pull-requests": "write"},
+    }
+
+
+def test_no_expression_inside_a_shell_command():
+    for name, job_id, step in steps():
+        assert "${{" not in step.get("run", ""), f"{name}/{job_id}: pass values through env:"
+
+
+def test_checkouts_do_not_keep_credentials():
+    checkouts = [(name, step) for name, _, step in steps() if step.get("uses", "").startswith("actions/checkout@")]
+    assert len(checkouts) == 4
+    for name, step in checkouts:
+        assert step["with"]["persist-credentials"] is False, name
+
+
+def test_only_the_results_steps_get_a_token():
+    holders = [(name, step["run"]) for name, _, step in steps()
+               if "github.token" in json.dumps(step.get("env", {}))]
+    assert holders == [
+        ("benchmarks-main.yml", "bash scripts/results-branch.sh fetch"),
+        ("benchmarks-main.yml", "bash scripts/results-branch.sh push"),
+        ("benchmarks-pr-comment.yml", 'bash scripts/ci-pr-comment.sh "$RUNNER_TEMP/pr-benchmarks"'),
+    ]
+
+
+def test_self_hosted_runner_gets_no_fork_code_without_the_label():
+    self_hosted = {(name, job_id): job for name, job_id, job in jobs() if job["runs-on"] == SELF_HOSTED}
+    assert set(self_hosted) == {("benchmarks-main.yml", "benchmark"), ("benchmarks-pr.yml", "compare")}
+    condition = " ".join(self_hosted["benchmarks-pr.yml", "compare"]["if"].split())
+    assert condition == (
+        "(github.event.action != 'labeled' && github.event.pull_request.head.repo.full_name == github.repository)"
+        " || (github.event.action == 'labeled' && github.event.label.name == 'run-benchmarks')")
+    assert list(load(WORKFLOWS / "benchmarks-pr.yml")["on"]) == ["pull_request"]
+
+
+def test_main_results_are_written_by_one_run_at_a_time_and_dispatch_inputs_go_through_env():
+    workflow = load(WORKFLOWS / "benchmarks-main.yml")
+    assert workflow["concurrency"]["cancel-in-progress"] is False
+    assert set(workflow["on"]["workflow_dispatch"]["inputs"]) == {"range", "commits"}
+    env = {key: value for step in workflow["jobs"]["benchmark"]["steps"] for key, value in step.get("env", {}).items()}
+    assert env["BACKFILL_RANGE"] == "${{ inputs.range }}" and env["N"] == "${{ inputs.commits }}"
+
+
+def test_every_script_a_workflow_runs_exists():
+    commands = [step["run"] for _, _, step in steps() if "run" in step]
+    for command in commands:
+        for script in re.findall(r"scripts/[\w.-]+", command):
+            assert (ROOT / script).is_file(), command
+
+
+# --- scripts/results-branch.sh against a bare "remote" -------------------------------------------
+
+def git(*args, cwd):
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def git_env(monkeypatch, tmp_path):
+    """A git identity and no outside configuration or token, for every subprocess."""
+    for key, value in {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+                       "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com",
+                       "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
+                       "HOME": str(tmp_path)}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+
+
+@pytest.fixture
+def remote(tmp_path, git_env):
+    path = tmp_path / "remote.git"
+    git("init", "-q", "--bare", str(path), cwd=tmp_path)
+    return path
+
+
+def clone(tmp_path, remote, name):
+    """A project checkout with the script, origin pointing at the bare remote."""
+    path = tmp_path / name
+    (path / "scripts").mkdir(parents=True)
+    (path / "scripts" / "results-branch.sh").write_bytes((SCRIPTS / "results-branch.sh").read_bytes())
+    git("init", "-q", cwd=path)
+    git("commit", "-q", "--allow-empty", "-m", "project", cwd=path)
+    git("remote", "add", "origin", str(remote), cwd=path)
+    return path
+
+
+def results_branch(checkout, command):
+    return subprocess.run(["bash", "scripts/results-branch.sh", command], cwd=checkout,
+                          capture_output=True, text=True)
+
+
+def write(checkout, relative, text):
+    path = checkout / ".asv" / "results" / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def branch_files(remote):
+    return dict(line.split("\t")[::-1] for line in
+                git("ls-tree", "-r", "asv-results", cwd=remote).splitlines()) if git(
+        "branch", "--list", "asv-results", cwd=remote) else {}
+
+
+def branch_contents(remote, name):
+    return git("show", f"asv-results:{name}", cwd=remote)
+
+
+def test_fetch_without_the_branch_restores_nothing_and_succeeds(tmp_path, remote):
+    checkout = clone(tmp_path, remote, "a")
+    result = results_branch(checkout, "fetch")
+    assert result.returncode == 0, result.stderr
+    assert "no branch asv-results" in result.stdout
+    assert list((checkout / ".asv" / "results").iterdir()) == []
+
+
+def test_push_creates_the_branch_with_the_result_files(tmp_path, remote):
+    checkout = clone(tmp_path, remote, "a")
+    write(checkout, "benchmarks.json", "{}")
+    write(checkout, "mac-1/aaaa1111-virtualenv.json", '{"a": 1}')
+    result = results_branch(checkout, "push")
+    assert result.returncode == 0, result.stderr
+    assert set(branch_files(remote)) == {"benchmarks.json", "mac-1/aaaa1111-virtualenv.json"}
+    assert branch_contents(remote, "mac-1/aaaa1111-virtualenv.json") == '{"a": 1}'
+
+
+def test_a_second_push_keeps_the_first_results_even_when_deleted_locally(tmp_path, remote):
+    checkout = clone(tmp_path, remote, "a")
+    write(checkout, "mac-1/aaaa1111-virtualenv.json", "first")
+    assert results_branch(checkout, "push").returncode == 0
+    (checkout / ".asv" / "results" / "mac-1" / "aaaa1111-virtualenv.json").unlink()
+    write(checkout, "mac-1/bbbb2222-virtualenv.json", "second")
+    assert results_branch(checkout, "push").returncode == 0
+    assert set(branch_files(remote)) == {"mac-1/aaaa1111-virtualenv.json", "mac-1/bbbb2222-virtualenv.json"}
+    assert git("rev-list", "--count", "asv-results", cwd=remote) == "2"
+
+
+def test_push_with_nothing_new_makes_no_commit(tmp_path, remote):
+    checkout = clone(tmp_path, remote, "a")
+    write(checkout, "mac-1/aaaa1111-virtualenv.json", "first")
+    assert results_branch(checkout, "push").returncode == 0
+    tip = git("rev-parse", "asv-results", cwd=remote)
+    result = results_branch(checkout, "push")
+    assert result.returncode == 0 and "nothing to push" in result.stdout
+    assert git("rev-parse", "asv-results", cwd=remote) == tip
+
+
+def test_fetch_restores_into_a_fresh_checkout_without_overwriting_local_files(tmp_path, remote):
+    first = clone(tmp_path, remote, "a")
+    write(first, "mac-1/aaaa1111-virtualenv.json", "from the branch")
+    write(first, "mac-1/bbbb2222-virtualenv.json", "from the branch")
+    assert results_branch(first, "push").returncode == 0
+    second = clone(tmp_path, remote, "b")
+    write(second, "mac-1/bbbb2222-virtualenv.json", "local")
+    result = results_branch(second, "fetch")
+    assert result.returncode == 0, result.stderr
+    assert "restored 1 result files" in result.stdout
+    results = second / ".asv" / "results" / "mac-1"
+    assert (results / "aaaa1111-virtualenv.json").read_text() == "from the branch"
+    assert (results / "bbbb2222-virtualenv.json").read_text() == "local"
+
+
+def test_two_machines_pushing_in_turn_keep_both_results(tmp_path, remote):
+    one, two = clone(tmp_path, remote, "a"), clone(tmp_path, remote, "b")
+    assert results_branch(one, "fetch").returncode == 0
+    assert results_branch(two, "fetch").returncode == 0
+    write(one, "mac-1/aaaa1111-virtualenv.json", "one")
+    write(two, "mac-2/aaaa1111-virtualenv.json", "two")
+    assert results_branch(one, "push").returncode == 0
+    assert results_branch(two, "push").returncode == 0
+    assert set(branch_files(remote)) == {"mac-1/aaaa1111-virtualenv.json", "mac-2/aaaa1111-virtualenv.json"}
+
+
+def test_an_unreachable_remote_fails_with_one_clear_line(tmp_path, git_env, monkeypatch):
+    checkout = clone(tmp_path, tmp_path / "missing.git", "a")
+    result = results_branch(checkout, "fetch")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == f"results-branch: cannot reach {tmp_path / 'missing.git'} (see git's message above)"
+
+
+def test_an_unknown_command_is_refused(tmp_path, remote):
+    result = results_branch(clone(tmp_path, remote, "a"), "pull")
+    assert (result.returncode, result.stderr.strip()) == (2, "results-branch: unknown command 'pull': use fetch or push")
+
+
+# --- scripts/ci-summary.py -----------------------------------------------------------------------
+
+FLAG = {"benchmark": "bench_tail.RestoreTail.track_p95_ms('zero_copy')", "machine": "mac-1",
+        "commit": "0123456789abcdef0123456789abcdef01234567", "kind": "regression",
+        "p95_before_ms": 0.31, "p95_after_ms": 5.2}
+
+
+def summary(tmp_path, report_text, **env):
+    report = tmp_path / "p95.json"
+    if report_text is not None:
+        report.write_text(report_text)
+    out = tmp_path / "summary.md"
+    environment = {**os.environ, "GITHUB_STEP_SUMMARY": str(out), **env}
+    result = subprocess.run([sys.executable, SCRIPTS / "ci-summary.py", report], env=environment,
+                            capture_output=True, text=True)
+    return result, out.read_text() if out.exists() else ""
+
+
+def test_summary_lists_each_flag_with_a_commit_link_and_an_annotation(tmp_path):
+    result, text = summary(tmp_path, json.dumps({"flags": [FLAG]}), GITHUB_ACTIONS="true",
+                           GITHUB_SERVER_URL="https://github.com", GITHUB_REPOSITORY="o/r")
+    assert result.returncode == 0, result.stderr
+    row = ("| regression | bench_tail.RestoreTail.track_p95_ms('zero_copy') | mac-1 | [0123456789ab]"
+           "(https://github.com/o/r/commit/0123456789abcdef0123456789abcdef01234567) | 0.310 | 5.200 |")
+    assert row in text.splitlines()
+    assert result.stdout.splitlines() == [
+        "::warning title=p95 regression%3A bench_tail.RestoreTail.track_p95_ms('zero_copy')::"
+        "bench_tail.RestoreTail.track_p95_ms('zero_copy') on mac-1 at 0123456789ab: p95 0.310 ms -> 5.200 ms"]
+
+
+def test_summary_without_flags_says_so(tmp_path):
+    result, text = summary(tmp_path, '{"flags": []}')
+    assert result.returncode == 0 and "No p95 regression and no budget exceeded." in text
+
+
+def test_summary_of_a_missing_report_explains_and_succeeds(tmp_path):
+    result, text = summary(tmp_path, None)
+    assert result.returncode == 0 and "was not written" in text
+
+
+@pytest.mark.parametrize("report_text, message", [
+    ("{not json", "is not JSON"), ('{"flags": {}}', 'has no "flags" list')])
+def test_summary_of_a_malformed_report_fails_with_one_line(tmp_path, report_text, message):
+    result, text = summary(tmp_path, report_text)
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1 and message in result.stderr
+    assert text == ""
+
+
+# --- input checks of the CI entry scripts (they stop before any real work) -----------------------
+
+def run_script(name, *args, **env):
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("ASV_MACHINE", "N", "BACKFILL_RANGE", "BASE_SHA", "HEAD_SHA", "PR_NUMBER")}
+    return subprocess.run(["bash", SCRIPTS / name, *args], env={**environment, **env},
+                          capture_output=True, text=True, cwd=ROOT)
+
+
+@pytest.mark.parametrize("env, message", [
+    ({}, "set ASV_MACHINE"),
+    ({"ASV_MACHINE": "mac 1; rm"}, "ASV_MACHINE 'mac 1; rm' may hold only"),
+    ({"ASV_MACHINE": "mac-1", "N": "ten"}, "N (commits to measure) must be a positive integer, got 'ten'"),
+    ({"ASV_MACHINE": "mac-1", "BACKFILL_RANGE": "--help"}, "BACKFILL_RANGE '--help' is not a git range"),
+    ({"ASV_MACHINE": "mac-1", "BACKFILL_RANGE": "v0.1..main; ls"}, "is not a git range"),
+])
+def test_ci_main_refuses_bad_input(env, message):
+    result = run_script("ci-main.sh", **env)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("ci-main: ") and message in result.stderr
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"BASE_SHA": "main", "HEAD_SHA": "f" * 40, "PR_NUMBER": "1"}, "BASE_SHA must be a full 40-character"),
+    ({"BASE_SHA": "a" * 40, "HEAD_SHA": "f" * 40, "PR_NUMBER": "1 2"}, "PR_NUMBER must be a pull request number"),
+])
+def test_ci_pr_refuses_bad_input(env, message):
+    result = run_script("ci-pr.sh", **env)
+    assert result.returncode == 2 and message in result.stderr
+
+
+# --- scripts/ci-pr-comment.sh --dry-run (the body; posting needs GitHub) -------------------------
+
+def artifact(tmp_path, number, report):
+    (tmp_path / "pr-number.txt").write_text(number)
+    (tmp_path / "pr-comment.md").write_text(report)
+    return tmp_path
+
+
+def test_comment_body_starts_with_the_marker_and_holds_the_report(tmp_path):
+    result = run_script("ci-pr-comment.sh", str(artifact(tmp_path, "42\n", "| a | b |\n")), "--dry-run",
+                        RUN_URL="https://github.com/o/r/actions/runs/1")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "<!-- kvcache-benchmarks -->" and lines[1] == "| a | b |"
+    assert lines[-1] == "[Workflow run](https://github.com/o/r/actions/runs/1)"
+
+
+def test_comment_body_of_a_huge_report_is_truncated_below_githubs_limit(tmp_path):
+    result = run_script("ci-pr-comment.sh", str(artifact(tmp_path, "42", "x" * 100_000)), "--dry-run")
+    assert result.returncode == 0 and len(result.stdout) < 65_536 and "(truncated" in result.stdout
+
+
+@pytest.mark.parametrize("number", ["", "0", "12; rm -rf /", "$(id)", "1e3"])
+def test_comment_refuses_an_artifact_whose_pr_number_is_not_a_number(tmp_path, number):
+    result = run_script("ci-pr-comment.sh", str(artifact(tmp_path, number, "report")), "--dry-run")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().endswith("pr-number.txt does not hold a pull request number")
