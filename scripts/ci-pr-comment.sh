@@ -4,14 +4,14 @@
 #
 # ARTIFACT_DIR holds pr-number.txt and pr-comment.md from benchmarks-pr.yml's artifact. Both are
 # untrusted data (a labelled fork PR produced them): the number must be digits and name a PR
-# whose head is the commit the run measured; the markdown only ever travels as a file into the
-# API request body. --dry-run prints the comment body and posts nothing (no gh, no network).
+# whose head is the commit the run measured (else nothing is posted: a newer run will); the
+# markdown only ever travels as a file into the API request body. --dry-run prints the comment body and posts nothing (no gh, no network).
 # Env (posting): GH_TOKEN (pull-requests: write), GITHUB_REPOSITORY (owner/name),
 # RUN_HEAD_SHA (the measured run's head commit), RUN_URL (optional: linked in the comment).
 set -euo pipefail
 
 marker='<!-- kvcache-benchmarks -->'
-max_chars=60000  # GitHub refuses comment bodies over 65536 characters
+max_chars=60000  # bytes; GitHub refuses comment bodies over 65536 characters
 
 die() { echo "ci-pr-comment: $*" >&2; exit 2; }
 
@@ -40,11 +40,15 @@ fi
 
 : "${GITHUB_REPOSITORY:?set GITHUB_REPOSITORY (owner/name)}" "${RUN_HEAD_SHA:?set RUN_HEAD_SHA}"
 head=$(gh api "repos/$GITHUB_REPOSITORY/pulls/$pr" --jq .head.sha)
-[ "$head" = "$RUN_HEAD_SHA" ] ||
-  die "PR #$pr's head is $head, not the measured $RUN_HEAD_SHA: not posting (the PR moved on, or the artifact lies)"
+if [ "$head" != "$RUN_HEAD_SHA" ]; then
+  # Usually a newer push, whose own run will comment; else an artifact naming another PR.
+  echo "::notice::not posting: PR #$pr's head is $head, not the measured $RUN_HEAD_SHA"
+  exit 0
+fi
 
-comment_id=$(gh api --paginate "repos/$GITHUB_REPOSITORY/issues/$pr/comments" \
-  --jq ".[] | select(.user.login == \"github-actions[bot]\" and (.body | startswith(\"$marker\"))) | .id" | head -n 1)
+ours=$(gh api --paginate "repos/$GITHUB_REPOSITORY/issues/$pr/comments" \
+  --jq ".[] | select(.user.login == \"github-actions[bot]\" and (.body | startswith(\"$marker\"))) | .id")
+comment_id=${ours%%$'\n'*}  # the first (oldest) of ours
 if [ -n "$comment_id" ]; then
   gh api --method PATCH "repos/$GITHUB_REPOSITORY/issues/comments/$comment_id" -F "body=@$body" --jq .html_url
 else
