@@ -123,6 +123,14 @@ def test_checkouts_do_not_keep_credentials():
         assert step["with"]["persist-credentials"] is False, name
 
 
+def test_uploads_from_a_dot_folder_include_hidden_files():
+    # upload-artifact >= 4.4 silently skips paths with a component starting with "." otherwise.
+    uploads = [step["with"] for _, _, step in steps() if step.get("uses", "").startswith("actions/upload-artifact@")]
+    dotted = [upload for upload in uploads if re.search(r"(^|/)\.\w", upload["path"])]
+    assert [upload["path"] for upload in dotted] == [".asv/html"]
+    assert all(upload.get("include-hidden-files") is True for upload in dotted)
+
+
 def test_only_the_results_steps_get_a_token():
     holders = [(name, step["run"]) for name, _, step in steps()
                if "github.token" in json.dumps(step.get("env", {}))]
