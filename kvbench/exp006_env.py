@@ -1,0 +1,91 @@
+"""Where an EXP-006 run happened: machine, MLX backend and device, versions, git commit.
+
+Everything here must work on a bare GPU machine where only mlx, mlx-lm, numpy and matplotlib
+are importable and the tree may not be a git checkout: anything not found reads "unknown".
+"""
+
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import mlx.core as mx
+import mlx_lm
+
+UNKNOWN = "unknown"
+
+
+def environment():
+    """A JSON-ready description of this machine, its MLX backend and the code's versions."""
+    return {
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "load_average": _load_average(),
+        },
+        "backend": backend(),
+        "versions": {
+            "mlx": mx.__version__,
+            "mlx-lm": getattr(mlx_lm, "__version__", None) or _version("mlx-lm"),
+            "kvcache": _version("kvcache"),
+            "python": platform.python_version(),
+        },
+        "git": git_state(Path(__file__).resolve().parent),
+    }
+
+
+def backend():
+    """MLX's default device, which backends are available, and what MLX says of the device."""
+    info = {
+        "default_device": str(mx.default_device()),
+        "metal_available": _available(getattr(mx, "metal", None)),
+        "cuda_available": _available(getattr(mx, "cuda", None)),
+    }
+    try:
+        info["device_info"] = {k: _plain(v) for k, v in mx.device_info().items()}
+    except (AttributeError, RuntimeError):
+        info["device_info"] = UNKNOWN
+    return info
+
+
+def git_state(directory):
+    """``{"commit", "dirty"}`` of the checkout holding ``directory``; "unknown" without git."""
+    commit = _git(directory, "rev-parse", "HEAD")
+    status = _git(directory, "status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit or UNKNOWN, "dirty": UNKNOWN if status is None else bool(status)}
+
+
+def _git(directory, *args):
+    try:
+        done = subprocess.run(["git", *args], cwd=directory, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _load_average():
+    """1-, 5- and 15-minute load averages: how busy the machine was while it measured."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return UNKNOWN
+
+
+def _available(module):
+    try:
+        return bool(module.is_available())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _version(distribution):
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return UNKNOWN
+
+
+def _plain(value):
+    return value if isinstance(value, (bool, int, float, str)) or value is None else str(value)
