@@ -1,0 +1,120 @@
+"""Reading asv's results into p95 measurements, through ``asv.results.Results``.
+
+Only two kinds of benchmark carry a p95 (asv's naming decides the kind):
+
+- ``time_*``: the raw samples (``asv run --record-samples``; ``asv continuous`` keeps them
+  by default), seconds per sample, read as milliseconds. Without samples the result
+  falls back to asv's median, marked ``source="median"``.
+- ``track_*p95*_ms``: the benchmark itself returns a p95 in milliseconds (``source="track"``).
+
+Results files are only read, never written. A file that cannot be read is reported
+through ``warn`` and skipped; the others are still read.
+"""
+
+import itertools
+import os
+from dataclasses import dataclass
+
+from asv.results import Results
+from asv.util import UserError as AsvUserError
+
+from .errors import UserError
+
+SECONDS_TO_MS = 1000.0
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One benchmark (one parameter combination) at one commit, machine and environment."""
+
+    benchmark: str  # asv's name, with the parameters as asv shows them: name('zero_copy', 8192)
+    machine: str
+    env: str
+    commit: str  # full hash
+    date: int  # ms since the epoch (asv's commit date)
+    source: str  # "samples", "track" or "median"
+    samples_ms: tuple  # empty unless source == "samples"
+    value_ms: float  # the track value or asv's median (for "samples", asv's median too)
+    number: int  # calls averaged into one sample (1 = a sample is one call)
+
+
+def carries_p95(name):
+    """Whether the benchmark named ``name`` (asv's full dotted name) yields a p95."""
+    function = name.rsplit(".", 1)[-1]
+    return function.startswith("time_") or (function.startswith("track_") and "p95" in function and function.endswith("_ms"))
+
+
+def read_measurements(results_dir, warn):
+    """All p95-carrying measurements under ``results_dir`` (every machine, every commit).
+
+    Raises ``UserError`` when the directory is missing or holds no readable results file.
+    """
+    if not os.path.isdir(results_dir):
+        raise UserError(f"results directory {results_dir} does not exist: run `asv run --record-samples` first, or pass --results DIR")
+    paths = list(_result_paths(results_dir))
+    measurements, n_read = [], 0
+    for path in paths:
+        try:
+            results = Results.load(path)
+            found = list(_measurements_of(results))
+        except (AsvUserError, KeyError, TypeError, ValueError, AttributeError) as error:
+            warn(f"skipping unreadable results file {path}: {_one_line(error)}")
+            continue
+        n_read += 1
+        measurements.extend(found)
+    if n_read == 0:
+        raise UserError(f"no readable asv results in {results_dir}: run `asv run --record-samples` first, or pass --results DIR")
+    return measurements
+
+
+def _result_paths(results_dir):
+    """asv's layout: RESULTS/MACHINE/HASH-ENV.json beside RESULTS/MACHINE/machine.json."""
+    for machine in sorted(os.listdir(results_dir)):
+        machine_dir = os.path.join(results_dir, machine)
+        if not os.path.isdir(machine_dir):
+            continue
+        for filename in sorted(os.listdir(machine_dir)):
+            if filename.endswith(".json") and filename != "machine.json":
+                yield os.path.join(machine_dir, filename)
+
+
+def _measurements_of(results):
+    machine = results.params["machine"]
+    for name in sorted(results.get_all_result_keys()):
+        if not carries_p95(name):
+            continue
+        params = results.get_result_params(name)
+        combos = list(itertools.product(*params))
+        values = results.get_result_value(name, params)
+        samples = results.get_result_samples(name, params)
+        stats = results.get_result_stats(name, params)
+        for combo, value, sample, stat in zip(combos, values, samples, stats):
+            if value is None or value != value:  # failed or skipped: nothing measured
+                continue
+            yield _measurement(name, combo, machine, results, float(value), sample, stat)
+
+
+def _measurement(name, combo, machine, results, value, sample, stat):
+    is_time = name.rsplit(".", 1)[-1].startswith("time_")
+    scale = SECONDS_TO_MS if is_time else 1.0
+    if not is_time:
+        source, samples_ms = "track", ()
+    elif sample:
+        source, samples_ms = "samples", tuple(float(s) * scale for s in sample)
+    else:
+        source, samples_ms = "median", ()
+    return Measurement(
+        benchmark=f"{name}({', '.join(combo)})" if combo else name,
+        machine=machine,
+        env=results.env_name,
+        commit=results.commit_hash,
+        date=results.date or 0,
+        source=source,
+        samples_ms=samples_ms,
+        value_ms=value * scale,
+        number=int((stat or {}).get("number") or 1),
+    )
+
+
+def _one_line(error):
+    return " ".join(str(error).split())

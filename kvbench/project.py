@@ -1,0 +1,71 @@
+"""Where things are: asv.conf.json's settings, and the branch history from git.
+
+Paths in asv.conf.json are relative to the file's directory (asv runs from there).
+"""
+
+import os
+import subprocess
+from dataclasses import dataclass
+
+from asv.config import Config
+from asv.util import UserError as AsvUserError
+
+from .errors import UserError
+
+DEFAULT_CONFIG = "asv.conf.json"
+
+
+@dataclass(frozen=True)
+class Project:
+    """The settings the tracker reads; a missing asv.conf.json leaves them None."""
+
+    results_dir: str | None
+    html_dir: str | None
+    repo_dir: str  # the git repository whose history orders the commits
+    branch: str  # "HEAD" when asv.conf.json names none
+    commit_url: str | None  # asv's show_commit_url; the hash is appended
+
+
+def load_project(config_path=DEFAULT_CONFIG):
+    """Read ``config_path`` if it exists; without it, the current directory is the repository."""
+    if not os.path.exists(config_path):
+        return Project(None, None, os.getcwd(), "HEAD", None)
+    try:
+        config = Config.load(config_path)
+    except (AsvUserError, ValueError) as error:
+        raise UserError(f"cannot read {config_path}: {' '.join(str(error).split())}")
+    base = os.path.dirname(os.path.abspath(config_path))
+    repo = config.repo if os.path.isdir(os.path.join(base, config.repo)) else "."
+    url = config.show_commit_url if config.show_commit_url not in (None, "", "#") else None
+    return Project(
+        results_dir=os.path.join(base, config.results_dir),
+        html_dir=os.path.join(base, config.html_dir),
+        repo_dir=os.path.normpath(os.path.join(base, repo)),
+        branch=config.branches[0] or "HEAD",
+        commit_url=url,
+    )
+
+
+def first_parent_commits(repo_dir, branch):
+    """Full hashes along ``branch``'s first-parent history, oldest first."""
+    out = _git(repo_dir, "rev-list", "--first-parent", "--reverse", branch, "--")
+    if out is None:
+        raise UserError(f"cannot read the history of branch {branch} in {repo_dir}: pass a git repository's asv.conf.json")
+    return out.split()
+
+
+def resolve_commit(repo_dir, rev):
+    """The full hash that ``rev`` (short or full hash, branch, tag) names in ``repo_dir``."""
+    out = None if rev.startswith("-") else _git(repo_dir, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    if out is None:
+        raise UserError(f"unknown commit {rev}: not a commit, branch or tag in {repo_dir}")
+    return out.strip()
+
+
+def _git(repo_dir, *args):
+    """git's stdout, or None when git fails (not a repository, unknown revision)."""
+    try:
+        done = subprocess.run(["git", "-C", repo_dir, *args], capture_output=True, text=True, check=False)
+    except OSError:
+        return None
+    return done.stdout if done.returncode == 0 else None
