@@ -1,0 +1,217 @@
+"""``kvcache-bench p95`` and ``gate`` on results written by asv's own ``Results`` class.
+
+The samples are generated with planted changes at known commits of a real git repository:
+a median slowdown, a slowdown in the tail only (1 call in 10), and commits that change
+nothing. Bad input must give one line on stderr and exit code 2, and never touch results.
+(test_tracker_e2e.py does the same with results from real asv runs.)
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from asv.results import Results
+from asv.runner import BenchmarkResult
+from asv.util import write_json
+
+from kvbench import cli
+
+MACHINE = "box"
+ENV = "virtualenv-py3.11"
+RESTORE = "bench_reconstruct.Reconstruct8k.time_reconstruct_8k"
+ZERO_COPY = f"{RESTORE}('zero_copy')"
+CONCAT = f"{RESTORE}('concat')"
+TRACK = "bench_tail.RestoreTail.track_p95_ms"
+N_SAMPLES = 200
+
+# Commit messages, in branch order, and how the restore behaves at each (seconds per call).
+HISTORY = ["base", "comment only", "sleep in every call", "comment only", "sleep in 1 call of 10", "comment only"]
+
+
+def restore_samples(rng, commit_index):
+    """Zero-copy restore samples: ~0.3 ms; +5 ms per call from commit 2; +30 ms in 1 of 10 from 4."""
+    seconds = 0.0003 + rng.exponential(0.00005, N_SAMPLES)
+    if commit_index >= 2:
+        seconds += 0.005
+    if commit_index >= 4:
+        seconds[::10] += 0.030
+    return list(seconds)
+
+
+def git(repo, *args):
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def save_results(results_dir, commit, date, benchmarks, record_samples=True):
+    """Write one results file the way ``asv run`` does: ``benchmarks`` = {name: (params, samples per combination)}."""
+    results = Results({"machine": MACHINE, "python": "3.11"}, {}, commit, date, "3.11", ENV, {})
+    for name, (params, samples) in benchmarks.items():
+        values = [float(np.median(s)) if s else None for s in samples]
+        numbers = [1 if s else None for s in samples]
+        outcome = BenchmarkResult(result=values, samples=samples, number=numbers, errcode=0, stderr="", profile=None)
+        results.add_result({"name": name, "version": "1", "params": params}, outcome, record_samples=record_samples)
+    results.save(str(results_dir))
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A git repository with HISTORY on main, an asv.conf.json, and asv results for every commit."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "asv.conf.json").write_text(
+        '// asv config\n{"version": 1, "repo": ".", "branches": ["main"], "results_dir": "results",'
+        ' "html_dir": "html", "show_commit_url": "https://example.org/c/"}\n'
+    )
+    commits = []
+    for message in HISTORY:
+        git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", message)
+        commits.append(git(repo, "rev-parse", "HEAD"))
+    results = repo / "results"
+    os.makedirs(results / MACHINE)
+    write_json(str(results / MACHINE / "machine.json"), {"machine": MACHINE}, api_version=1)
+    rng = np.random.default_rng(0)
+    for i, commit in enumerate(commits):
+        samples = restore_samples(rng, i)
+        save_results(results, commit, 1_700_000_000_000 + i, {
+            RESTORE: ([["'zero_copy'", "'concat'"]], [samples, list(rng.uniform(0.9, 1.1, 20))]),
+            TRACK: ([], [[1000 * float(np.quantile(samples, 0.95))]]),
+        })
+    monkeypatch.chdir(repo)
+    return repo, commits
+
+
+def run_cli(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def tree_digest(path):
+    digest = hashlib.sha256()
+    for root, _, files in sorted(os.walk(path)):
+        for name in sorted(files):
+            with open(os.path.join(root, name), "rb") as f:
+                digest.update(name.encode() + f.read())
+    return digest.hexdigest()
+
+
+def assert_one_line_error(code, err, command, *words):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"kvcache-bench {command}: ")
+    for word in words:
+        assert word in lines[0]
+
+
+def test_p95_flags_exactly_the_planted_changes(project, capsys, tmp_path):
+    repo, commits = project
+    out_json = tmp_path / "flags.json"
+    code, out, err = run_cli(capsys, "p95", "--json", str(out_json))
+    assert code == 0, err
+    flags = json.loads(out_json.read_text())["flags"]
+    found = {(f["kind"], f["benchmark"], f["commit"]) for f in flags}
+    assert found == {
+        ("regression", ZERO_COPY, commits[2]),  # median slowdown
+        ("regression", ZERO_COPY, commits[4]),  # tail-only slowdown
+        ("regression", TRACK, commits[2]),
+        ("regression", TRACK, commits[4]),
+    }
+    for f in flags:
+        assert f["p95_after_ms"] > 2 * f["p95_before_ms"]
+        assert f["commit_url"] == "https://example.org/c/" + f["commit"]
+    assert ZERO_COPY in out and "4 flag(s)" in out
+
+
+def test_p95_flags_a_budget_overrun_where_it_starts(project, capsys, tmp_path):
+    repo, commits = project
+    budgets = tmp_path / "budgets.json"
+    budgets.write_text('{"budgets_ms": {"%s": 20.0, "%s": 2000.0}}' % (ZERO_COPY, RESTORE))
+    out_json = tmp_path / "flags.json"
+    code, _, err = run_cli(capsys, "p95", "--budgets", str(budgets), "--json", str(out_json))
+    assert code == 0, err
+    budget_flags = [f for f in json.loads(out_json.read_text())["flags"] if f["kind"] == "budget"]
+    assert [(f["benchmark"], f["commit"], f["budget_ms"]) for f in budget_flags] == [(ZERO_COPY, commits[4], 20.0)]
+    assert budget_flags[0]["p95_after_ms"] > 20.0 > budget_flags[0]["p95_before_ms"]
+
+
+def test_p95_page_is_written_and_linked_from_asvs_index(project, capsys):
+    repo, commits = project
+    import asv
+
+    html = repo / "html"
+    html.mkdir()
+    shutil.copy(os.path.join(os.path.dirname(asv.__file__), "www", "index.html"), html / "index.html")
+    for _ in range(2):  # linking twice adds one link
+        code, _, err = run_cli(capsys, "p95")
+        assert code == 0, err
+    index = (html / "index.html").read_text()
+    assert index.count('href="p95.html"') == 1
+    page = (html / "p95.html").read_text()
+    assert page.count("<svg") == 3  # one plot per series: zero_copy, concat, track
+    assert f"https://example.org/c/{commits[4]}" in page  # the flag links to its commit
+    assert "<script" not in page and "src=" not in page  # self-contained
+
+
+def test_gate_fails_on_median_and_tail_regressions_only(project, capsys):
+    repo, commits = project
+    code, out, _ = run_cli(capsys, "gate", commits[1], commits[2])
+    assert code == 1 and "**regression**" in out
+    code, out, _ = run_cli(capsys, "gate", commits[3][:7], commits[4][:10])  # short hashes
+    assert code == 1 and f"`{ZERO_COPY}`" in out
+    code, out, _ = run_cli(capsys, "gate", commits[0], commits[1])
+    assert code == 0 and "no p95 regression" in out
+    code, out, _ = run_cli(capsys, "gate", "main~1", "main")  # branch names
+    assert code == 0
+
+
+def test_gate_without_samples_compares_point_values_and_says_so(project, capsys):
+    repo, commits = project
+    results = repo / "results"
+    for i in (0, 2):
+        rng = np.random.default_rng(i)
+        save_results(results, commits[i], 0, {RESTORE: ([["'zero_copy'"]], [restore_samples(rng, i)])}, record_samples=False)
+    code, out, err = run_cli(capsys, "gate", commits[0], commits[2])
+    assert code == 1 and "no samples" in out
+    assert "compared by their point values" in err
+    code, out, err = run_cli(capsys, "p95")
+    assert code == 0 and "asv's median stands in" in err
+
+
+def test_p95_skips_a_corrupt_results_file_and_names_it(project, capsys, tmp_path):
+    repo, commits = project
+    bad = repo / "results" / MACHINE / f"{commits[3][:8]}-{ENV}.json"
+    bad.write_text(bad.read_text()[:200])  # truncated
+    before = tree_digest(repo / "results")
+    out_json = tmp_path / "flags.json"
+    code, out, err = run_cli(capsys, "p95", "--json", str(out_json))
+    assert code == 0
+    assert f"skipping unreadable results file {bad}" in err
+    flagged = {f["commit"] for f in json.loads(out_json.read_text())["flags"]}
+    assert commits[4] in flagged  # the others were still read
+    assert tree_digest(repo / "results") == before
+
+
+def test_bad_input_gives_one_line_and_exit_2(project, capsys, tmp_path):
+    repo, commits = project
+    before = tree_digest(repo / "results")
+    assert_one_line_error(*run_cli(capsys, "p95", "--results", str(tmp_path / "nowhere"))[::2], "p95", "does not exist")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(*run_cli(capsys, "p95", "--results", str(tmp_path / "empty"))[::2], "p95", "no readable asv results")
+    assert_one_line_error(*run_cli(capsys, "gate", "nosuchcommit", "main")[::2], "gate", "unknown commit nosuchcommit")
+    assert_one_line_error(*run_cli(capsys, "gate", commits[0], "main", "--machine", "other")[::2], "gate", "unknown machine other", MACHINE)
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "not benchmarked")
+    assert_one_line_error(*run_cli(capsys, "gate", commits[0], "main")[::2], "gate", "no results for HEAD main")
+    budgets = tmp_path / "budgets.json"
+    for text, words in [('{"budgets_ms": {"x": -1}}', ["budget of x", "positive"]),
+                        ('{"budgets": 5}', ["malformed budgets file"]),
+                        ('{"budgets_ms": {', ["cannot read budgets file"])]:
+        budgets.write_text(text)
+        assert_one_line_error(*run_cli(capsys, "p95", "--budgets", str(budgets))[::2], "p95", str(budgets), *words)
+    assert_one_line_error(*run_cli(capsys, "p95", "--threshold", "0")[::2], "p95", "--threshold")
+    assert tree_digest(repo / "results") == before
