@@ -160,3 +160,21 @@ def test_every_error_is_a_kvcache_error():
     classes = [v for v in vars(errors).values() if isinstance(v, type) and issubclass(v, Exception)]
     assert len(classes) == 8
     assert all(issubclass(c, KVCacheError) for c in classes)
+
+
+def test_a_stale_table_is_refused_after_an_adopting_store(gemma):
+    """The table of an earlier store, whose blocks a later store adopted and whose ring slots the
+    lent cache overwrote, must not restore the overwritten data as if it were its own
+    (bugs-d.md, BUG 4)."""
+    tokens = prompt(30, seed=16)
+    engine = BlockPoolBatchEngine(BlockPool(gemma.spec, total_blocks=100))
+    original = gemma.prefill(tokens[:9])
+    old_table = engine.store("a", original)
+    lent = engine.reconstruct("a")
+    gemma.model(tokens[None, 9:10], cache=lent)  # token 9 overwrites token 1's ring slot in place
+    engine.store("a", lent)
+    try:
+        restored = engine.reconstruct(old_table, "gather")
+    except KVCacheError:
+        return
+    assert_caches_equal(original, restored)
