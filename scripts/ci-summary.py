@@ -11,11 +11,13 @@ import json
 import os
 import sys
 
-COLUMNS = ("kind", "benchmark", "machine", "commit", "p95_before_ms", "p95_after_ms")
+COLUMNS = ("kind", "benchmark", "machine", "commit", "p95_before_ms", "p95_after_ms", "budget_ms")
 
 
 def cell(value):
-    """A markdown table cell: floats to 3 decimals, pipes escaped, one line."""
+    """A markdown table cell: floats to 3 decimals, None empty, pipes escaped, one line."""
+    if value is None:
+        return ""
     if isinstance(value, float):
         return f"{value:.3f}"
     return str(value).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
@@ -52,10 +54,12 @@ def escape_property(text):
 
 
 def annotation(flag):
-    """One ``::warning`` workflow command for a flag, escaped as GitHub Actions requires."""
+    """One ``::warning`` workflow command for a flag (its "message" when it has one), escaped."""
     title = f"p95 {flag.get('kind', 'flag')}: {flag.get('benchmark')}"
-    text = (f"{flag.get('benchmark')} on {flag.get('machine')} at {str(flag.get('commit'))[:12]}: "
-            f"p95 {cell(flag.get('p95_before_ms'))} ms -> {cell(flag.get('p95_after_ms'))} ms")
+    before = flag.get("p95_before_ms")
+    change = f"{cell(before)} -> {cell(flag.get('p95_after_ms'))}" if before is not None else cell(flag.get("p95_after_ms"))
+    text = flag.get("message") or (
+        f"{flag.get('benchmark')} on {flag.get('machine')} at {str(flag.get('commit'))[:12]}: p95 {change} ms")
     return f"::warning title={escape_property(title)}::{escape_data(text)}"
 
 

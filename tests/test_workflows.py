@@ -301,9 +301,10 @@ def test_an_unknown_command_is_refused(tmp_path, remote):
 
 # --- scripts/ci-summary.py -----------------------------------------------------------------------
 
-FLAG = {"benchmark": "bench_tail.RestoreTail.track_p95_ms('zero_copy')", "machine": "mac-1",
+FLAG = {"benchmark": "bench_tail.RestoreTail.track_p95_ms('zero_copy')", "machine": "mac-1", "env": "virtualenv-py3.11",
         "commit": "0123456789abcdef0123456789abcdef01234567", "kind": "regression",
-        "p95_before_ms": 0.31, "p95_after_ms": 5.2}
+        "p95_before_ms": 0.31, "p95_after_ms": 5.2, "budget_ms": None, "message": "regression: p95 0.31 -> 5.2 ms"}
+BUDGET_FLAG = {**FLAG, "kind": "budget", "p95_before_ms": None, "budget_ms": 5.0, "message": None}
 
 
 def summary(tmp_path, report_text, **env):
@@ -318,15 +319,19 @@ def summary(tmp_path, report_text, **env):
 
 
 def test_summary_lists_each_flag_with_a_commit_link_and_an_annotation(tmp_path):
-    result, text = summary(tmp_path, json.dumps({"flags": [FLAG]}), GITHUB_ACTIONS="true",
+    result, text = summary(tmp_path, json.dumps({"flags": [FLAG, BUDGET_FLAG]}), GITHUB_ACTIONS="true",
                            GITHUB_SERVER_URL="https://github.com", GITHUB_REPOSITORY="o/r")
     assert result.returncode == 0, result.stderr
-    row = ("| regression | bench_tail.RestoreTail.track_p95_ms('zero_copy') | mac-1 | [0123456789ab]"
-           "(https://github.com/o/r/commit/0123456789abcdef0123456789abcdef01234567) | 0.310 | 5.200 |")
-    assert row in text.splitlines()
+    link = "[0123456789ab](https://github.com/o/r/commit/0123456789abcdef0123456789abcdef01234567)"
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "bench_tail" in line]
+    assert rows == [
+        f"| regression | bench_tail.RestoreTail.track_p95_ms('zero_copy') | mac-1 | {link} | 0.310 | 5.200 |  |",
+        f"| budget | bench_tail.RestoreTail.track_p95_ms('zero_copy') | mac-1 | {link} |  | 5.200 | 5.000 |"]
     assert result.stdout.splitlines() == [
         "::warning title=p95 regression%3A bench_tail.RestoreTail.track_p95_ms('zero_copy')::"
-        "bench_tail.RestoreTail.track_p95_ms('zero_copy') on mac-1 at 0123456789ab: p95 0.310 ms -> 5.200 ms"]
+        "regression: p95 0.31 -> 5.2 ms",
+        "::warning title=p95 budget%3A bench_tail.RestoreTail.track_p95_ms('zero_copy')::"
+        "bench_tail.RestoreTail.track_p95_ms('zero_copy') on mac-1 at 0123456789ab: p95 5.200 ms"]
 
 
 def test_summary_without_flags_says_so(tmp_path):
