@@ -10,7 +10,7 @@ import mlx.core as mx
 import pytest
 
 from kvcache import STRATEGIES, AgentOnLoanError, BlockPool, BlockPoolBatchEngine, LayerSpec, ModelCacheSpec
-from kvcache import random_cache
+from kvcache import random_cache, scattered_copy
 
 from conftest import (
     arrays_equal,
@@ -48,6 +48,32 @@ def test_restored_cache_continues_like_the_original(tiny_models, name, n, strate
     restored = engine.reconstruct("agent", strategy)
     assert_caches_equal(original, restored)
     assert_same_continuation(tiny, original, restored, tokens[n:])
+
+
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
+@pytest.mark.parametrize("n", [3, 6, 9, 13, 31])
+@pytest.mark.parametrize("name", MODELS)
+def test_a_block_per_run_table_continues_like_the_original(tiny_models, name, n, strategy):
+    """A table whose every block is a run of its own (a fragmented pool) restores through gather."""
+    tiny = tiny_models[name]
+    tokens = prompt(n + 10, seed=n)
+    original = tiny.prefill(tokens[:n])
+    engine = engine_for(tiny.spec)
+    engine.store("agent", original)
+    table = scattered_copy(engine.pool, engine.agent_blocks("agent"), "agent-copy")
+    assert all(b.run.n_blocks == 1 for b in table.all_blocks())
+    restored = engine.reconstruct(table, strategy)
+    assert_caches_equal(original, restored)
+    assert_same_continuation(tiny, original, restored, tokens[n:])
+
+
+def test_the_seeds_name_restores_zero_copy(gemma):
+    engine = engine_for(gemma.spec)
+    original = gemma.prefill(prompt(13))
+    table = engine.store("agent", original)
+    restored = engine._reconstruct_cache(table)
+    assert restored[0].keys is run_of(engine, "agent", 0).keys
+    assert_caches_equal(original, restored)
 
 
 def test_the_logits_oracle_tells_a_wrong_cache_apart(gemma):
