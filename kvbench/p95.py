@@ -23,7 +23,7 @@ def register(subparsers):
     parser.add_argument("--html", help="asv html directory to add the p95 page to (default: asv.conf.json's html_dir)")
     parser.add_argument("--json", help="write the series and flags to this JSON file")
     parser.add_argument("--threshold", type=float, default=0.10, help="relative p95 rise that counts (default 0.10)")
-    parser.add_argument("--budgets", help=f"budgets file (default {budgets_mod.DEFAULT_BUDGETS} if it exists)")
+    parser.add_argument("--budgets", help=f"budgets file (default {budgets_mod.DEFAULT_BUDGETS} beside asv.conf.json, if it exists)")
     parser.add_argument("--config", default=project.DEFAULT_CONFIG, help="asv config (default asv.conf.json)")
     parser.set_defaults(func=run)
 
@@ -34,7 +34,7 @@ def run(args):
     results_dir = args.results or proj.results_dir
     if results_dir is None:
         raise UserError(f"no {args.config} here: run from the project root or pass --results DIR")
-    budgets = _load_budgets(args.budgets)
+    budgets = _load_budgets(args.budgets, proj.config_dir)
     measurements = read_measurements(results_dir, warn)
     order = _commit_order(proj, measurements)
     all_series = series_mod.build_series(measurements, order, lambda b: budgets_mod.budget_for(budgets, b))
@@ -66,9 +66,9 @@ def warn(message):
     print(f"warning: {message}", file=sys.stderr)
 
 
-def _load_budgets(path):
+def _load_budgets(path, config_dir):
     if path is None:
-        default = budgets_mod.DEFAULT_BUDGETS
+        default = os.path.join(config_dir, budgets_mod.DEFAULT_BUDGETS)
         return budgets_mod.load_budgets(default) if os.path.exists(default) else {}
     return budgets_mod.load_budgets(path)
 

@@ -24,12 +24,13 @@ class Project:
     repo_dir: str  # the git repository whose history orders the commits
     branch: str  # "HEAD" when asv.conf.json names none
     commit_url: str | None  # asv's show_commit_url; the hash is appended
+    config_dir: str  # asv.conf.json's directory (the current one without it)
 
 
 def load_project(config_path=DEFAULT_CONFIG):
     """Read ``config_path`` if it exists; without it, the current directory is the repository."""
     if not os.path.exists(config_path):
-        return Project(None, None, os.getcwd(), "HEAD", None)
+        return Project(None, None, os.getcwd(), "HEAD", None, os.getcwd())
     try:
         config = Config.load(config_path)
     except (AsvUserError, ValueError) as error:
@@ -43,6 +44,7 @@ def load_project(config_path=DEFAULT_CONFIG):
         repo_dir=os.path.normpath(os.path.join(base, repo)),
         branch=config.branches[0] or "HEAD",
         commit_url=url,
+        config_dir=base,
     )
 
 

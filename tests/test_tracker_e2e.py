@@ -1,0 +1,154 @@
+"""End to end: real asv runs the real suite over a git history with planted changes.
+
+A temporary repository is made from the project's files (what git tracks or would track),
+then four commits are planted on top of it, in branch order:
+
+    c0 base -- c1 comment only -- c2 sleep in every restore -- c3 sleep in 1 restore of 10
+    -- c4 comment only
+
+``asv run --record-samples`` measures the zero-copy 8K restore (``Reconstruct8k``, one call
+per sample) at each commit in one shared virtualenv, and ``kvcache-bench p95`` / ``gate``
+must flag exactly c2 (median slowdown) and c3 (a slowdown in the tail only: the median stays
+at c2's). The planted sleeps (25 ms; 150 ms) dwarf the ~0.3 ms restore and its tail on a busy
+shared CPU (p95 of a few ms), and the tests use a 100% threshold, so machine noise alone
+cannot flag the commits that change nothing. ~4 minutes, most of it creating asv's
+environment (mlx, mlx-lm from pip) and building the 832 MiB workload once per commit.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from kvbench import cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MACHINE = "kvbench-e2e"
+ZERO_COPY = "bench_reconstruct.Reconstruct8k.time_reconstruct_8k('zero_copy')"
+SELECTION = r"time_reconstruct_8k\('zero_copy'\)"
+THRESHOLD = "1.0"
+
+# Appended to kvcache/engine.py: a wrapper around every BlockPoolBatchEngine.reconstruct.
+SLOW_EVERY_CALL = """
+import time as _planted_time
+_planted_reconstruct = BlockPoolBatchEngine.reconstruct
+def _slow_every_call(self, *args, **kwargs):
+    _planted_time.sleep(0.025)
+    return _planted_reconstruct(self, *args, **kwargs)
+BlockPoolBatchEngine.reconstruct = _slow_every_call
+"""
+SLOW_ONE_CALL_IN_TEN = """
+import itertools as _planted_itertools
+_planted_calls = _planted_itertools.count(1)
+_planted_reconstruct_2 = BlockPoolBatchEngine.reconstruct
+def _slow_one_call_in_ten(self, *args, **kwargs):
+    if next(_planted_calls) % 10 == 0:
+        _planted_time.sleep(0.150)
+    return _planted_reconstruct_2(self, *args, **kwargs)
+BlockPoolBatchEngine.reconstruct = _slow_one_call_in_ten
+"""
+COMMENT = "\n# A comment: this commit changes nothing.\n"
+
+
+def project_files():
+    listed = subprocess.run(["git", "-C", ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            check=True, capture_output=True).stdout.decode().split("\0")
+    return [f for f in listed if f and os.path.isfile(os.path.join(ROOT, f))]
+
+
+def git(repo, *args):
+    out = subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                         check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def commit_appending(repo, text, message):
+    with open(repo / "kvcache" / "engine.py", "a", encoding="utf-8") as f:
+        f.write(text)
+    git(repo, "commit", "-q", "-am", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+def asv(repo, env, *args):
+    done = subprocess.run([sys.executable, "-m", "asv", *args], cwd=repo, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"asv {' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    """``(repo, [c0..c4])`` with asv results of every commit and a published dashboard."""
+    repo = tmp_path_factory.mktemp("e2e") / "repo"
+    for name in project_files():
+        os.makedirs(repo / os.path.dirname(name), exist_ok=True)
+        shutil.copy2(os.path.join(ROOT, name), repo / name)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "base")
+    commits = [git(repo, "rev-parse", "HEAD")]
+    commits.append(commit_appending(repo, COMMENT, "comment only"))
+    commits.append(commit_appending(repo, SLOW_EVERY_CALL, "sleep in every restore"))
+    commits.append(commit_appending(repo, SLOW_ONE_CALL_IN_TEN, "sleep in 1 restore of 10"))
+    commits.append(commit_appending(repo, COMMENT, "comment only"))
+    (repo / "hashes.txt").write_text("\n".join(commits) + "\n")
+
+    # asv keeps machine names in ~/.asv-machine.json: give it a home of its own, and keep
+    # pip's configuration and cache where they are.
+    home = tmp_path_factory.mktemp("home")
+    real_home = os.path.expanduser("~")
+    env = dict(os.environ, HOME=str(home))
+    env.setdefault("XDG_CONFIG_HOME", os.path.join(real_home, ".config"))
+    env.setdefault("XDG_CACHE_HOME", os.path.join(real_home, ".cache"))
+    asv(repo, env, "machine", "--yes", "--machine", MACHINE)
+    asv(repo, env, "run", "--record-samples", "--machine", MACHINE, "-b", SELECTION, "HASHFILE:hashes.txt")
+    asv(repo, env, "publish")
+    return repo, commits
+
+
+def kvcache_bench(capsys, repo, *argv):
+    code = cli.main([*argv, "--config", str(repo / "asv.conf.json")])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_p95_flags_the_median_and_the_tail_slowdown_only(measured, capsys, tmp_path):
+    repo, commits = measured
+    budgets = tmp_path / "budgets.json"
+    budgets.write_text('{"budgets_ms": {"%s": 15.0}}' % ZERO_COPY)
+    flags_json = tmp_path / "p95.json"
+    code, out, err = kvcache_bench(capsys, repo, "p95", "--threshold", THRESHOLD, "--budgets", str(budgets), "--json", str(flags_json))
+    assert code == 0, err
+    report = json.loads(flags_json.read_text())
+    [series] = [s for s in report["series"] if s["benchmark"] == ZERO_COPY]
+    assert [p["commit"] for p in series["points"]] == commits
+    assert all(p["source"] == "samples" and p["n_samples"] >= 100 for p in series["points"])
+    flags = {(f["kind"], f["benchmark"], f["commit"]) for f in report["flags"]}
+    assert flags == {
+        ("regression", ZERO_COPY, commits[2]),  # every call slower
+        ("regression", ZERO_COPY, commits[3]),  # 1 call in 10 slower
+        ("budget", ZERO_COPY, commits[2]),
+    }, out
+
+
+def test_gate_fails_the_slowdowns_and_passes_the_comments(measured, capsys):
+    repo, commits = measured
+    verdicts = {}
+    for base, head in [(0, 1), (1, 2), (2, 3), (3, 4)]:
+        code, out, err = kvcache_bench(capsys, repo, "gate", commits[base][:8], commits[head], "--threshold", THRESHOLD)
+        verdicts[head] = code
+        assert ZERO_COPY in out, err
+    assert verdicts == {1: 0, 2: 1, 3: 1, 4: 0}
+    code, out, _ = kvcache_bench(capsys, repo, "gate", "main~2", "main~1", "--machine", MACHINE, "--threshold", THRESHOLD)
+    assert code == 1 and "**regression**" in out  # branch names: c2 -> c3, the tail
+
+
+def test_p95_page_joins_asvs_published_dashboard(measured, capsys):
+    repo, commits = measured
+    code, _, err = kvcache_bench(capsys, repo, "p95", "--threshold", THRESHOLD)
+    assert code == 0, err
+    html = repo / ".asv" / "html"
+    assert 'href="p95.html"' in (html / "index.html").read_text()
+    page = (html / "p95.html").read_text()
+    assert "<svg" in page and ZERO_COPY.replace("'", "&#x27;") in page
