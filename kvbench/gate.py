@@ -23,7 +23,7 @@ def register(subparsers):
     parser.add_argument("--results", help="asv results directory (default: asv.conf.json's results_dir)")
     parser.add_argument("--machine", help="asv machine name (needed when several have both commits)")
     parser.add_argument("--threshold", type=float, default=0.10, help="relative p95 rise that fails (default 0.10)")
-    parser.add_argument("--config", default=project.DEFAULT_CONFIG, help="asv config (default asv.conf.json)")
+    parser.add_argument("--config", help="asv config file (default: asv.conf.json here, if there is one)")
     parser.set_defaults(func=run)
 
 
@@ -32,7 +32,7 @@ def run(args, write_line=print):
     proj = project.load_project(args.config)
     results_dir = args.results or proj.results_dir
     if results_dir is None:
-        raise UserError(f"no {args.config} here: run from the project root or pass --results DIR")
+        raise UserError(f"no {project.DEFAULT_CONFIG} here: run from the project root or pass --results DIR")
     base = project.resolve_commit(proj.repo_dir, args.base)
     head = project.resolve_commit(proj.repo_dir, args.head)
     measurements = read_measurements(results_dir, warn)
@@ -69,7 +69,7 @@ def compare(base, head, threshold):
         ratio, low, high = stats.p95_ratio_ci(base.samples_ms, head.samples_ms)
         regression = stats.is_significant_regression(low, threshold)
         return Row(base.benchmark, stats.p95(base.samples_ms), stats.p95(head.samples_ms), ratio, (low, high), regression, True)
-    ratio = head.value_ms / base.value_ms
+    ratio = head.value_ms / base.value_ms if base.value_ms > 0 else float("inf")
     return Row(base.benchmark, base.value_ms, head.value_ms, ratio, None, ratio > 1 + threshold, False)
 
 

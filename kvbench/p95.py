@@ -24,7 +24,7 @@ def register(subparsers):
     parser.add_argument("--json", help="write the series and flags to this JSON file")
     parser.add_argument("--threshold", type=float, default=0.10, help="relative p95 rise that counts (default 0.10)")
     parser.add_argument("--budgets", help=f"budgets file (default {budgets_mod.DEFAULT_BUDGETS} beside asv.conf.json, if it exists)")
-    parser.add_argument("--config", default=project.DEFAULT_CONFIG, help="asv config (default asv.conf.json)")
+    parser.add_argument("--config", help="asv config file (default: asv.conf.json here, if there is one)")
     parser.set_defaults(func=run)
 
 
@@ -33,7 +33,7 @@ def run(args):
     proj = project.load_project(args.config)
     results_dir = args.results or proj.results_dir
     if results_dir is None:
-        raise UserError(f"no {args.config} here: run from the project root or pass --results DIR")
+        raise UserError(f"no {project.DEFAULT_CONFIG} here: run from the project root or pass --results DIR")
     budgets = _load_budgets(args.budgets, proj.config_dir)
     measurements = read_measurements(results_dir, warn)
     order = _commit_order(proj, measurements)

@@ -27,8 +27,12 @@ class Project:
     config_dir: str  # asv.conf.json's directory (the current one without it)
 
 
-def load_project(config_path=DEFAULT_CONFIG):
-    """Read ``config_path`` if it exists; without it, the current directory is the repository."""
+def load_project(config_path=None):
+    """Read ``config_path`` (default asv.conf.json if it exists; without it, the current
+    directory is the repository). A ``config_path`` given but missing is a ``UserError``."""
+    if config_path is not None and not os.path.exists(config_path):
+        raise UserError(f"config file {config_path} not found: pass asv.conf.json's path to --config")
+    config_path = config_path or DEFAULT_CONFIG
     if not os.path.exists(config_path):
         return Project(None, None, os.getcwd(), "HEAD", None, os.getcwd())
     try:

@@ -131,10 +131,11 @@ def test_p95_flags_exactly_the_planted_changes(project, capsys, tmp_path):
 def test_p95_flags_a_budget_overrun_where_it_starts(project, capsys, tmp_path):
     repo, commits = project
     budgets = tmp_path / "budgets.json"
-    budgets.write_text('{"budgets_ms": {"%s": 20.0, "%s": 2000.0}}' % (ZERO_COPY, RESTORE))
+    budgets.write_text('{"budgets_ms": {"%s": 20.0, "%s": 2000.0, "bench_typo.X.time_y": 1}}' % (ZERO_COPY, RESTORE))
     out_json = tmp_path / "flags.json"
     code, _, err = run_cli(capsys, "p95", "--budgets", str(budgets), "--json", str(out_json))
     assert code == 0, err
+    assert "the budget for bench_typo.X.time_y matches no benchmark" in err
     budget_flags = [f for f in json.loads(out_json.read_text())["flags"] if f["kind"] == "budget"]
     assert [(f["benchmark"], f["commit"], f["budget_ms"]) for f in budget_flags] == [(ZERO_COPY, commits[4], 20.0)]
     assert budget_flags[0]["p95_after_ms"] > 20.0 > budget_flags[0]["p95_before_ms"]
@@ -214,4 +215,7 @@ def test_bad_input_gives_one_line_and_exit_2(project, capsys, tmp_path):
         budgets.write_text(text)
         assert_one_line_error(*run_cli(capsys, "p95", "--budgets", str(budgets))[::2], "p95", str(budgets), *words)
     assert_one_line_error(*run_cli(capsys, "p95", "--threshold", "0")[::2], "p95", "--threshold")
+    assert_one_line_error(*run_cli(capsys, "p95", "--config", "nowhere.json")[::2], "p95", "nowhere.json")
+    (repo / "asv.conf.json").write_text('{"version": 1, "repo": ".", ')
+    assert_one_line_error(*run_cli(capsys, "gate", commits[0], commits[1])[::2], "gate", "cannot read asv.conf.json")
     assert tree_digest(repo / "results") == before
