@@ -6,18 +6,36 @@ line on stderr, exit code 2, no traceback.
 """
 
 import argparse
+import importlib
 import sys
 
-from . import exp006, gate, p95, restore_costs
 from .errors import UserError
+
+# subcommand -> its module. A module whose dependencies are not installed (asv on a bare GPU
+# machine, where only mlx, mlx-lm, numpy and matplotlib are) leaves a subcommand saying so.
+COMMANDS = {"p95": "p95", "gate": "gate", "exp006": "exp006", "costs": "restore_costs"}
 
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="kvcache-bench", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for module in (p95, gate, exp006, restore_costs):
-        module.register(subparsers)
+    for command, module_name in COMMANDS.items():
+        try:
+            module = importlib.import_module(f".{module_name}", __package__)
+        except ModuleNotFoundError as missing:
+            _register_unavailable(subparsers, command, missing.name)
+        else:
+            module.register(subparsers)
     return parser
+
+
+def _register_unavailable(subparsers, command, missing):
+    def unavailable(args):
+        raise UserError(f"needs the Python package {missing!r}, not installed here: pip install -e '.[bench]'")
+
+    parser = subparsers.add_parser(command, help=f"(unavailable: needs {missing})", add_help=False)
+    parser.add_argument("ignored", nargs=argparse.REMAINDER)
+    parser.set_defaults(func=unavailable)
 
 
 def main(argv=None):
