@@ -12,7 +12,6 @@ Runs with only mlx, mlx-lm, numpy and matplotlib importable (``python3 -m kvbenc
 
 import json
 import os
-from datetime import datetime, timezone
 from pathlib import Path
 
 import mlx.core as mx
@@ -21,7 +20,7 @@ import kvcache
 
 from . import exp006_plots
 from .errors import UserError
-from .exp006_env import environment
+from .exp006_env import environment, load_average
 from .exp006_measure import measure_context
 from .exp006_report import render_results
 from .exp006_stats import COPYING_STRATEGIES, judge, reference_contexts, summarize, verdict
@@ -56,13 +55,14 @@ def register(subparsers):
 def run(args):
     spec, contexts, strategies, plan, out = _checked(args)
     command = _command(args, contexts, strategies, plan, out)
+    env = environment()
     progress = lambda line: print(f"exp006: {line}", flush=True)  # noqa: E731
     progress(f"{args.preset}, contexts {contexts}, timed calls {plan}, MLX device {mx.default_device()}")
     measured = {}
     for n in contexts:
         measured[n] = measure_context(spec, n, plan, args.warmup, progress)
         mx.clear_cache()
-    report = build_report(spec, args.preset, contexts, strategies, plan, args.warmup, measured, command)
+    report = build_report(spec, args.preset, contexts, strategies, plan, args.warmup, measured, command, env)
     write_outputs(report, out)
     for strategy, judged in report["judgment"]["strategies"].items():
         progress(f"verdict at {report['judgment']['reference_context']} tokens: {strategy}: {judged['verdict']}")
@@ -70,8 +70,9 @@ def run(args):
     return 0
 
 
-def build_report(spec, preset, contexts, strategies, plan, warmup, measured, command):
-    """Everything the JSON holds: run facts, environment, every sample with its statistics, judgments."""
+def build_report(spec, preset, contexts, strategies, plan, warmup, measured, command, env):
+    """Everything the JSON holds: run facts, ``env`` (``environment()`` taken at the start) with
+    the load average at the end, every sample with its statistics, judgments."""
     results = []
     for n in contexts:
         for strategy in strategies:
@@ -91,7 +92,6 @@ def build_report(spec, preset, contexts, strategies, plan, warmup, measured, com
         judged[strategy] = {"criteria": criteria, "verdict": verdict(stats, criteria)}
     return {
         "experiment": "EXP-006",
-        "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": command,
         "preset": preset,
         "spec": {
@@ -105,7 +105,8 @@ def build_report(spec, preset, contexts, strategies, plan, warmup, measured, com
         "baseline_strategy": "concat",
         "runs": plan,
         "warmup": warmup,
-        **environment(),
+        **env,
+        "machine": {**env["machine"], "load_average_at_end": load_average()},
         "results": results,
         "judgment": {"reference_context": reference, "half_context": half, "strategies": judged},
     }

@@ -7,6 +7,7 @@ are importable and the tree may not be a git checkout: anything not found reads 
 import os
 import platform
 import subprocess
+from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
@@ -17,13 +18,16 @@ UNKNOWN = "unknown"
 
 
 def environment():
-    """A JSON-ready description of this machine, its MLX backend and the code's versions."""
+    """A JSON-ready description of this machine, its MLX backend and the code's versions.
+
+    Call it when the run starts: the git commit is that of the code that runs.
+    """
     return {
+        "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {
             "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(),
             "cores": os.cpu_count(),
-            "load_average": _load_average(),
         },
         "backend": backend(),
         "versions": {
@@ -51,7 +55,10 @@ def backend():
 
 
 def git_state(directory):
-    """``{"commit", "dirty"}`` of the checkout holding ``directory``; "unknown" without git."""
+    """``{"commit", "dirty"}`` of the checkout holding ``directory``; "unknown" without git.
+
+    ``dirty``: tracked files differ from the commit (untracked files are not counted).
+    """
     commit = _git(directory, "rev-parse", "HEAD")
     status = _git(directory, "status", "--porcelain", "--untracked-files=no")
     return {"commit": commit or UNKNOWN, "dirty": UNKNOWN if status is None else bool(status)}
@@ -65,8 +72,8 @@ def _git(directory, *args):
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def _load_average():
-    """1-, 5- and 15-minute load averages: how busy the machine was while it measured."""
+def load_average():
+    """1-, 5- and 15-minute load averages (how busy the machine is), or "unknown"."""
     try:
         return [round(x, 2) for x in os.getloadavg()]
     except (AttributeError, OSError):

@@ -46,11 +46,11 @@ def render_results(report, write_line):
 
 def _run_facts(report, write_line):
     machine, backend, versions, git = report["machine"], report["backend"], report["versions"], report["git"]
-    write_line(f"- Date (UTC): {report['date_utc']}")
+    write_line(f"- Started (UTC): {report['started_utc']}")
     write_line(f"- Command: `{report['command']}`")
     write_line(
         f"- Machine: {machine['platform']}, {machine['processor']}, {machine['cores']} cores; "
-        f"load average at the end (1, 5, 15 min): {machine['load_average']}"
+        f"load average at the end (1, 5, 15 min): {machine['load_average_at_end']}"
     )
     write_line(
         f"- MLX device: {backend['default_device']} (Metal available: {backend['metal_available']}, "

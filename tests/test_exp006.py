@@ -2,6 +2,9 @@
 and its one-line refusals of bad arguments."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +16,7 @@ from kvbench.exp006_stats import CONDITIONAL_GO, GO, NO_GO, judge, reference_con
 
 PRESET, CONTEXTS, RUNS = "gemma3-1b", (512, 1024), 5
 STRATEGIES = ("zero_copy", "concat", "gather")
+ROOT = Path(__file__).resolve().parents[1]
 FILES = ("exp_006_timings.json", "EXP-006-results.md", "exp_006_histogram.png", "exp_006_scaling.png")
 
 
@@ -66,6 +70,7 @@ def test_json_holds_every_sample_and_consistent_stats(report):
 
 def test_json_describes_machine_backend_versions_and_commit(report):
     assert report["machine"]["cores"] >= 1 and report["machine"]["platform"]
+    assert len(report["machine"]["load_average_at_end"]) == 3 and report["started_utc"].endswith("+00:00")
     assert report["backend"]["default_device"].startswith("Device(")
     assert isinstance(report["backend"]["metal_available"], bool)
     assert isinstance(report["backend"]["cuda_available"], bool)
@@ -179,3 +184,23 @@ def test_git_state_outside_a_checkout_or_without_git_is_unknown(tmp_path, monkey
     assert git_state(tmp_path) == {"commit": "unknown", "dirty": "unknown"}
     monkeypatch.setenv("PATH", str(tmp_path))
     assert git_state(tmp_path) == {"commit": "unknown", "dirty": "unknown"}
+
+
+BARE_GPU_MACHINE = """
+import sys
+class NotInstalled:  # the GPU machine has only mlx, mlx-lm, numpy and matplotlib
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("asv", "asv_runner", "hypothesis", "pytest", "virtualenv"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, NotInstalled())
+from kvbench import cli
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_runs_where_only_mlx_numpy_and_matplotlib_are_installed(tmp_path):
+    out = tmp_path / "out"
+    argv = ["exp006", "--preset", PRESET, "--contexts", "256", "--runs", "1", "--warmup", "0", "--out", str(out)]
+    done = subprocess.run([sys.executable, "-c", BARE_GPU_MACHINE, *argv], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert all((out / name).exists() for name in FILES)
