@@ -24,7 +24,7 @@ import mlx.core as mx
 from .agent_blocks import AgentBlocks
 from .cache_layers import default_ring_index, held_pieces, make_cache_layer
 from .copying import fused_copy
-from .errors import CacheMismatchError, UnknownAgentError
+from .errors import BlockOwnershipError, CacheMismatchError, UnknownAgentError
 from .loans import LoanBook
 from .restore import get_strategy
 
@@ -126,10 +126,10 @@ class BlockPoolBatchEngine:
         Everything returned is evaluated (``mx.eval``) before this returns.
         """
         restore_layer = get_strategy(strategy)
-        if not isinstance(agent_blocks, AgentBlocks):
-            agent_blocks = self.agent_blocks(agent_blocks)
-        agent_id = agent_blocks.agent_id
+        agent_id = agent_blocks.agent_id if isinstance(agent_blocks, AgentBlocks) else agent_blocks
         with self._agent_lock(agent_id):
+            if not isinstance(agent_blocks, AgentBlocks):
+                agent_blocks = self.agent_blocks(agent_id)
             self._check_blocks(agent_blocks)
             self._loans.check(agent_id, _runs(agent_blocks))
             cache, lent = [], {}
@@ -151,7 +151,14 @@ class BlockPoolBatchEngine:
 
     def _check_blocks(self, agent_blocks):
         agent_id = agent_blocks.agent_id
-        if any(not self.pool.is_allocated(b) for b in agent_blocks.all_blocks()) or not agent_blocks.num_blocks:
+        current = self._agents.get(agent_id)
+        freed = not agent_blocks.num_blocks or any(not self.pool.is_allocated(b) for b in agent_blocks.all_blocks())
+        if current is not None and agent_blocks is not current and (freed or _shares_blocks(agent_blocks, current)):
+            raise BlockOwnershipError(
+                f"this block table of agent {agent_id!r} is out of date (the agent was stored again since): "
+                f"restore engine.agent_blocks({agent_id!r}) or the agent id"
+            )
+        if freed:
             raise UnknownAgentError(
                 f"agent {agent_id!r} has no blocks in the pool (never stored, or freed): store its cache again"
             )
@@ -194,3 +201,8 @@ class BlockPoolBatchEngine:
 def _runs(agent_blocks):
     """layer_id -> the run holding that layer's first block."""
     return {i: agent_blocks.blocks_for_layer(i)[0].run for i in agent_blocks.layer_ids}
+
+
+def _shares_blocks(table, other):
+    ids = {b.block_id for b in other.all_blocks()}
+    return any(b.block_id in ids for b in table.all_blocks())
