@@ -194,3 +194,57 @@ def test_free_agent_racing_restore_either_restores_whole_or_raises(strategy):
     run_threads([restorer(a) for a in caches] + [lambda a=a: engine.free_agent(a) for a in caches])
     assert set(outcomes) <= {"restored", "gone"} and len(outcomes) == 80
     assert engine.pool.num_used_blocks == 0 and engine.agent_ids() == []
+
+
+# MLX streams are per thread: an array left unevaluated by one thread cannot be evaluated by any other
+# (RuntimeError "There is no Stream(cpu, N) in current thread", MLX 0.32). The engine must evaluate what it
+# keeps in the thread that stores it. (bugs-d.md, BUG 5 and 6)
+def in_thread(fn):
+    result = {}
+
+    def work():
+        try:
+            result["value"] = fn()
+        except Exception as error:  # noqa: BLE001 (returned to the test)
+            result["error"] = error
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    return result
+
+
+def test_a_store_that_fails_to_evaluate_leaks_nothing():
+    engine = BlockPoolBatchEngine(BlockPool(SPEC, total_blocks=100))
+    cache = random_cache(SPEC, 5)
+    token = mx.ones(SPEC.kv_shape(1)[0])
+    for layer_cache in cache:
+        layer_cache.update_and_fetch(token, token)  # unevaluated, made in this thread
+    result = in_thread(lambda: engine.store("a", cache))
+    if "error" in result:
+        assert engine.pool.num_used_blocks == 0 and engine.pool.agent_ids() == [] and engine.agent_ids() == []
+    else:
+        expected = snapshot(cache)
+        assert_holds(engine.reconstruct("a", "gather"), expected, "a")
+
+
+def test_an_agent_parked_by_one_thread_resumes_in_another():
+    engine = BlockPoolBatchEngine(BlockPool(SPEC, total_blocks=100))
+    engine.store("a", random_cache(SPEC, 5, seed=3))
+    advanced_reference = random_cache(SPEC, 5, seed=3)
+    token = mx.ones(SPEC.kv_shape(1)[0])
+    mx.eval(token)  # only the worker's own writes stay unevaluated
+    for layer_cache in advanced_reference:
+        layer_cache.update_and_fetch(token, token)
+    expected = snapshot(advanced_reference)
+
+    def resume_decode_park():  # a worker that decodes without evaluating the cache, then parks it
+        cache = engine.reconstruct("a")
+        for layer_cache in cache:
+            layer_cache.update_and_fetch(token, token)
+        engine.store("a", cache)
+
+    assert in_thread(resume_decode_park) == {"value": None}
+    result = in_thread(lambda: engine.reconstruct("a", "gather"))
+    assert "error" not in result, f"the agent parked by another thread cannot be restored: {result.get('error')!r}"
+    assert_holds(result["value"], expected, "a")
