@@ -57,7 +57,7 @@ def high_severity_findings(path):
     result = subprocess.run([BIN / "zizmor", "--offline", "--format", "json", path],
                             capture_output=True, text=True)
     assert result.stdout.startswith("["), result.stderr
-    return sorted((finding["ident"], Path(finding["locations"][0]["symbolic"]["key"]["Local"]["verbatim_path"]).name)
+    return sorted((finding["ident"], re.search(r"[\w.-]+\.ya?ml", json.dumps(finding["locations"][0])).group())
                   for finding in json.loads(result.stdout) if finding["determinations"]["severity"] == "High")
 
 
