@@ -1,0 +1,110 @@
+"""Seeded workloads shared by the benchmarks: Gemma 3 12B caches parked in a block pool.
+
+asv runs every parameter combination in a process of its own, and runs ``setup`` again before
+every sample. The builders here are memoized per process: the first sample pays for building
+a workload (seconds: drawing random data, copying hundreds of MiB) and every later sample
+restores from the same pool, already evaluated. Nothing in this module is a benchmark.
+"""
+
+import functools
+import gc
+import time
+
+import mlx.core as mx
+
+from kvcache import BlockPool, BlockPoolBatchEngine, ModelCacheSpec, random_cache, scattered_copy
+
+PRESET = "gemma3-12b"
+SEED_CONTEXT = 8192  # EXP-006: 8K tokens of Gemma 3 12B, bf16: 832 MiB of keys and values
+CONTEXTS = [2048, 4096, 8192, 16384]
+AGENT = "agent-0"
+
+
+def spec():
+    return ModelCacheSpec.from_preset(PRESET)
+
+
+def empty_pool(context):
+    """A fresh pool with room for two agents of ``context`` tokens (buffers stay lazy)."""
+    s = spec()
+    blocks = sum(s.blocks_needed(layer_id, context) for layer_id in range(s.n_layers))
+    return BlockPool(s, total_blocks=2 * blocks)
+
+
+def empty_engine(context):
+    return BlockPoolBatchEngine(empty_pool(context))
+
+
+@functools.cache
+def live_cache(context):
+    """A model's cache list of ``context`` random tokens (seed 0), evaluated, as a prefill leaves it."""
+    return random_cache(spec(), context, seed=0)
+
+
+@functools.cache
+def stored_agent(context):
+    """``(engine, table)``: one agent's ``context`` tokens stored by the engine (one run per layer)."""
+    engine = empty_engine(context)
+    table = engine.store(AGENT, random_cache(engine.spec, context, seed=0))
+    settle()
+    return engine, table
+
+
+@functools.cache
+def scattered_agent(context):
+    """``(engine, table)``: the same tokens with every block in a run of its own.
+
+    On a layer stored as one run, ``gather`` has one slice to copy and copies nothing; a
+    scattered table makes it merge and copy every block, as a fragmented pool would.
+    """
+    engine = empty_engine(context)
+    stored = engine.store(AGENT, random_cache(engine.spec, context, seed=0))
+    table = scattered_copy(engine.pool, stored, f"{AGENT}-scattered")
+    engine.free_agent(AGENT)
+    settle()
+    return engine, table
+
+
+def restorable(strategy, context):
+    """The workload ``strategy`` restores: a scattered table for ``gather``, the stored one otherwise."""
+    return scattered_agent(context) if strategy == "gather" else stored_agent(context)
+
+
+def timed_restores(engine, table, strategy, n, warmup=5):
+    """Seconds of ``n`` single restores (``reconstruct`` evaluates what it returns), after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        engine.reconstruct(table, strategy)
+    seconds = []
+    for _ in range(n):
+        start = time.perf_counter()
+        engine.reconstruct(table, strategy)
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def restore_peak_bytes(engine, table, strategy):
+    """Bytes MLX's allocator held at the peak of one restore beyond what it held before it."""
+    mx.reset_peak_memory()
+    before = mx.get_active_memory()
+    engine.reconstruct(table, strategy)
+    return mx.get_peak_memory() - before
+
+
+def settle():
+    """Drop garbage and hand MLX's cached buffers back to the system."""
+    gc.collect()
+    mx.clear_cache()
+
+
+def reset_peak_rss():
+    """Reset the process's peak RSS to its current RSS (Linux >= 4.0); False where unsupported.
+
+    asv's ``peakmem_`` is the peak RSS of the whole process, setup included; after this call it
+    is the peak of what runs next, on top of what the process already holds.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        return False
+    return True
