@@ -9,6 +9,7 @@ from mlx_lm.models.cache import make_prompt_cache
 
 from kvcache import (
     AgentBlocks,
+    BlockOwnershipError,
     BlockPool,
     BlockPoolBatchEngine,
     CacheMismatchError,
@@ -164,17 +165,24 @@ def test_every_error_is_a_kvcache_error():
 
 def test_a_stale_table_is_refused_after_an_adopting_store(gemma):
     """The table of an earlier store, whose blocks a later store adopted and whose ring slots the
-    lent cache overwrote, must not restore the overwritten data as if it were its own
-    (bugs-d.md, BUG 4)."""
+    lent cache overwrote, must not restore the overwritten data as its own (bugs-d.md, BUG 4)."""
     tokens = prompt(30, seed=16)
     engine = BlockPoolBatchEngine(BlockPool(gemma.spec, total_blocks=100))
-    original = gemma.prefill(tokens[:9])
-    old_table = engine.store("a", original)
+    old_table = engine.store("a", gemma.prefill(tokens[:9]))
     lent = engine.reconstruct("a")
     gemma.model(tokens[None, 9:10], cache=lent)  # token 9 overwrites token 1's ring slot in place
     engine.store("a", lent)
-    try:
-        restored = engine.reconstruct(old_table, "gather")
-    except KVCacheError:
-        return
-    assert_caches_equal(original, restored)
+    before = state(engine)
+    with pytest.raises(BlockOwnershipError, match=r"block table of agent 'a' is out of date.*engine.agent_blocks\('a'\)"):
+        engine.reconstruct(old_table, "gather")
+    assert_a_intact(engine, lent, before)
+
+
+def test_a_stale_table_is_refused_after_a_copying_store(stored, gemma):
+    engine, cache = stored
+    old_table = engine.agent_blocks("a")
+    newer = gemma.prefill(prompt(20, seed=4))
+    engine.store("a", newer)  # new runs; the old table's blocks are freed (and may be reused)
+    with pytest.raises(BlockOwnershipError, match=r"out of date"):
+        engine.reconstruct(old_table)
+    assert_caches_equal(newer, engine.reconstruct("a"))
