@@ -4,7 +4,8 @@ The rule, per benchmark measured at both commits on the machine: with raw sample
 HEAD regresses when the 90% percentile-bootstrap CI of p95(HEAD) / p95(BASE) lies wholly
 above ``1 + threshold`` (its lower end is a one-sided 95% bound). Without samples at one of
 them (a ``track_`` p95, or results kept without ``--record-samples``) the point values are
-compared: ratio above ``1 + threshold``. Prints a markdown table fit for a PR comment.
+compared: ratio above ``1 + threshold``. With ``--min-rise-ms``, the p95 must also have risen
+by more than that many milliseconds (a noise floor for a shared machine). Prints a markdown table fit for a PR comment.
 Exit 0: no regression; 1: a regression; 2: bad input.
 """
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from . import project, stats, tables
 from .asv_results import read_measurements
 from .errors import UserError
-from .p95 import check_threshold, warn
+from .p95 import MIN_RISE_HELP, check_min_rise, check_threshold, warn
 
 
 def register(subparsers):
@@ -23,12 +24,14 @@ def register(subparsers):
     parser.add_argument("--results", help="asv results directory (default: asv.conf.json's results_dir)")
     parser.add_argument("--machine", help="asv machine name (needed when several have both commits)")
     parser.add_argument("--threshold", type=float, default=0.10, help="relative p95 rise that fails (default 0.10)")
+    parser.add_argument("--min-rise-ms", type=float, default=0.0, help=MIN_RISE_HELP)
     parser.add_argument("--config", help="asv config file (default: asv.conf.json here, if there is one)")
     parser.set_defaults(func=run)
 
 
 def run(args, write_line=print):
     check_threshold(args.threshold)
+    check_min_rise(args.min_rise_ms)
     proj = project.load_project(args.config)
     results_dir = args.results or proj.results_dir
     if results_dir is None:
@@ -42,9 +45,9 @@ def run(args, write_line=print):
     common = sorted(at_base.keys() & at_head.keys())
     if not common:
         raise UserError(f"BASE {args.base} and HEAD {args.head} share no p95 benchmark on {machine}: run the same benchmarks at both")
-    rows = [compare(at_base[key], at_head[key], args.threshold) for key in common]
+    rows = [compare(at_base[key], at_head[key], args.threshold, args.min_rise_ms) for key in common]
     n_regressions = sum(row.regression for row in rows)
-    write_comment(rows, machine, base, head, args.threshold, write_line)
+    write_comment(rows, machine, base, head, args.threshold, args.min_rise_ms, write_line)
     if any(not row.sampled for row in rows):
         warn("some benchmarks have no raw samples at BASE or HEAD: compared by their point values, no significance test")
     return 1 if n_regressions else 0
@@ -63,17 +66,20 @@ class Row:
     sampled: bool
 
 
-def compare(base, head, threshold):
+def compare(base, head, threshold, min_rise_ms=0.0):
     """Compare two measurements of one benchmark by the gate's rule (module docstring)."""
     if base.samples_ms and head.samples_ms:
+        base_ms, head_ms = stats.p95(base.samples_ms), stats.p95(head.samples_ms)
         ratio, low, high = stats.p95_ratio_ci(base.samples_ms, head.samples_ms)
-        regression = stats.is_significant_regression(low, threshold)
-        return Row(base.benchmark, stats.p95(base.samples_ms), stats.p95(head.samples_ms), ratio, (low, high), regression, True)
-    ratio = head.value_ms / base.value_ms if base.value_ms > 0 else float("inf")
-    return Row(base.benchmark, base.value_ms, head.value_ms, ratio, None, ratio > 1 + threshold, False)
+        regression = stats.is_significant_regression(low, head_ms - base_ms, threshold, min_rise_ms)
+        return Row(base.benchmark, base_ms, head_ms, ratio, (low, high), regression, True)
+    base_ms, head_ms = base.value_ms, head.value_ms
+    ratio = head_ms / base_ms if base_ms > 0 else float("inf")
+    regression = ratio > 1 + threshold and head_ms - base_ms > min_rise_ms
+    return Row(base.benchmark, base_ms, head_ms, ratio, None, regression, False)
 
 
-def write_comment(rows, machine, base, head, threshold, write_line):
+def write_comment(rows, machine, base, head, threshold, min_rise_ms, write_line):
     """The PR comment: a verdict line, the table, the rule."""
     n = sum(row.regression for row in rows)
     verdict = f"**{n} p95 regression(s)**" if n else "no p95 regression"
@@ -89,7 +95,8 @@ def write_comment(rows, machine, base, head, threshold, write_line):
     tables.write_table(["benchmark", "BASE p95 ms", "HEAD p95 ms", "ratio", "90% CI", "verdict"], table_rows, write_line)
     write_line("")
     write_line(f"Regression: the 90% bootstrap CI of p95(HEAD)/p95(BASE) lies above {1 + threshold:.2f} "
-               "(point ratio where a side has no raw samples).")
+               "(point ratio where a side has no raw samples)"
+               + (f", and p95 rose by more than {tables.ms(min_rise_ms)} ms." if min_rise_ms else "."))
 
 
 def _pick_machine(measurements, machine, base, head, results_dir):

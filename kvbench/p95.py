@@ -17,12 +17,16 @@ from .asv_results import read_measurements
 from .errors import UserError
 
 
+MIN_RISE_HELP = "a p95 rise must also exceed this many ms: a noise floor for a shared machine (default 0)"
+
+
 def register(subparsers):
     parser = subparsers.add_parser("p95", help="p95 per commit, regressions and budget overruns", description=__doc__)
     parser.add_argument("--results", help="asv results directory (default: asv.conf.json's results_dir)")
     parser.add_argument("--html", help="asv html directory to add the p95 page to (default: asv.conf.json's html_dir)")
     parser.add_argument("--json", help="write the series and flags to this JSON file")
     parser.add_argument("--threshold", type=float, default=0.10, help="relative p95 rise that counts (default 0.10)")
+    parser.add_argument("--min-rise-ms", type=float, default=0.0, help=MIN_RISE_HELP)
     parser.add_argument("--budgets", help=f"budgets file (default {budgets_mod.DEFAULT_BUDGETS} beside asv.conf.json, if it exists)")
     parser.add_argument("--config", help="asv config file (default: asv.conf.json here, if there is one)")
     parser.set_defaults(func=run)
@@ -30,6 +34,7 @@ def register(subparsers):
 
 def run(args):
     check_threshold(args.threshold)
+    check_min_rise(args.min_rise_ms)
     proj = project.load_project(args.config)
     results_dir = args.results or proj.results_dir
     if results_dir is None:
@@ -41,7 +46,7 @@ def run(args):
     _warn_about_inputs(measurements, order, budgets)
     flags = []
     for s in all_series:
-        flags += series_mod.regression_flags(s, args.threshold) + series_mod.budget_flags(s)
+        flags += series_mod.regression_flags(s, args.threshold, args.min_rise_ms) + series_mod.budget_flags(s)
     write_report(all_series, flags, args.threshold, print)
     if args.json:
         _write_json(args.json, all_series, flags, args.threshold, proj.commit_url)
@@ -60,6 +65,11 @@ def run(args):
 def check_threshold(threshold):
     if not threshold > 0:
         raise UserError(f"--threshold must be a positive fraction (0.10 = 10%), not {threshold}")
+
+
+def check_min_rise(min_rise_ms):
+    if not min_rise_ms >= 0:
+        raise UserError(f"--min-rise-ms must be zero or a positive number of milliseconds, not {min_rise_ms}")
 
 
 def warn(message):

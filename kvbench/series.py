@@ -5,7 +5,8 @@ point per commit of the branch's first-parent history that has a result, oldest 
 
 Flags, per series (rules in ``kvbench.stats``):
 
-- ``regression``: a confirmed step (``find_steps``) more than ``threshold`` up; where the
+- ``regression``: a confirmed step (``find_steps``) more than ``threshold`` (and more than
+  ``min_rise_ms``, a noise floor, 0 by default) up; where the
   points have raw samples it must also be significant against the last commit before it,
   for the step's commit and for each confirming one: the bootstrap CI of
   p95(that commit) / p95(last commit before) lies above ``1 + threshold`` (the gate's test).
@@ -85,16 +86,18 @@ def build_series(measurements, commit_order, budget_for):
     ]
 
 
-def regression_flags(series, threshold):
+def regression_flags(series, threshold, min_rise_ms=0.0):
     """The series' confirmed, significant p95 steps up (see the module docstring)."""
     points = series.points
     flags = []
-    for step in stats.find_steps([p.p95_ms for p in points], threshold):
-        last_before = points[step.before[-1]]
-        tests = [_ratio_ci(last_before, points[i]) for i in step.after]
-        if all(tests) and not all(stats.is_significant_regression(t[1], threshold) for t in tests):
+    for step in stats.find_steps([p.p95_ms for p in points], threshold, min_rise_ms):
+        before = points[step.before[-1]]
+        tests = [(_ratio_ci(before, points[i]), points[i].p95_ms - before.p95_ms) for i in step.after]
+        if all(ci for ci, _ in tests) and not all(
+            stats.is_significant_regression(ci[1], rise, threshold, min_rise_ms) for ci, rise in tests
+        ):
             continue
-        flags.append(_flag("regression", series, step.index, ratio_ci=tests[0]))
+        flags.append(_flag("regression", series, step.index, ratio_ci=tests[0][0]))
     return flags
 
 

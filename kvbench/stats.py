@@ -55,9 +55,10 @@ def p95_ratio_ci(base, head, level=RATIO_CI_LEVEL, resamples=BOOTSTRAP_RESAMPLES
     return p95(head) / p95(base), float(low), float(high)
 
 
-def is_significant_regression(ratio_low, threshold):
-    """The gate's rule: the ratio's lower CI end is above ``1 + threshold``."""
-    return ratio_low > 1 + threshold
+def is_significant_regression(ratio_low, rise, threshold, min_rise=0.0):
+    """The gate's rule: the ratio's lower CI end is above ``1 + threshold`` and the p95 rose
+    (``rise`` = p95 after - p95 before) by more than ``min_rise``."""
+    return ratio_low > 1 + threshold and rise > min_rise
 
 
 @dataclass(frozen=True)
@@ -69,12 +70,12 @@ class Step:
     after: tuple
 
 
-def find_steps(values, threshold=0.10, window=CONFIRM_WINDOW):
+def find_steps(values, threshold=0.10, min_rise=0.0, window=CONFIRM_WINDOW):
     """Upward steps in a p95 series (branch order, oldest first; None = not measured).
 
     The confirmed-step rule, over measured points only: point ``i`` is a step when each of
-    the ``window`` points from ``i`` on is more than ``threshold`` (relative) above every
-    one of the (up to) ``window`` points before ``i``. So a step needs ``window - 1`` later
+    the ``window`` points from ``i`` on is more than ``threshold`` (relative) and more than
+    ``min_rise`` (absolute) above every one of the (up to) ``window`` points before ``i``. So a step needs ``window - 1`` later
     commits to confirm it, and one slow commit (at the tip, or between normal ones) is
     never a step; a step later undone is still reported (it is history). At most one
     point of a clean step qualifies: the point after it has a slow point before it.
@@ -83,7 +84,8 @@ def find_steps(values, threshold=0.10, window=CONFIRM_WINDOW):
     steps = []
     for j in range(1, len(measured) - window + 1):
         before, after = measured[max(0, j - window) : j], measured[j : j + window]
-        if min(v for _, v in after) > (1 + threshold) * max(v for _, v in before):
+        low_after, high_before = min(v for _, v in after), max(v for _, v in before)
+        if low_after > (1 + threshold) * high_before and low_after - high_before > min_rise:
             steps.append(Step(measured[j][0], tuple(i for i, _ in before), tuple(i for i, _ in after)))
     return steps
 

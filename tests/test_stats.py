@@ -48,14 +48,15 @@ def test_ratio_ci_sees_a_slowdown_in_only_the_tail():
     assert np.median(head) == pytest.approx(np.median(base), rel=0.25)
     ratio, low, high = stats.p95_ratio_ci(base, head)
     assert low > 2.0 and low <= ratio <= high
-    assert stats.is_significant_regression(low, threshold=0.10)
+    assert stats.is_significant_regression(low, stats.p95(head) - stats.p95(base), threshold=0.10)
 
 
 def test_ratio_ci_of_identical_distributions_straddles_one():
     rng = np.random.default_rng(4)
-    ratio, low, high = stats.p95_ratio_ci(rng.exponential(1, 200), rng.exponential(1, 200))
+    base, head = rng.exponential(1, 200), rng.exponential(1, 200)
+    ratio, low, high = stats.p95_ratio_ci(base, head)
     assert low < 1.0 < high
-    assert not stats.is_significant_regression(low, threshold=0.10)
+    assert not stats.is_significant_regression(low, stats.p95(head) - stats.p95(base), threshold=0.10)
 
 
 def test_ratio_ci_is_reproducible():
@@ -73,6 +74,17 @@ def test_find_steps_finds_a_planted_step_at_its_commit():
 
 def test_find_steps_finds_two_steps_in_a_row_of_levels():
     assert [s.index for s in stats.find_steps([1, 1, 5, 5, 30, 30])] == [2, 4]
+
+
+def test_find_steps_with_a_noise_floor_needs_the_rise_to_exceed_it():
+    series = [1.0, 1.0, 4.0, 4.0, 20.0, 20.0]
+    assert [s.index for s in stats.find_steps(series, threshold=0.10, min_rise=5.0)] == [4]
+
+
+def test_significance_needs_the_rise_over_the_noise_floor():
+    assert stats.is_significant_regression(3.0, rise=20.0, threshold=1.0, min_rise=15.0)
+    assert not stats.is_significant_regression(3.0, rise=10.0, threshold=1.0, min_rise=15.0)
+    assert not stats.is_significant_regression(1.5, rise=20.0, threshold=1.0, min_rise=15.0)
 
 
 def test_find_steps_ignores_noise_within_the_threshold():

@@ -9,10 +9,12 @@ then four commits are planted on top of it, in branch order:
 ``asv run --record-samples`` measures the zero-copy 8K restore (``Reconstruct8k``, one call
 per sample) at each commit in one shared virtualenv, and ``kvcache-bench p95`` / ``gate``
 must flag exactly c2 (median slowdown) and c3 (a slowdown in the tail only: the median stays
-at c2's). The planted sleeps (25 ms; 150 ms) dwarf the ~0.3 ms restore and its tail on a busy
-shared CPU (p95 of a few ms), and the tests use a 100% threshold, so machine noise alone
-cannot flag the commits that change nothing. ~4 minutes, most of it creating asv's
-environment (mlx, mlx-lm from pip) and building the 832 MiB workload once per commit.
+at c2's). The restore takes ~0.3 ms, but on this shared 2-core machine its p95 moves between
+runs by several ms (seen: 0.98 ms at c0, 4.49 ms at the comment-only c1, a "significant" 4.6x
+within-run bootstrap ratio: drift between runs is not sampling noise). So the planted sleeps
+(40 ms; 200 ms) dwarf that, and the tests use a 100% threshold with a 15 ms noise floor
+(``--min-rise-ms``). ~4 minutes, most of it creating asv's environment (mlx, mlx-lm from pip)
+and building the 832 MiB workload once per commit.
 """
 
 import json
@@ -29,14 +31,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MACHINE = "kvbench-e2e"
 ZERO_COPY = "bench_reconstruct.Reconstruct8k.time_reconstruct_8k('zero_copy')"
 SELECTION = r"time_reconstruct_8k\('zero_copy'\)"
-THRESHOLD = "1.0"
+NOISE = ["--threshold", "1.0", "--min-rise-ms", "15"]
 
 # Appended to kvcache/engine.py: a wrapper around every BlockPoolBatchEngine.reconstruct.
 SLOW_EVERY_CALL = """
 import time as _planted_time
 _planted_reconstruct = BlockPoolBatchEngine.reconstruct
 def _slow_every_call(self, *args, **kwargs):
-    _planted_time.sleep(0.025)
+    _planted_time.sleep(0.040)
     return _planted_reconstruct(self, *args, **kwargs)
 BlockPoolBatchEngine.reconstruct = _slow_every_call
 """
@@ -46,7 +48,7 @@ _planted_calls = _planted_itertools.count(1)
 _planted_reconstruct_2 = BlockPoolBatchEngine.reconstruct
 def _slow_one_call_in_ten(self, *args, **kwargs):
     if next(_planted_calls) % 10 == 0:
-        _planted_time.sleep(0.150)
+        _planted_time.sleep(0.200)
     return _planted_reconstruct_2(self, *args, **kwargs)
 BlockPoolBatchEngine.reconstruct = _slow_one_call_in_ten
 """
@@ -116,9 +118,9 @@ def kvcache_bench(capsys, repo, *argv):
 def test_p95_flags_the_median_and_the_tail_slowdown_only(measured, capsys, tmp_path):
     repo, commits = measured
     budgets = tmp_path / "budgets.json"
-    budgets.write_text('{"budgets_ms": {"%s": 15.0}}' % ZERO_COPY)
+    budgets.write_text('{"budgets_ms": {"%s": 20.0}}' % ZERO_COPY)
     flags_json = tmp_path / "p95.json"
-    code, out, err = kvcache_bench(capsys, repo, "p95", "--threshold", THRESHOLD, "--budgets", str(budgets), "--json", str(flags_json))
+    code, out, err = kvcache_bench(capsys, repo, "p95", *NOISE, "--budgets", str(budgets), "--json", str(flags_json))
     assert code == 0, err
     report = json.loads(flags_json.read_text())
     [series] = [s for s in report["series"] if s["benchmark"] == ZERO_COPY]
@@ -136,17 +138,17 @@ def test_gate_fails_the_slowdowns_and_passes_the_comments(measured, capsys):
     repo, commits = measured
     verdicts = {}
     for base, head in [(0, 1), (1, 2), (2, 3), (3, 4)]:
-        code, out, err = kvcache_bench(capsys, repo, "gate", commits[base][:8], commits[head], "--threshold", THRESHOLD)
+        code, out, err = kvcache_bench(capsys, repo, "gate", commits[base][:8], commits[head], *NOISE)
         verdicts[head] = code
         assert ZERO_COPY in out, err
     assert verdicts == {1: 0, 2: 1, 3: 1, 4: 0}
-    code, out, _ = kvcache_bench(capsys, repo, "gate", "main~2", "main~1", "--machine", MACHINE, "--threshold", THRESHOLD)
+    code, out, _ = kvcache_bench(capsys, repo, "gate", "main~2", "main~1", "--machine", MACHINE, *NOISE)
     assert code == 1 and "**regression**" in out  # branch names: c2 -> c3, the tail
 
 
 def test_p95_page_joins_asvs_published_dashboard(measured, capsys):
     repo, commits = measured
-    code, _, err = kvcache_bench(capsys, repo, "p95", "--threshold", THRESHOLD)
+    code, _, err = kvcache_bench(capsys, repo, "p95", *NOISE)
     assert code == 0, err
     html = repo / ".asv" / "html"
     assert 'href="p95.html"' in (html / "index.html").read_text()
