@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The main job (`make main-job`): measure the last N commits of main with asv (raw samples
+# kept), publish asv's dashboard, and print kvcache-bench's p95 flags. Works from a fresh
+# clone (it makes .venv with the bench extra); safe to rerun: measured commits are skipped.
+#
+# Env:  N            how many commits of main to measure, newest first, following main's
+#                    first parents (default 2: about 15 minutes on a 2-core CPU from a fresh
+#                    clone, installs included; docs/benchmarks.md has the measurements)
+#       ASV_MACHINE  asv machine name the results are filed under (default: the host name)
+#       ASV_CONFIG   asv config file in the repository root (default asv.conf.json)
+# Out:  .asv/results/MACHINE/COMMIT-ENV.json  asv results with raw samples; only ever added:
+#                    never deleted or rewritten (--skip-existing-commits)
+#       .asv/html    asv's dashboard with the p95 page (browse: .venv/bin/asv preview)
+#       .asv/p95.json  p95 series per benchmark, regressions and budget overruns
+# Exit: 0 done; 1 a benchmark failed at some commit (the other results are kept and published);
+#       2 bad input; another status: the step that failed (its message says which).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+job=main-job
+
+N=${N:-2}
+[[ $N =~ ^[1-9][0-9]*$ ]] || { echo "$job: N (commits to measure) must be a positive integer, got '$N'" >&2; exit 2; }
+git rev-parse -q --verify refs/heads/main >/dev/null ||
+  { echo "$job: no local branch main: asv benchmarks main's history (git branch main origin/main)" >&2; exit 2; }
+
+echo "== $job [1/4] virtualenv .venv (bench extra) and asv machine"
+source scripts/asv-common.sh
+echo "machine: $machine"
+
+echo "== $job [2/4] asv run: the last $N commits of main not yet measured on $machine"
+run_status=0
+git rev-list --first-parent -n "$N" main |
+  "$bin/asv" run --record-samples --skip-existing-commits --machine "$machine" "${config_opts[@]}" HASHFILE:- ||
+  run_status=$?
+case $run_status in
+  0) ;;
+  1) echo "$job: every one of the last $N commits is measured on $machine already; nothing to run" ;;
+  2) echo "$job: some benchmarks FAILED (asv exit 2; see '· failed' above); their results are recorded as missing" ;;
+  *) echo "$job: asv run exited $run_status" >&2; exit "$run_status" ;;
+esac
+
+echo "== $job [3/4] asv publish: dashboard in .asv/html"
+"$bin/asv" publish "${config_opts[@]}"
+
+echo "== $job [4/4] kvcache-bench p95: p95 series, regressions and budget overruns"
+"$bin/kvcache-bench" p95 --results .asv/results --html .asv/html --json .asv/p95.json "${config_opts[@]}"
+
+echo "== $job done. Browse the dashboard: $bin/asv preview (serves .asv/html; Ctrl-C stops it)"
+[ "$run_status" -ne 2 ] || exit 1

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Compare two commits on this machine, for a pull request: `scripts/pr-compare.sh BASE HEAD`.
+# asv continuous measures both (raw samples kept), asv compare tabulates the medians, and
+# `kvcache-bench gate` decides on p95: its exit status is this script's.
+#
+# Args: BASE, HEAD   commits (hash, branch or tag) of this repository
+# Env:  ASV_MACHINE  asv machine name the results are filed under (default: the host name)
+#       ASV_CONFIG   asv config file in the repository root (default asv.conf.json)
+# Out:  out/asv-compare.md  asv compare BASE HEAD (median per benchmark, markdown table)
+#       out/gate.md         kvcache-bench gate's p95 table
+#       out/pr-comment.md   the PR comment: gate table, then asv's table folded
+#       .asv/results/MACHINE/  BASE's and HEAD's results (asv replaces earlier ones of these two)
+# Exit: kvcache-bench gate's: 0 no p95 regression, 1 a regression, 2 bad input or missing
+#       results; another status: the step that failed (its message says which).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+job=pr-compare
+
+[ $# -eq 2 ] || { echo "usage: scripts/pr-compare.sh BASE HEAD" >&2; exit 2; }
+for rev in "$1" "$2"; do
+  git rev-parse -q --verify "$rev^{commit}" >/dev/null ||
+    { echo "$job: '$rev' is not a commit of this repository (fetch it first?)" >&2; exit 2; }
+done
+base=$(git rev-parse "$1^{commit}")
+head=$(git rev-parse "$2^{commit}")
+
+echo "== $job [1/4] virtualenv .venv (bench extra) and asv machine"
+source scripts/asv-common.sh
+echo "machine: $machine; BASE ${base:0:12}, HEAD ${head:0:12}"
+mkdir -p out
+
+echo "== $job [2/4] asv continuous: measure BASE and HEAD"
+run_status=0
+"$bin/asv" continuous --machine "$machine" "${config_opts[@]}" "$base" "$head" || run_status=$?
+case $run_status in
+  0) ;;
+  1) echo "$job: asv continuous saw a benchmark get slower (exit 1); the p95 gate decides" ;;
+  2) echo "$job: some benchmarks FAILED (asv exit 2; see '· failed' above); comparing what was measured" ;;
+  *) echo "$job: asv continuous exited $run_status" >&2; exit "$run_status" ;;
+esac
+
+echo "== $job [3/4] asv compare BASE HEAD -> out/asv-compare.md"
+"$bin/asv" compare --machine "$machine" "${config_opts[@]}" "$base" "$head" >out/asv-compare.md
+cat out/asv-compare.md
+
+echo "== $job [4/4] kvcache-bench gate BASE HEAD -> out/gate.md, out/pr-comment.md"
+gate_status=0
+"$bin/kvcache-bench" gate --machine "$machine" "${config_opts[@]}" "$base" "$head" >out/gate.md || gate_status=$?
+cat out/gate.md
+{
+  echo "### Benchmarks: ${head:0:12} against ${base:0:12} on $machine"
+  echo
+  cat out/gate.md
+  echo
+  echo "<details><summary>asv compare (medians; asv's own factor 1.1)</summary>"
+  echo
+  cat out/asv-compare.md
+  echo
+  echo "</details>"
+} >out/pr-comment.md
+echo "== $job done: gate exit $gate_status; comment in out/pr-comment.md"
+exit "$gate_status"
