@@ -5,7 +5,8 @@
 #
 # Env: ASV_MACHINE (required: the fixed asv machine name the results are filed under),
 #      BACKFILL_RANGE (optional: a git range for asv, e.g. v0.1..main; commits already measured
-#      on this machine are skipped), N (optional: how many recent commits main-job.sh measures).
+#      on this machine are skipped), N (optional: how many recent commits main-job.sh measures),
+#      ASV_CONFIG (optional, as scripts/asv-common.sh takes it).
 # Exit status: main-job.sh's, or 2 for bad input or a benchmark that failed during the backfill.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,10 +26,12 @@ if [ -n "${BACKFILL_RANGE:-}" ]; then
   ref='[A-Za-z0-9_][A-Za-z0-9._/^~!-]*'
   [[ $BACKFILL_RANGE =~ ^$ref(\.\.$ref)?$ ]] ||
     die "BACKFILL_RANGE '$BACKFILL_RANGE' is not a git range like v0.1..main, a1b2c3d..main or a1b2c3d^! (one commit)"
-  asv="$(dirname "$(bash scripts/venv.sh bench | tail -n 1)")/asv"
   echo "== ci-main: backfill $BACKFILL_RANGE on machine $ASV_MACHINE"
-  "$asv" machine --yes --machine "$ASV_MACHINE"
-  "$asv" run --record-samples --skip-existing-commits --machine "$ASV_MACHINE" "$BACKFILL_RANGE" || backfill_status=$?
+  job=ci-main
+  source scripts/asv-common.sh  # sets bin, machine, config_opts (as main-job.sh uses them)
+  # ${a[@]+"${a[@]}"}: macOS's bash 3.2 calls an empty array unbound under set -u.
+  "$bin/asv" run --record-samples --skip-existing-commits --machine "$machine" ${config_opts[@]+"${config_opts[@]}"} "$BACKFILL_RANGE" ||
+    backfill_status=$?
   case $backfill_status in
     0) ;;
     1) echo "ci-main: asv selected no commit in $BACKFILL_RANGE to measure (all measured already?)"; backfill_status=0 ;;

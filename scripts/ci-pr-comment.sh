@@ -29,7 +29,7 @@ trap 'rm -f "$body"' EXIT
 {
   echo "$marker"
   head -c "$max_chars" "$dir/pr-comment.md"
-  [ "$(wc -c <"$dir/pr-comment.md")" -le "$max_chars" ] || printf '\n\n_(truncated: the full report is in the run'"'"'s artifact)_'
+  [ $(($(wc -c <"$dir/pr-comment.md"))) -le "$max_chars" ] || printf '\n\n_(truncated: the full report is in the run'"'"'s artifact)_'
   [ -z "${RUN_URL:-}" ] || printf '\n\n[Workflow run](%s)\n' "$RUN_URL"
 } >"$body"
 
