@@ -24,7 +24,8 @@ fi
 backfill_status=0
 if [ -n "${BACKFILL_RANGE:-}" ]; then
   ref='[A-Za-z0-9_][A-Za-z0-9._/^~!-]*'
-  [[ $BACKFILL_RANGE =~ ^$ref(\.\.$ref)?$ ]] ||
+  range_re="^$ref(\\.\\.$ref)?\$"
+  [[ $BACKFILL_RANGE =~ $range_re ]] ||
     die "BACKFILL_RANGE '$BACKFILL_RANGE' is not a git range like v0.1..main, a1b2c3d..main or a1b2c3d^! (one commit)"
   echo "== ci-main: backfill $BACKFILL_RANGE on machine $ASV_MACHINE"
   job=ci-main
