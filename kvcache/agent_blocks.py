@@ -3,6 +3,7 @@
 Invariants: every block belongs to ``agent_id``; a layer's blocks are in token order; for a
 sliding layer, ``ring_index[layer_id]`` is the ring slot the next token goes to (mlx-lm's
 ``RotatingKVCache._idx``), and defaults to the temporal layout (slot ``min(n, window)``).
+``whole_run(layer_id)`` is known in O(1): it is kept up to date as blocks are added.
 """
 
 from .errors import BlockOwnershipError
@@ -18,6 +19,7 @@ class AgentBlocks:
         self.total_tokens = total_tokens
         self.ring_index = {}
         self._blocks = {}  # layer_id -> [Block] in token order
+        self._in_order = {}  # layer_id -> True while the blocks are run.blocks 0, 1, 2, ... of one run
 
     def add_block(self, block):
         """Append ``block`` to its layer's list (blocks must be added in token order)."""
@@ -25,7 +27,20 @@ class AgentBlocks:
             raise BlockOwnershipError(
                 f"{block!r} belongs to agent {block.agent_id!r}, not {self.agent_id!r}: allocate it for this agent"
             )
-        self._blocks.setdefault(block.layer_id, []).append(block)
+        blocks = self._blocks.setdefault(block.layer_id, [])
+        in_order = self._in_order.get(block.layer_id, True) and block.index == len(blocks)
+        self._in_order[block.layer_id] = in_order and (not blocks or block.run is blocks[0].run)
+        blocks.append(block)
+
+    def whole_run(self, layer_id):
+        """The run holding exactly this layer's blocks, in order, or None."""
+        blocks = self._blocks.get(layer_id)
+        if blocks and self._in_order[layer_id] and len(blocks) == blocks[0].run.n_blocks:
+            return blocks[0].run
+        return None
+
+    def num_blocks_for_layer(self, layer_id):
+        return len(self._blocks.get(layer_id, ()))
 
     def blocks_for_layer(self, layer_id):
         """The blocks of layer ``layer_id`` in token order (empty if it has none)."""

@@ -51,25 +51,26 @@ class BlockPoolBatchEngine:
             total_tokens = self._check_cache(cache)
             old = self._agents.get(agent_id)
             table = AgentBlocks(agent_id, total_tokens)
-            new_blocks, built, adopted = [], [], {}
+            new_blocks, to_evaluate, adopted = [], [], {}
             try:
                 for layer_id, layer_cache in enumerate(cache):
                     blocks = self._adoptable(old, layer_id, layer_cache, total_tokens)
                     if blocks is None:
                         blocks = self._copy_layer(agent_id, layer_id, layer_cache, total_tokens, table)
                         new_blocks.extend(blocks)
-                        built.extend((blocks[0].run.keys, blocks[0].run.values))
+                        to_evaluate.extend((blocks[0].run.keys, blocks[0].run.values))
                     else:
                         ring_index = layer_cache._idx if self.spec.layers[layer_id].is_sliding else None
                         if ring_index is not None:
                             table.ring_index[layer_id] = ring_index
                         adopted[layer_id] = (blocks[0].run, ring_index)
+                        to_evaluate.extend((layer_cache.keys, layer_cache.values))  # its pending writes
                     for block in blocks:
                         table.add_block(block)
+                mx.eval(to_evaluate)
             except BaseException:
                 self.pool.free(new_blocks)
                 raise
-            mx.eval(built)
             self._replace(agent_id, old, table)
             self._loans.restamp(agent_id, cache, total_tokens, adopted)
             return table
@@ -89,25 +90,20 @@ class BlockPoolBatchEngine:
 
     def _adoptable(self, old, layer_id, layer_cache, total_tokens):
         """The agent's blocks of this layer if the cache still holds their run, else None."""
-        if old is None:
+        run = old.whole_run(layer_id) if old is not None else None
+        if run is None or not run.is_intact or layer_cache.keys is not run.keys or layer_cache.values is not run.values:
             return None
-        blocks = old.blocks_for_layer(layer_id)
-        run = blocks[0].run if blocks else None
-        if run is None or layer_cache.keys is not run.keys or layer_cache.values is not run.values:
-            return None
-        if not all(self.pool.is_allocated(b) for b in blocks):
-            return None
-        if len(blocks) < self.spec.blocks_needed(layer_id, total_tokens):
+        if run.n_blocks < self.spec.blocks_needed(layer_id, total_tokens):
             return None  # full: copy into a run with room for the next token
-        return blocks
+        return old.blocks_for_layer(layer_id)
 
     def _copy_layer(self, agent_id, layer_id, layer_cache, total_tokens, table):
         keys, values, ring_index = held_pieces(layer_cache, self.spec, layer_id)
         n_blocks = self.spec.blocks_needed(layer_id, total_tokens)
         blocks = self.pool.allocate(n_blocks, layer_id, agent_id)
         run = blocks[0].run
-        run.keys = fused_copy(keys, spare=run.keys.shape[2] - sum(k.shape[2] for k in keys))
-        run.values = fused_copy(values, spare=run.values.shape[2] - sum(v.shape[2] for v in values))
+        spare = run.capacity - sum(k.shape[2] for k in keys)
+        run.keys, run.values = fused_copy(keys, spare), fused_copy(values, spare)
         if ring_index is not None:
             table.ring_index[layer_id] = ring_index
         return blocks
@@ -135,12 +131,11 @@ class BlockPoolBatchEngine:
             cache, lent = [], {}
             n = agent_blocks.total_tokens
             for layer_id, layer in enumerate(self.spec.layers):
-                blocks = agent_blocks.blocks_for_layer(layer_id)
-                keys, values, zero_copy = restore_layer(self.spec, layer_id, blocks)
+                keys, values, zero_copy = restore_layer(self.spec, agent_blocks, layer_id)
                 ring_index = agent_blocks.ring_index.get(layer_id, default_ring_index(layer, n)) if layer.is_sliding else None
                 cache.append(make_cache_layer(layer, keys, values, n, ring_index))
                 if zero_copy:
-                    lent[layer_id] = (blocks[0].run, ring_index)
+                    lent[layer_id] = (agent_blocks.whole_run(layer_id), ring_index)
             mx.eval([a for c in cache for a in (c.keys, c.values)])
             self._loans.lend(agent_id, cache, n, lent)
             return cache
@@ -152,7 +147,9 @@ class BlockPoolBatchEngine:
     def _check_blocks(self, agent_blocks):
         agent_id = agent_blocks.agent_id
         current = self._agents.get(agent_id)
-        freed = not agent_blocks.num_blocks or any(not self.pool.is_allocated(b) for b in agent_blocks.all_blocks())
+        freed = not agent_blocks.num_blocks or not all(
+            self._layer_allocated(agent_blocks, layer_id) for layer_id in agent_blocks.layer_ids
+        )
         if current is not None and agent_blocks is not current and (freed or _shares_blocks(agent_blocks, current)):
             raise BlockOwnershipError(
                 f"this block table of agent {agent_id!r} is out of date (the agent was stored again since): "
@@ -163,13 +160,19 @@ class BlockPoolBatchEngine:
                 f"agent {agent_id!r} has no blocks in the pool (never stored, or freed): store its cache again"
             )
         for layer_id in range(self.spec.n_layers):
-            blocks = agent_blocks.blocks_for_layer(layer_id)
+            n_blocks = agent_blocks.num_blocks_for_layer(layer_id)
             held = self.spec.tokens_held(layer_id, agent_blocks.total_tokens)
-            if len(blocks) * self.spec.block_tokens < held:
+            if n_blocks * self.spec.block_tokens < held:
                 raise CacheMismatchError(
-                    f"agent {agent_id!r} layer {layer_id} has {len(blocks)} blocks, too few for {held} tokens: "
+                    f"agent {agent_id!r} layer {layer_id} has {n_blocks} blocks, too few for {held} tokens: "
                     f"add spec.blocks_needed({layer_id}, {agent_blocks.total_tokens}) blocks"
                 )
+
+    def _layer_allocated(self, agent_blocks, layer_id):
+        run = agent_blocks.whole_run(layer_id)
+        if run is not None:
+            return run.is_intact
+        return all(self.pool.is_allocated(b) for b in agent_blocks.blocks_for_layer(layer_id))
 
     # --- agents -----------------------------------------------------------------------------
     def agent_blocks(self, agent_id):
@@ -199,8 +202,8 @@ class BlockPoolBatchEngine:
 
 
 def _runs(agent_blocks):
-    """layer_id -> the run holding that layer's first block."""
-    return {i: agent_blocks.blocks_for_layer(i)[0].run for i in agent_blocks.layer_ids}
+    """layer_id -> the run holding exactly that layer's blocks (None for a scattered layer)."""
+    return {i: agent_blocks.whole_run(i) for i in agent_blocks.layer_ids}
 
 
 def _shares_blocks(table, other):

@@ -12,8 +12,8 @@ to an mlx-lm cache instead of copying it::
     BlockRun.keys  (1, H, n * block_tokens, D)
     |-- block 0 --|-- block 1 --| ... |-- block n-1 --|
 
-Buffers are made lazily (``mx.zeros``): a run whose contents the engine supplies never
-materializes the zeros. All methods are safe to call from several threads.
+Buffers are made lazily: a run whose contents the engine supplies never makes zeros at all.
+All methods are safe to call from several threads.
 """
 
 import threading
@@ -24,12 +24,46 @@ from .errors import BlockOwnershipError, PoolExhaustedError, SpecError
 
 
 class BlockRun:
-    """One buffer of keys and one of values holding ``n_blocks`` consecutive blocks of a layer."""
+    """One buffer of keys and one of values holding ``n_blocks`` consecutive blocks of a layer.
 
-    def __init__(self, keys, values, n_blocks):
-        self.keys = keys
-        self.values = values
+    ``capacity`` is its token slots. ``keys``/``values`` are whatever the engine stored; a run
+    nothing was stored into reads as zeros, made on first access in the reading thread (MLX
+    binds an unevaluated array to the stream of the thread that made it).
+    ``n_allocated`` counts its blocks still allocated (kept by the pool under its lock): a run
+    is intact while ``n_allocated == n_blocks``, which checks a whole layer at once.
+    """
+
+    def __init__(self, shapes, dtype, n_blocks):
+        self.shapes = shapes
+        self.dtype = dtype
+        self.capacity = shapes[0][2]
         self.n_blocks = n_blocks
+        self.n_allocated = 0
+        self._keys = self._values = None
+
+    @property
+    def keys(self):
+        if self._keys is None:
+            self._keys = mx.zeros(self.shapes[0], self.dtype)
+        return self._keys
+
+    @keys.setter
+    def keys(self, array):
+        self._keys = array
+
+    @property
+    def values(self):
+        if self._values is None:
+            self._values = mx.zeros(self.shapes[1], self.dtype)
+        return self._values
+
+    @values.setter
+    def values(self, array):
+        self._values = array
+
+    @property
+    def is_intact(self):
+        return self.n_allocated == self.n_blocks
 
 
 class Block:
@@ -47,7 +81,7 @@ class Block:
     def token_range(self, block_tokens):
         """This block's slot range ``(start, stop)`` in its run's buffer."""
         start = self.index * block_tokens
-        return start, min(start + block_tokens, self.run.keys.shape[2])
+        return start, min(start + block_tokens, self.run.capacity)
 
     def __repr__(self):
         return f"Block(id={self.block_id}, layer={self.layer_id}, agent={self.agent_id!r})"
@@ -76,8 +110,7 @@ class BlockPool:
             raise ValueError(f"n_blocks={n_blocks!r}: allocate a positive whole number of blocks")
         if not 0 <= layer_id < self.spec.n_layers:
             raise ValueError(f"layer_id={layer_id}: the model has layers 0..{self.spec.n_layers - 1}")
-        k_shape, v_shape = self.spec.kv_shape(self.spec.capacity_tokens(layer_id, n_blocks))
-        run = BlockRun(mx.zeros(k_shape, self.spec.dtype), mx.zeros(v_shape, self.spec.dtype), n_blocks)
+        run = BlockRun(self.spec.kv_shape(self.spec.capacity_tokens(layer_id, n_blocks)), self.spec.dtype, n_blocks)
         with self._lock:
             if n_blocks > len(self._free_ids):
                 raise PoolExhaustedError(
@@ -87,6 +120,7 @@ class BlockPool:
             blocks = [Block(self._free_ids.pop(), layer_id, agent_id, run, i) for i in range(n_blocks)]
             for block in blocks:
                 self._allocated[block.block_id] = block
+            run.n_allocated = n_blocks
             self._blocks_by_agent.setdefault(agent_id, set()).update(b.block_id for b in blocks)
         return blocks
 
@@ -112,6 +146,7 @@ class BlockPool:
 
     def _release(self, block):
         del self._allocated[block.block_id]
+        block.run.n_allocated -= 1
         owned = self._blocks_by_agent[block.agent_id]
         owned.discard(block.block_id)
         if not owned:

@@ -1,7 +1,7 @@
 """Restore strategies: how a layer's blocks become the keys and values of an mlx-lm cache.
 
-Each strategy is ``fn(spec, layer_id, blocks) -> (keys, values, zero_copy)``; ``zero_copy``
-says the arrays *are* a block run's buffers (shared with the pool, see ``engine``).
+Each strategy is ``fn(spec, agent_blocks, layer_id) -> (keys, values, zero_copy)``;
+``zero_copy`` says the arrays *are* a block run's buffers (shared with the pool, see ``engine``).
 
 - ``zero_copy`` (default): a layer whose blocks are one whole ``BlockRun`` in order gets the
   run's buffers themselves: nothing is copied, and since the buffer has room for the next
@@ -17,24 +17,23 @@ from .copying import fused_copy
 from .errors import UnknownStrategyError
 
 
-def zero_copy(spec, layer_id, blocks):
-    run = blocks[0].run
-    whole_run = len(blocks) == run.n_blocks and all(
-        b.run is run and b.index == i for i, b in enumerate(blocks)
-    )
-    if not whole_run:
-        return gather(spec, layer_id, blocks)
+def zero_copy(spec, agent_blocks, layer_id):
+    run = agent_blocks.whole_run(layer_id)
+    if run is None:
+        return gather(spec, agent_blocks, layer_id)
     return run.keys, run.values, True
 
 
-def gather(spec, layer_id, blocks):
+def gather(spec, agent_blocks, layer_id):
+    blocks = agent_blocks.blocks_for_layer(layer_id)
     slices = _contiguous_slices(blocks, spec.block_tokens)
     keys = _copy_slices([run.keys for run, _, _ in slices], slices)
     values = _copy_slices([run.values for run, _, _ in slices], slices)
     return _fit(spec, layer_id, len(blocks), keys, values) + (False,)
 
 
-def concat(spec, layer_id, blocks):
+def concat(spec, agent_blocks, layer_id):
+    blocks = agent_blocks.blocks_for_layer(layer_id)
     ranges = [b.token_range(spec.block_tokens) for b in blocks]
     keys = fused_copy([b.run.keys[..., a:z, :] for b, (a, z) in zip(blocks, ranges)])
     values = fused_copy([b.run.values[..., a:z, :] for b, (a, z) in zip(blocks, ranges)])

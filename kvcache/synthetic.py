@@ -58,7 +58,7 @@ def scattered_copy(pool, agent_blocks, agent_id):
             (copy,) = pool.allocate(1, block.layer_id, agent_id)
             made.append(copy)
             start, stop = block.token_range(pool.spec.block_tokens)
-            width = copy.run.keys.shape[2]
+            width = copy.run.capacity
             copy.run.keys = fused_copy([block.run.keys[..., start:stop, :]], spare=width - (stop - start))
             copy.run.values = fused_copy([block.run.values[..., start:stop, :]], spare=width - (stop - start))
             table.add_block(copy)
