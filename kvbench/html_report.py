@@ -33,7 +33,7 @@ def write_page(html_dir, all_series, flags, threshold, commit_url):
         parts.append(f"<h2>{html.escape(s.benchmark)}</h2><p>machine {html.escape(s.machine)}, env {html.escape(s.env)}"
                      + (f", budget {tables.ms(s.budget_ms)} ms" if s.budget_ms else "") + "</p>")
         series_flags = [f for f in flags if (f.benchmark, f.machine, f.env) == (s.benchmark, s.machine, s.env)]
-        parts.append(_plot_svg(s, series_flags))
+        parts.append(svg_of(plot_series(s, series_flags)))
     parts.append("</body></html>")
     path = os.path.join(html_dir, PAGE)
     with open(path, "w", encoding="utf-8") as out:
@@ -72,7 +72,8 @@ def _flags_table(flags, commit_url):
     return "".join(rows) + "</table>"
 
 
-def _plot_svg(series, flags):
+def plot_series(series, flags):
+    """A matplotlib Figure: p95 per commit with its CI, the budget line, flagged commits marked."""
     points = series.points
     x = range(len(points))
     y = [p.p95_ms for p in points]
@@ -86,16 +87,20 @@ def _plot_svg(series, flags):
                     fmt="none", ecolor="#1f77b4", alpha=0.5, label="95% CI")
     if series.budget_ms:
         ax.axhline(series.budget_ms, color="#b00", linestyle="--", label="budget")
-    flagged = {f.commit for f in flags}
-    for i, p in enumerate(points):
-        if p.commit in flagged:
-            ax.axvline(i, color="#b00", alpha=0.3)
+    flagged = [i for i, p in enumerate(points) if p.commit in {f.commit for f in flags}]
+    for n, i in enumerate(flagged):
+        ax.axvline(i, color="#b00", alpha=0.3, label="flagged" if n == 0 else None)
     if min(y) > 0 and max(y) / min(y) > 20:
         ax.set_yscale("log")
     ax.set_xticks(list(x), [tables.short(p.commit) for p in points], rotation=45, fontsize=7)
     ax.set_ylabel("p95 (ms)")
     ax.legend(fontsize=7)
     fig.tight_layout()
+    return fig
+
+
+def svg_of(fig):
+    """The figure as an inline ``<svg>`` element."""
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg")
     svg = buffer.getvalue()
