@@ -41,7 +41,9 @@ class Measurement:
 def carries_p95(name):
     """Whether the benchmark named ``name`` (asv's full dotted name) yields a p95."""
     function = name.rsplit(".", 1)[-1]
-    return function.startswith("time_") or (function.startswith("track_") and "p95" in function and function.endswith("_ms"))
+    return function.startswith("time_") or (
+        function.startswith("track_") and "p95" in function and function.endswith("_ms")
+    )
 
 
 def read_measurements(results_dir, warn):
@@ -50,7 +52,9 @@ def read_measurements(results_dir, warn):
     Raises ``UserError`` when the directory is missing or holds no readable results file.
     """
     if not os.path.isdir(results_dir):
-        raise UserError(f"results directory {results_dir} does not exist: run `asv run --record-samples` first, or pass --results DIR")
+        raise UserError(
+            f"results directory {results_dir} does not exist: run `asv run --record-samples` first, or pass --results DIR"
+        )
     paths = list(_result_paths(results_dir))
     measurements, n_read = [], 0
     for path in paths:
@@ -63,7 +67,9 @@ def read_measurements(results_dir, warn):
         n_read += 1
         measurements.extend(found)
     if n_read == 0:
-        raise UserError(f"no readable asv results in {results_dir}: run `asv run --record-samples` first, or pass --results DIR")
+        raise UserError(
+            f"no readable asv results in {results_dir}: run `asv run --record-samples` first, or pass --results DIR"
+        )
     return measurements
 
 

@@ -27,10 +27,14 @@ def load_budgets(path):
         raise UserError(f"cannot read budgets file {path}: {' '.join(str(error).split())}")
     budgets = data.get("budgets_ms") if isinstance(data, dict) else None
     if not isinstance(budgets, dict):
-        raise UserError(f'malformed budgets file {path}: expected {{"budgets_ms": {{"benchmark name": milliseconds}}}}')
+        raise UserError(
+            f'malformed budgets file {path}: expected {{"budgets_ms": {{"benchmark name": milliseconds}}}}'
+        )
     for name, ms in budgets.items():
         if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not math.isfinite(ms) or ms <= 0:
-            raise UserError(f"malformed budgets file {path}: the budget of {name} must be a positive number of milliseconds, not {ms!r}")
+            raise UserError(
+                f"malformed budgets file {path}: the budget of {name} must be a positive number of milliseconds, not {ms!r}"
+            )
     return {name: float(ms) for name, ms in budgets.items()}
 
 

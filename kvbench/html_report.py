@@ -30,9 +30,14 @@ def write_page(html_dir, all_series, flags, threshold, commit_url):
         _flags_table(flags, commit_url),
     ]
     for s in all_series:
-        parts.append(f"<h2>{html.escape(s.benchmark)}</h2><p>machine {html.escape(s.machine)}, env {html.escape(s.env)}"
-                     + (f", budget {tables.ms(s.budget_ms)} ms" if s.budget_ms else "") + "</p>")
-        series_flags = [f for f in flags if (f.benchmark, f.machine, f.env) == (s.benchmark, s.machine, s.env)]
+        parts.append(
+            f"<h2>{html.escape(s.benchmark)}</h2><p>machine {html.escape(s.machine)}, env {html.escape(s.env)}"
+            + (f", budget {tables.ms(s.budget_ms)} ms" if s.budget_ms else "")
+            + "</p>"
+        )
+        series_flags = [
+            f for f in flags if (f.benchmark, f.machine, f.env) == (s.benchmark, s.machine, s.env)
+        ]
         parts.append(svg_of(plot_series(s, series_flags)))
     parts.append("</body></html>")
     path = os.path.join(html_dir, PAGE)
@@ -60,15 +65,19 @@ def link_from_index(html_dir):
 def _flags_table(flags, commit_url):
     if not flags:
         return "<p>No flags.</p>"
-    rows = ["<table><tr><th>kind</th><th>benchmark</th><th>machine</th><th>commit</th>"
-            "<th>p95 before (ms)</th><th>p95 after (ms)</th><th>budget (ms)</th></tr>"]
+    rows = [
+        "<table><tr><th>kind</th><th>benchmark</th><th>machine</th><th>commit</th>"
+        "<th>p95 before (ms)</th><th>p95 after (ms)</th><th>budget (ms)</th></tr>"
+    ]
     for f in flags:
         commit = html.escape(tables.short(f.commit))
         if commit_url:
             commit = f"<a href='{html.escape(commit_url + f.commit)}'>{commit}</a>"
-        rows.append(f"<tr class='flag'><td>{f.kind}</td><td>{html.escape(f.benchmark)}</td><td>{html.escape(f.machine)}</td>"
-                    f"<td>{commit}</td><td>{tables.ms(f.p95_before_ms)}</td><td>{tables.ms(f.p95_after_ms)}</td>"
-                    f"<td>{tables.ms(f.budget_ms)}</td></tr>")
+        rows.append(
+            f"<tr class='flag'><td>{f.kind}</td><td>{html.escape(f.benchmark)}</td><td>{html.escape(f.machine)}</td>"
+            f"<td>{commit}</td><td>{tables.ms(f.p95_before_ms)}</td><td>{tables.ms(f.p95_after_ms)}</td>"
+            f"<td>{tables.ms(f.budget_ms)}</td></tr>"
+        )
     return "".join(rows) + "</table>"
 
 
@@ -80,11 +89,24 @@ def plot_series(series, flags):
     fig = Figure(figsize=(8, 3))
     ax = fig.add_subplot()
     ax.plot(x, y, "o-", color="#1f77b4", label="p95")
-    bounded = [(i, p) for i, p in enumerate(points) if p.ci_low_ms is not None and abs(p.ci_high_ms) != float("inf") and abs(p.ci_low_ms) != float("inf")]
+    bounded = [
+        (i, p)
+        for i, p in enumerate(points)
+        if p.ci_low_ms is not None and abs(p.ci_high_ms) != float("inf") and abs(p.ci_low_ms) != float("inf")
+    ]
     if bounded:
-        ax.errorbar([i for i, _ in bounded], [p.p95_ms for _, p in bounded],
-                    yerr=[[p.p95_ms - p.ci_low_ms for _, p in bounded], [p.ci_high_ms - p.p95_ms for _, p in bounded]],
-                    fmt="none", ecolor="#1f77b4", alpha=0.5, label="95% CI")
+        ax.errorbar(
+            [i for i, _ in bounded],
+            [p.p95_ms for _, p in bounded],
+            yerr=[
+                [p.p95_ms - p.ci_low_ms for _, p in bounded],
+                [p.ci_high_ms - p.p95_ms for _, p in bounded],
+            ],
+            fmt="none",
+            ecolor="#1f77b4",
+            alpha=0.5,
+            label="95% CI",
+        )
     if series.budget_ms:
         ax.axhline(series.budget_ms, color="#b00", linestyle="--", label="budget")
     flagged = [i for i, p in enumerate(points) if p.commit in {f.commit for f in flags}]
@@ -104,4 +126,4 @@ def svg_of(fig):
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg")
     svg = buffer.getvalue()
-    return svg[svg.index("<svg"):]
+    return svg[svg.index("<svg") :]

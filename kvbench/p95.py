@@ -12,22 +12,31 @@ import os
 import sys
 
 from . import budgets as budgets_mod
-from . import html_report, project, series as series_mod, tables
+from . import html_report, project, tables
+from . import series as series_mod
 from .asv_results import read_measurements
 from .errors import UserError
-
 
 MIN_RISE_HELP = "a p95 rise must also exceed this many ms: a noise floor for a shared machine (default 0)"
 
 
 def register(subparsers):
-    parser = subparsers.add_parser("p95", help="p95 per commit, regressions and budget overruns", description=__doc__)
+    parser = subparsers.add_parser(
+        "p95", help="p95 per commit, regressions and budget overruns", description=__doc__
+    )
     parser.add_argument("--results", help="asv results directory (default: asv.conf.json's results_dir)")
-    parser.add_argument("--html", help="asv html directory to add the p95 page to (default: asv.conf.json's html_dir)")
+    parser.add_argument(
+        "--html", help="asv html directory to add the p95 page to (default: asv.conf.json's html_dir)"
+    )
     parser.add_argument("--json", help="write the series and flags to this JSON file")
-    parser.add_argument("--threshold", type=float, default=0.10, help="relative p95 rise that counts (default 0.10)")
+    parser.add_argument(
+        "--threshold", type=float, default=0.10, help="relative p95 rise that counts (default 0.10)"
+    )
     parser.add_argument("--min-rise-ms", type=float, default=0.0, help=MIN_RISE_HELP)
-    parser.add_argument("--budgets", help=f"budgets file (default {budgets_mod.DEFAULT_BUDGETS} beside asv.conf.json, if it exists)")
+    parser.add_argument(
+        "--budgets",
+        help=f"budgets file (default {budgets_mod.DEFAULT_BUDGETS} beside asv.conf.json, if it exists)",
+    )
     parser.add_argument("--config", help="asv config file (default: asv.conf.json here, if there is one)")
     parser.set_defaults(func=run)
 
@@ -58,7 +67,9 @@ def run(args):
         except OSError as error:
             raise UserError(f"cannot write the p95 page into {html_dir}: {error.strerror}")
         if not linked:
-            warn(f"no asv index.html in {html_dir} (run `asv publish` first): {page} is not linked from the dashboard")
+            warn(
+                f"no asv index.html in {html_dir} (run `asv publish` first): {page} is not linked from the dashboard"
+            )
     return 0
 
 
@@ -97,13 +108,19 @@ def _warn_about_inputs(measurements, order, budgets):
     on_branch = set(order)
     off = {m.commit for m in measurements} - on_branch
     if off:
-        warn(f"{len(off)} commit(s) with results are not on the branch's first-parent history: left out of the series")
+        warn(
+            f"{len(off)} commit(s) with results are not on the branch's first-parent history: left out of the series"
+        )
     no_samples = sorted({m.benchmark for m in measurements if m.source == "median"})
     if no_samples:
-        warn(f"no raw samples for {', '.join(no_samples)} at some commits (rerun with `asv run --record-samples`): asv's median stands in for their p95 there")
+        warn(
+            f"no raw samples for {', '.join(no_samples)} at some commits (rerun with `asv run --record-samples`): asv's median stands in for their p95 there"
+        )
     averaged = sorted({m.benchmark for m in measurements if m.source == "samples" and m.number > 1})
     if averaged:
-        warn(f"samples of {', '.join(averaged)} each average several calls (number > 1): their p95 understates the per-call tail")
+        warn(
+            f"samples of {', '.join(averaged)} each average several calls (number > 1): their p95 understates the per-call tail"
+        )
     for name in budgets_mod.unused_budgets(budgets, {m.benchmark for m in measurements}):
         warn(f"the budget for {name} matches no benchmark in the results")
 
@@ -114,8 +131,19 @@ def write_report(all_series, flags, threshold, write_line):
     for s in all_series:
         last = s.points[-1]
         n_flags = sum(1 for f in flags if (f.benchmark, f.machine, f.env) == (s.benchmark, s.machine, s.env))
-        rows.append([s.benchmark, s.machine, len(s.points), tables.short(last.commit), tables.ms(last.p95_ms),
-                     tables.ci(last.ci_low_ms, last.ci_high_ms), last.source, tables.ms(s.budget_ms), n_flags or ""])
+        rows.append(
+            [
+                s.benchmark,
+                s.machine,
+                len(s.points),
+                tables.short(last.commit),
+                tables.ms(last.p95_ms),
+                tables.ci(last.ci_low_ms, last.ci_high_ms),
+                last.source,
+                tables.ms(s.budget_ms),
+                n_flags or "",
+            ]
+        )
     headers = ["benchmark", "machine", "commits", "latest", "p95 ms", "95% CI", "from", "budget ms", "flags"]
     tables.write_table(headers, rows, write_line)
     write_line("")
@@ -127,7 +155,11 @@ def write_report(all_series, flags, threshold, write_line):
 def describe(flag):
     """One line saying what a flag means."""
     where = f"{flag.benchmark} on {flag.machine} at {tables.short(flag.commit)}"
-    before = f"{tables.ms(flag.p95_before_ms)} ms at {tables.short(flag.previous_commit)}" if flag.previous_commit else "first commit"
+    before = (
+        f"{tables.ms(flag.p95_before_ms)} ms at {tables.short(flag.previous_commit)}"
+        if flag.previous_commit
+        else "first commit"
+    )
     if flag.kind == "budget":
         return f"budget: {where}: p95 {tables.ms(flag.p95_after_ms)} ms over the {tables.ms(flag.budget_ms)} ms budget (before: {before})"
     line = f"regression: {where}: p95 {tables.ms(flag.p95_before_ms)} -> {tables.ms(flag.p95_after_ms)} ms"
@@ -147,8 +179,15 @@ def _write_json(path, all_series, flags, threshold, commit_url):
                 "env": s.env,
                 "budget_ms": s.budget_ms,
                 "points": [
-                    {"commit": p.commit, "date": p.date, "p95_ms": p.p95_ms, "ci_low_ms": _finite(p.ci_low_ms),
-                     "ci_high_ms": _finite(p.ci_high_ms), "n_samples": p.n_samples, "source": p.source}
+                    {
+                        "commit": p.commit,
+                        "date": p.date,
+                        "p95_ms": p.p95_ms,
+                        "ci_low_ms": _finite(p.ci_low_ms),
+                        "ci_high_ms": _finite(p.ci_high_ms),
+                        "n_samples": p.n_samples,
+                        "source": p.source,
+                    }
                     for p in s.points
                 ],
             }

@@ -56,13 +56,19 @@ def first_parent_commits(repo_dir, branch):
     """Full hashes along ``branch``'s first-parent history, oldest first."""
     out = _git(repo_dir, "rev-list", "--first-parent", "--reverse", branch, "--")
     if out is None:
-        raise UserError(f"cannot read the history of branch {branch} in {repo_dir}: pass a git repository's asv.conf.json")
+        raise UserError(
+            f"cannot read the history of branch {branch} in {repo_dir}: pass a git repository's asv.conf.json"
+        )
     return out.split()
 
 
 def resolve_commit(repo_dir, rev):
     """The full hash that ``rev`` (short or full hash, branch, tag) names in ``repo_dir``."""
-    out = None if rev.startswith("-") else _git(repo_dir, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    out = (
+        None
+        if rev.startswith("-")
+        else _git(repo_dir, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    )
     if out is None:
         raise UserError(f"unknown commit {rev}: not a commit, branch or tag in {repo_dir}")
     return out.strip()

@@ -75,10 +75,11 @@ def find_steps(values, threshold=0.10, min_rise=0.0, window=CONFIRM_WINDOW):
 
     The confirmed-step rule, over measured points only: point ``i`` is a step when each of
     the ``window`` points from ``i`` on is more than ``threshold`` (relative) and more than
-    ``min_rise`` (absolute) above every one of the (up to) ``window`` points before ``i``. So a step needs ``window - 1`` later
-    commits to confirm it, and one slow commit (at the tip, or between normal ones) is
-    never a step; a step later undone is still reported (it is history). At most one
-    point of a clean step qualifies: the point after it has a slow point before it.
+    ``min_rise`` (absolute) above every one of the (up to) ``window`` points before ``i``.
+    So a step needs ``window - 1`` later commits to confirm it, and one slow commit (at the
+    tip, or between normal ones) is never a step; a step later undone is still reported
+    (it is history). At most one point of a clean step qualifies: the point after it has a
+    slow point before it.
     """
     measured = [(i, v) for i, v in enumerate(values) if v is not None]
     steps = []

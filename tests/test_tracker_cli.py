@@ -29,7 +29,14 @@ TRACK = "bench_tail.RestoreTail.track_p95_ms"
 N_SAMPLES = 200
 
 # Commit messages, in branch order, and how the restore behaves at each (seconds per call).
-HISTORY = ["base", "comment only", "sleep in every call", "comment only", "sleep in 1 call of 10", "comment only"]
+HISTORY = [
+    "base",
+    "comment only",
+    "sleep in every call",
+    "comment only",
+    "sleep in 1 call of 10",
+    "comment only",
+]
 
 
 def restore_samples(rng, commit_index):
@@ -43,17 +50,23 @@ def restore_samples(rng, commit_index):
 
 
 def git(repo, *args):
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def save_results(results_dir, commit, date, benchmarks, record_samples=True):
-    """Write one results file the way ``asv run`` does: ``benchmarks`` = {name: (params, samples per combination)}."""
+    """Write one results file as ``asv run`` does; ``benchmarks``: {name: (params, samples per combination)}."""
     results = Results({"machine": MACHINE, "python": "3.11"}, {}, commit, date, "3.11", ENV, {})
     for name, (params, samples) in benchmarks.items():
         values = [float(np.median(s)) if s else None for s in samples]
         numbers = [1 if s else None for s in samples]
-        outcome = BenchmarkResult(result=values, samples=samples, number=numbers, errcode=0, stderr="", profile=None)
-        results.add_result({"name": name, "version": "1", "params": params}, outcome, record_samples=record_samples)
+        outcome = BenchmarkResult(
+            result=values, samples=samples, number=numbers, errcode=0, stderr="", profile=None
+        )
+        results.add_result(
+            {"name": name, "version": "1", "params": params}, outcome, record_samples=record_samples
+        )
     results.save(str(results_dir))
 
 
@@ -77,10 +90,15 @@ def project(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     for i, commit in enumerate(commits):
         samples = restore_samples(rng, i)
-        save_results(results, commit, 1_700_000_000_000 + i, {
-            RESTORE: ([["'zero_copy'", "'concat'"]], [samples, list(rng.uniform(0.9, 1.1, 20))]),
-            TRACK: ([], [[1000 * float(np.quantile(samples, 0.95))]]),
-        })
+        save_results(
+            results,
+            commit,
+            1_700_000_000_000 + i,
+            {
+                RESTORE: ([["'zero_copy'", "'concat'"]], [samples, list(rng.uniform(0.9, 1.1, 20))]),
+                TRACK: ([], [[1000 * float(np.quantile(samples, 0.95))]]),
+            },
+        )
     monkeypatch.chdir(repo)
     return repo, commits
 
@@ -131,13 +149,17 @@ def test_p95_flags_exactly_the_planted_changes(project, capsys, tmp_path):
 def test_p95_flags_a_budget_overrun_where_it_starts(project, capsys, tmp_path):
     repo, commits = project
     budgets = tmp_path / "budgets.json"
-    budgets.write_text('{"budgets_ms": {"%s": 20.0, "%s": 2000.0, "bench_typo.X.time_y": 1}}' % (ZERO_COPY, RESTORE))
+    budgets.write_text(
+        '{"budgets_ms": {"%s": 20.0, "%s": 2000.0, "bench_typo.X.time_y": 1}}' % (ZERO_COPY, RESTORE)
+    )
     out_json = tmp_path / "flags.json"
     code, _, err = run_cli(capsys, "p95", "--budgets", str(budgets), "--json", str(out_json))
     assert code == 0, err
     assert "the budget for bench_typo.X.time_y matches no benchmark" in err
     budget_flags = [f for f in json.loads(out_json.read_text())["flags"] if f["kind"] == "budget"]
-    assert [(f["benchmark"], f["commit"], f["budget_ms"]) for f in budget_flags] == [(ZERO_COPY, commits[4], 20.0)]
+    assert [(f["benchmark"], f["commit"], f["budget_ms"]) for f in budget_flags] == [
+        (ZERO_COPY, commits[4], 20.0)
+    ]
     assert budget_flags[0]["p95_after_ms"] > 20.0 > budget_flags[0]["p95_before_ms"]
 
 
@@ -176,7 +198,13 @@ def test_gate_without_samples_compares_point_values_and_says_so(project, capsys)
     results = repo / "results"
     for i in (0, 2):
         rng = np.random.default_rng(i)
-        save_results(results, commits[i], 0, {RESTORE: ([["'zero_copy'"]], [restore_samples(rng, i)])}, record_samples=False)
+        save_results(
+            results,
+            commits[i],
+            0,
+            {RESTORE: ([["'zero_copy'"]], [restore_samples(rng, i)])},
+            record_samples=False,
+        )
     code, out, err = run_cli(capsys, "gate", commits[0], commits[2])
     assert code == 1 and "no samples" in out
     assert "compared by their point values" in err
@@ -201,21 +229,51 @@ def test_p95_skips_a_corrupt_results_file_and_names_it(project, capsys, tmp_path
 def test_bad_input_gives_one_line_and_exit_2(project, capsys, tmp_path):
     repo, commits = project
     before = tree_digest(repo / "results")
-    assert_one_line_error(*run_cli(capsys, "p95", "--results", str(tmp_path / "nowhere"))[::2], "p95", "does not exist")
+    assert_one_line_error(
+        *run_cli(capsys, "p95", "--results", str(tmp_path / "nowhere"))[::2], "p95", "does not exist"
+    )
     (tmp_path / "empty").mkdir()
-    assert_one_line_error(*run_cli(capsys, "p95", "--results", str(tmp_path / "empty"))[::2], "p95", "no readable asv results")
-    assert_one_line_error(*run_cli(capsys, "gate", "nosuchcommit", "main")[::2], "gate", "unknown commit nosuchcommit")
-    assert_one_line_error(*run_cli(capsys, "gate", commits[0], "main", "--machine", "other")[::2], "gate", "unknown machine other", MACHINE)
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "not benchmarked")
-    assert_one_line_error(*run_cli(capsys, "gate", commits[0], "main")[::2], "gate", "no results for HEAD main")
+    assert_one_line_error(
+        *run_cli(capsys, "p95", "--results", str(tmp_path / "empty"))[::2], "p95", "no readable asv results"
+    )
+    assert_one_line_error(
+        *run_cli(capsys, "gate", "nosuchcommit", "main")[::2], "gate", "unknown commit nosuchcommit"
+    )
+    assert_one_line_error(
+        *run_cli(capsys, "gate", commits[0], "main", "--machine", "other")[::2],
+        "gate",
+        "unknown machine other",
+        MACHINE,
+    )
+    git(
+        repo,
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "not benchmarked",
+    )
+    assert_one_line_error(
+        *run_cli(capsys, "gate", commits[0], "main")[::2], "gate", "no results for HEAD main"
+    )
     budgets = tmp_path / "budgets.json"
-    for text, words in [('{"budgets_ms": {"x": -1}}', ["budget of x", "positive"]),
-                        ('{"budgets": 5}', ["malformed budgets file"]),
-                        ('{"budgets_ms": {', ["cannot read budgets file"])]:
+    for text, words in [
+        ('{"budgets_ms": {"x": -1}}', ["budget of x", "positive"]),
+        ('{"budgets": 5}', ["malformed budgets file"]),
+        ('{"budgets_ms": {', ["cannot read budgets file"]),
+    ]:
         budgets.write_text(text)
-        assert_one_line_error(*run_cli(capsys, "p95", "--budgets", str(budgets))[::2], "p95", str(budgets), *words)
+        assert_one_line_error(
+            *run_cli(capsys, "p95", "--budgets", str(budgets))[::2], "p95", str(budgets), *words
+        )
     assert_one_line_error(*run_cli(capsys, "p95", "--threshold", "0")[::2], "p95", "--threshold")
     assert_one_line_error(*run_cli(capsys, "p95", "--config", "nowhere.json")[::2], "p95", "nowhere.json")
     (repo / "asv.conf.json").write_text('{"version": 1, "repo": ".", ')
-    assert_one_line_error(*run_cli(capsys, "gate", commits[0], commits[1])[::2], "gate", "cannot read asv.conf.json")
+    assert_one_line_error(
+        *run_cli(capsys, "gate", commits[0], commits[1])[::2], "gate", "cannot read asv.conf.json"
+    )
     assert tree_digest(repo / "results") == before

@@ -56,14 +56,25 @@ COMMENT = "\n# A comment: this commit changes nothing.\n"
 
 
 def project_files():
-    listed = subprocess.run(["git", "-C", ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            check=True, capture_output=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "-C", ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            check=True,
+            capture_output=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     return [f for f in listed if f and os.path.isfile(os.path.join(ROOT, f))]
 
 
 def git(repo, *args):
-    out = subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return out.stdout.strip()
 
 
@@ -75,7 +86,9 @@ def commit_appending(repo, text, message):
 
 
 def asv(repo, env, *args):
-    done = subprocess.run([sys.executable, "-m", "asv", *args], cwd=repo, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "asv", *args], cwd=repo, env=env, capture_output=True, text=True
+    )
     assert done.returncode == 0, f"asv {' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
 
 
@@ -120,7 +133,9 @@ def test_p95_flags_the_median_and_the_tail_slowdown_only(measured, capsys, tmp_p
     budgets = tmp_path / "budgets.json"
     budgets.write_text('{"budgets_ms": {"%s": 20.0}}' % ZERO_COPY)
     flags_json = tmp_path / "p95.json"
-    code, out, err = kvcache_bench(capsys, repo, "p95", *NOISE, "--budgets", str(budgets), "--json", str(flags_json))
+    code, out, err = kvcache_bench(
+        capsys, repo, "p95", *NOISE, "--budgets", str(budgets), "--json", str(flags_json)
+    )
     assert code == 0, err
     report = json.loads(flags_json.read_text())
     [series] = [s for s in report["series"] if s["benchmark"] == ZERO_COPY]

@@ -10,8 +10,17 @@ BENCH = "bench_x.X.time_x"
 
 def measurement(commit, samples_ms=(), value_ms=None, benchmark=BENCH):
     source = "samples" if len(samples_ms) else "track"
-    return Measurement(benchmark, "box", "env", commit, 0, source, tuple(samples_ms),
-                       value_ms if value_ms is not None else float(np.median(samples_ms)), 1)
+    return Measurement(
+        benchmark,
+        "box",
+        "env",
+        commit,
+        0,
+        source,
+        tuple(samples_ms),
+        value_ms if value_ms is not None else float(np.median(samples_ms)),
+        1,
+    )
 
 
 def one_series(measurements, commits, budget=None):
@@ -40,8 +49,14 @@ def test_series_follow_the_branch_order_and_leave_other_commits_out():
 
 
 def test_parameter_combinations_and_machines_are_series_of_their_own():
-    ms = [measurement("a", value_ms=1.0, benchmark=f"{BENCH}('p')"), measurement("a", value_ms=1.0, benchmark=f"{BENCH}('q')")]
-    assert [s.benchmark for s in build_series(ms, ["a"], lambda name: None)] == [f"{BENCH}('p')", f"{BENCH}('q')"]
+    ms = [
+        measurement("a", value_ms=1.0, benchmark=f"{BENCH}('p')"),
+        measurement("a", value_ms=1.0, benchmark=f"{BENCH}('q')"),
+    ]
+    assert [s.benchmark for s in build_series(ms, ["a"], lambda name: None)] == [
+        f"{BENCH}('p')",
+        f"{BENCH}('q')",
+    ]
 
 
 def test_track_values_without_samples_are_flagged_by_the_step_rule_alone():
@@ -53,7 +68,15 @@ def test_track_values_without_samples_are_flagged_by_the_step_rule_alone():
 
 def test_budget_flag_names_the_first_commit_over_budget():
     commits = ["c0", "c1", "c2", "c3"]
-    series = one_series([measurement(c, value_ms=v) for c, v in zip(commits, [4.0, 6.0, 6.5, 7.0])], commits, budget=5.0)
+    series = one_series(
+        [measurement(c, value_ms=v) for c, v in zip(commits, [4.0, 6.0, 6.5, 7.0])], commits, budget=5.0
+    )
     [flag] = budget_flags(series)
-    assert (flag.kind, flag.commit, flag.p95_before_ms, flag.p95_after_ms, flag.budget_ms) == ("budget", "c1", 4.0, 6.0, 5.0)
+    assert (flag.kind, flag.commit, flag.p95_before_ms, flag.p95_after_ms, flag.budget_ms) == (
+        "budget",
+        "c1",
+        4.0,
+        6.0,
+        5.0,
+    )
     assert budget_flags(one_series([measurement("c0", value_ms=9.0)], ["c0"])) == []  # no budget
