@@ -10,7 +10,7 @@ table fit for a PR comment.
 Exit 0: no regression; 1: a regression; 2: bad input.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import project, stats, tables
 from .asv_results import read_measurements
@@ -53,6 +53,8 @@ def run(args, write_line=print):
             f"BASE {args.base} and HEAD {args.head} share no p95 benchmark on {machine}: run the same benchmarks at both"
         )
     rows = [compare(at_base[key], at_head[key], args.threshold, args.min_rise_ms) for key in common]
+    if len({env for _, env in common}) > 1:  # name the environment where it is not the only one
+        rows = [replace(row, benchmark=f"{row.benchmark} [{env}]") for row, (_, env) in zip(rows, common)]
     n_regressions = sum(row.regression for row in rows)
     write_comment(rows, machine, base, head, args.threshold, args.min_rise_ms, write_line)
     if any(not row.sampled for row in rows):

@@ -55,9 +55,9 @@ def git(repo, *args):
     ).stdout.strip()
 
 
-def save_results(results_dir, commit, date, benchmarks, record_samples=True):
+def save_results(results_dir, commit, date, benchmarks, record_samples=True, env=ENV):
     """Write one results file as ``asv run`` does; ``benchmarks``: {name: (params, samples per combination)}."""
-    results = Results({"machine": MACHINE, "python": "3.11"}, {}, commit, date, "3.11", ENV, {})
+    results = Results({"machine": MACHINE, "python": "3.11"}, {}, commit, date, "3.11", env, {})
     for name, (params, samples) in benchmarks.items():
         values = [float(np.median(s)) if s else None for s in samples]
         numbers = [1 if s else None for s in samples]
@@ -191,6 +191,23 @@ def test_gate_fails_on_median_and_tail_regressions_only(project, capsys):
     assert code == 0 and "no p95 regression" in out
     code, out, _ = run_cli(capsys, "gate", "main~1", "main")  # branch names
     assert code == 0
+
+
+def test_gate_compares_each_environment_with_itself_and_names_it(project, capsys):
+    repo, commits = project
+    for i in (1, 2):
+        rng = np.random.default_rng(10 + i)
+        save_results(
+            repo / "results",
+            commits[i],
+            0,
+            {RESTORE: ([["'zero_copy'"]], [restore_samples(rng, 0)])},
+            env="other-env",
+        )
+    code, out, _ = run_cli(capsys, "gate", commits[1], commits[2])
+    assert code == 1  # the default environment regressed; the other one did not
+    assert f"| `{ZERO_COPY} [other-env]` |" in out and f"| `{ZERO_COPY} [{ENV}]` |" in out
+    assert out.count("**regression**") == 2  # ENV's zero_copy and its track p95
 
 
 def test_gate_without_samples_compares_point_values_and_says_so(project, capsys):
