@@ -25,15 +25,20 @@ def held_pieces(cache, spec, layer_id):
     n = cache.offset
     keys, values = cache.keys, cache.values
     if not layer.is_sliding:
-        return [keys[..., :n, :]], [values[..., :n, :]], None
+        return [_head(keys, n)], [_head(values, n)], None
     size = keys.shape[2]
     if size > layer.window:  # between prefill chunks: temporal order, keep sinks + the last tokens
         tail = layer.window - layer.keep
         cut = lambda v: [v[..., : layer.keep, :], v[..., size - tail :, :]]  # noqa: E731
         return cut(keys), cut(values), layer.window
     if n < layer.window:
-        return [keys[..., :n, :]], [values[..., :n, :]], n
+        return [_head(keys, n)], [_head(values, n)], n
     return [keys], [values], cache._idx
+
+
+def _head(array, n):
+    """The first ``n`` tokens; the array itself when that is all of it (a view would copy slower)."""
+    return array if array.shape[2] == n else array[..., :n, :]
 
 
 def make_cache_layer(layer, keys, values, total_tokens, ring_index):

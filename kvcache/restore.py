@@ -65,7 +65,9 @@ def _contiguous_slices(blocks, block_tokens):
 
 
 def _copy_slices(buffers, slices):
-    return fused_copy([buf[..., a:z, :] for buf, (_, a, z) in zip(buffers, slices)])
+    """One fused copy of the slices; a slice that is a whole run is taken without a view op."""
+    pieces = [buf if (a, z) == (0, run.capacity) else buf[..., a:z, :] for buf, (run, a, z) in zip(buffers, slices)]
+    return fused_copy(pieces)
 
 
 def _fit(spec, layer_id, n_blocks, keys, values):
