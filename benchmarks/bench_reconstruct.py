@@ -40,7 +40,7 @@ class ReconstructContexts:
     param_names = ["strategy", "context"]
     number = 1
     rounds = 1
-    repeat = (3, 100, 3.0)  # copies of 0.2-1.3 GB take 0.25-2 s a call on a 2-core CPU
+    repeat = (3, 100, 2.0)  # copies of 0.45-1.3 GB take 0.5-2.5 s a call on a 2-core CPU
     timeout = 180
     version = "1"
 
