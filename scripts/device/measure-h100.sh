@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# GPU measurements on the lent NVIDIA machine (MLX CUDA backend), all in one call.
+# Prerequisites (see docs/perf.md): ../shared/device/stage-mlx-cuda.sh has filled .device/a and
+# .device/b; the mlx-lm wheel is in .whl/ (pip download --no-deps mlx-lm==0.32.2 -d .whl);
+# call 1 carried .device/a and ran `bash .device/a/install-mlx-cuda.sh park`.
+# This is call 2, carrying .device/b and .whl. Results land in $OUT (at most 8 files come back).
+set -uo pipefail
+python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH="$PWD:/tmp/site" PYTHONUNBUFFERED=1
+source .device/b/install-mlx-cuda.sh || exit 1
+export PYTHONPATH="$PYTHONPATH:$PWD:/tmp/site"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
+# correctness on the GPU: restored caches continue exactly (tiny real models)
+python3 -m pytest -q -p no:cacheprovider tests/test_engine_restore.py 2>&1 | tail -n 3 | tee "$OUT/pytest-gpu.txt"
+python3 scripts/device/copy_variants.py 2>&1 | tee "$OUT/copy-variants.txt"
+python3 -m kvbench.cli costs --contexts 2048,8192,32768 --runs 20 --zero-copy-runs 1000 --json "$OUT/costs.json" 2>&1
+python3 -m kvbench.cli exp006 --strategy zero_copy concat gather --copy-runs 100 --out "$OUT/exp006" 2>&1 | grep -E "verdict|p50"
