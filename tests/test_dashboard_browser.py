@@ -1,0 +1,343 @@
+"""The published dashboard in a real browser: asv's index and the p95 page, rendered by headless Chromium.
+
+Results are written with asv's own API (``Results``, ``Benchmarks``) over a real git history,
+then published by real ``asv publish`` and ``kvcache-bench p95 --html``; the html directory is
+served over http on 127.0.0.1 and Chromium loads it, runs its scripts and dumps the DOM.
+Script errors are read from Chromium's console log (``--enable-logging=stderr``).
+
+asv 0.6.6's index.html loads jQuery, flot, bootstrap and three small plugins from CDNs, which
+this machine cannot reach (asv then redirects to its error page). The test serves the same
+packages from npm (``npm pack``, cached by npm) in their place: the CDN URLs point at local
+copies and the integrity attributes are dropped, because flot 0.8.3's minified builds and
+stupidtable 1.0.1 are not on npm (flot 0.8.3 unminified and stupid-table-plugin 1.1.3 stand
+in). Everything else the browser runs (asv's scripts, index.json, graphs) is what
+``asv publish`` wrote.
+"""
+
+import functools
+import http.server
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import threading
+
+import numpy as np
+import pytest
+from asv.benchmarks import Benchmarks
+from asv.config import Config
+from asv.results import Results
+from asv.runner import BenchmarkResult
+from asv.util import write_json
+from matplotlib import image
+
+from kvbench import cli
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="no chromium on PATH: install Debian's chromium package (.ci/run does: apt-get install chromium)",
+)
+
+MACHINE = "dash-box"
+ENV = "virtualenv-py3.11"
+RESTORE = "bench_reconstruct.Reconstruct8k.time_reconstruct_8k"
+ZERO_COPY = f"{RESTORE}('zero_copy')"
+POOL = "bench_pool.PoolOps.time_allocate_free"
+BUDGET_MS = 5.0
+N_COMMITS = 5
+SLOW_FROM = 2  # zero_copy restores take +8 ms per call from this commit on
+CONSOLE_ERROR = re.compile(r"Uncaught|Failed to load resource|Error", re.IGNORECASE)
+
+# asv 0.6.6 index.html's CDN URLs -> (npm package, file in it) served in their place.
+CDN_FILES = {
+    "https://code.jquery.com/jquery-3.3.1.min.js": ("jquery@3.3.1", "dist/jquery.min.js"),
+    "https://cdnjs.cloudflare.com/ajax/libs/flot/0.8.3/jquery.flot.min.js": ("flot@0.8.3", "jquery.flot.js"),
+    "https://cdnjs.cloudflare.com/ajax/libs/flot/0.8.3/jquery.flot.time.min.js": (
+        "flot@0.8.3",
+        "jquery.flot.time.js",
+    ),
+    "https://cdnjs.cloudflare.com/ajax/libs/flot/0.8.3/jquery.flot.selection.min.js": (
+        "flot@0.8.3",
+        "jquery.flot.selection.js",
+    ),
+    "https://cdnjs.cloudflare.com/ajax/libs/flot/0.8.3/jquery.flot.categories.min.js": (
+        "flot@0.8.3",
+        "jquery.flot.categories.js",
+    ),
+    "https://cdn.jsdelivr.net/npm/flot-orderbars@1.0.0/js/jquery.flot.orderBars.js": (
+        "flot-orderbars@1.0.0",
+        "js/jquery.flot.orderBars.js",
+    ),
+    "https://cdnjs.cloudflare.com/ajax/libs/stupidtable/1.0.1/stupidtable.min.js": (
+        "stupid-table-plugin@1.1.3",
+        "stupidtable.min.js",
+    ),
+    "https://cdnjs.cloudflare.com/ajax/libs/blueimp-md5/2.19.0/js/md5.min.js": (
+        "blueimp-md5@2.19.0",
+        "js/md5.min.js",
+    ),
+    "https://cdn.jsdelivr.net/npm/bootstrap@3.1.1/dist/js/bootstrap.min.js": (
+        "bootstrap@3.1.1",
+        "dist/js/bootstrap.min.js",
+    ),
+    "https://cdn.jsdelivr.net/npm/bootstrap@3.1.1/dist/css/bootstrap.min.css": (
+        "bootstrap@3.1.1",
+        "dist/css/bootstrap.min.css",
+    ),
+}
+
+
+def git(repo, *args):
+    return subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+def benchmark_info(name, params, param_names):
+    """A benchmarks.json entry as asv's discovery writes it."""
+    return {
+        "name": name,
+        "type": "time",
+        "unit": "seconds",
+        "params": params,
+        "param_names": param_names,
+        "version": "1",
+        "code": f"def {name.rsplit('.', 1)[-1]}(): pass",
+        "number": 1,
+        "repeat": 0,
+        "rounds": 1,
+        "min_run_count": 2,
+        "sample_time": 0.01,
+        "warmup_time": 0,
+        "timeout": 60,
+    }
+
+
+BENCHMARKS = [
+    benchmark_info(RESTORE, [["'zero_copy'", "'gather'"]], ["strategy"]),
+    benchmark_info(POOL, [], []),
+]
+
+
+def samples_at(rng, commit_index):
+    """Per benchmark, the samples of each parameter combination (seconds per call)."""
+    zero_copy = 0.001 + rng.exponential(0.0001, 100)
+    if commit_index >= SLOW_FROM:
+        zero_copy += 0.008
+    gather = 0.003 + rng.exponential(0.0001, 100)
+    pool = 0.0002 + rng.exponential(0.00001, 100)
+    return {RESTORE: [list(zero_copy), list(gather)], POOL: [list(pool)]}
+
+
+def save_results(results_dir, commit, date, samples):
+    """One results file, as ``asv run --record-samples`` writes it."""
+    results = Results({"machine": MACHINE, "python": "3.11"}, {}, commit, date, "3.11", ENV, {})
+    for info in BENCHMARKS:
+        per_combination = samples[info["name"]]
+        outcome = BenchmarkResult(
+            result=[float(np.median(s)) for s in per_combination],
+            samples=per_combination,
+            number=[1] * len(per_combination),
+            errcode=0,
+            stderr="",
+            profile=None,
+        )
+        results.add_result(info, outcome, record_samples=True)
+    results.save(results_dir)
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    """``(html_dir, commits)``: asv's dashboard and the p95 page over N_COMMITS planted commits."""
+    repo = tmp_path_factory.mktemp("dash") / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "asv.conf.json").write_text(
+        '{"version": 1, "project": "kvcache", "repo": ".", "branches": ["main"], "results_dir": "results",'
+        ' "html_dir": "html", "show_commit_url": "https://example.org/c/"}\n'
+    )
+    (repo / "budgets.json").write_text('{"budgets_ms": {"%s": %s}}' % (ZERO_COPY, BUDGET_MS))
+    commits = []
+    for i in range(N_COMMITS):
+        git(repo, "commit", "-q", "--allow-empty", "-m", f"commit {i}")
+        commits.append(git(repo, "rev-parse", "HEAD"))
+    conf = Config.load(str(repo / "asv.conf.json"))
+    conf.results_dir = str(repo / "results")  # asv resolves it against the working directory
+    Benchmarks(conf, BENCHMARKS).save()
+    write_json(str(repo / "results" / MACHINE / "machine.json"), {"machine": MACHINE}, api_version=1)
+    rng = np.random.default_rng(0)
+    for i, commit in enumerate(commits):
+        save_results(conf.results_dir, commit, 1_700_000_000_000 + 3_600_000 * i, samples_at(rng, i))
+    done = subprocess.run(
+        [sys.executable, "-m", "asv", "publish"], cwd=repo, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    code = cli.main(
+        ["p95", "--config", str(repo / "asv.conf.json"), "--budgets", str(repo / "budgets.json")]
+    )
+    assert code == 0
+    return repo / "html", commits
+
+
+@pytest.fixture(scope="module")
+def cdn_copies(tmp_path_factory):
+    """``{CDN URL: (npm package name, file in it)}`` extracted under ``cdn/`` of the returned directory."""
+    packs = tmp_path_factory.mktemp("npm")
+    packages = sorted({package for package, _ in CDN_FILES.values()})
+    done = subprocess.run(
+        ["npm", "pack", "--silent", "--prefer-offline", "--pack-destination", str(packs), *packages],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, f"npm pack {' '.join(packages)} failed (needs npm and its registry):\n{done.stderr}"
+    copies = {}
+    for url, (package, path) in CDN_FILES.items():
+        name, version = package.rsplit("@", 1)
+        copies[url] = f"cdn/{name}/{path}"
+        with tarfile.open(packs / f"{name}-{version}.tgz") as tgz:
+            (packs / copies[url]).parent.mkdir(parents=True, exist_ok=True)
+            (packs / copies[url]).write_bytes(tgz.extractfile(f"package/{path}").read())
+    return packs, copies
+
+
+def serve_cdn_locally(html_dir, cdn_copies):
+    """Copy the stand-ins under ``html_dir/cdn/`` and point index.html's CDN tags at them."""
+    packs, copies = cdn_copies
+    shutil.copytree(packs / "cdn", html_dir / "cdn")
+    index = html_dir / "index.html"
+    text = index.read_text(encoding="utf-8")
+
+    def local(tag):
+        tag = tag.group(0)
+        url = re.search(r'(?:src|href)="(https?://[^"]+)"', tag)
+        if url is None:
+            return tag
+        assert url.group(1) in copies, f"asv's index.html loads {url.group(1)}: add it to CDN_FILES"
+        tag = re.sub(r'\s(?:integrity|crossorigin|referrerpolicy)="[^"]*"', "", tag)
+        return tag.replace(url.group(1), copies[url.group(1)])
+
+    index.write_text(re.sub(r"<(?:script|link)\b[^>]*>", local, text), encoding="utf-8")
+
+
+class Server:
+    """The published html directory served over http on 127.0.0.1, remembering failed requests."""
+
+    def __init__(self, html_dir):
+        self.failed = []  # (path, status) of every request answered with an error
+        server = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def log_request(self, code="-", size="-"):
+                if int(code) >= 400 and self.path != "/favicon.ico":  # asked for by any page without one
+                    server.failed.append((self.path, int(code)))
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(Handler, directory=str(html_dir))
+        )
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.thread.join()
+
+
+@pytest.fixture(scope="module")
+def server(published, cdn_copies):
+    html_dir, _ = published
+    serve_cdn_locally(html_dir, cdn_copies)
+    (html_dir / "planted-error.html").write_text(
+        "<html><body><p>planted</p><script>null.planted();</script><script src='missing.js'></script></body></html>"
+    )
+    running = Server(html_dir)
+    yield running
+    running.stop()
+
+
+def chromium(url, tmp_path, *extra):
+    """Load ``url`` in headless Chromium; ``(DOM after its scripts ran, console log lines)``."""
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=5000",
+        *extra,
+        url,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+    return done.stdout, console
+
+
+def errors_loading(server, url, tmp_path, *extra):
+    """Load ``server.url + url``; ``(DOM, console errors, failed requests)``."""
+    server.failed.clear()
+    dom, console = chromium(server.url + url, tmp_path, *extra)
+    return dom, [line for line in console if CONSOLE_ERROR.search(line)], list(server.failed)
+
+
+def test_console_errors_are_caught(server, tmp_path):
+    """The control: a script error reaches the console log, a missing script the server's."""
+    _, errors, failed = errors_loading(server, "/planted-error.html", tmp_path, "--dump-dom")
+    assert len(errors) == 1 and "Uncaught TypeError" in errors[0] and "planted" in errors[0]
+    assert failed == [("/missing.js", 404)]
+
+
+def test_asv_index_renders_the_benchmarks_without_script_errors(server, tmp_path):
+    dom, errors, failed = errors_loading(server, "/index.html", tmp_path, "--dump-dom")
+    assert errors == [] and failed == []
+    assert "failed to load" not in dom  # not redirected to asv's error.html
+    grid = re.findall(r'class="benchmark-text"[^>]*>([^<]+)<', dom)  # drawn by asv's summarygrid.js
+    assert sorted(grid) == sorted(info["name"].split(".", 1)[1] for info in BENCHMARKS), grid
+    assert '<a href="p95.html">p95</a>' in dom  # kvcache-bench's link in asv's navigation
+
+
+def test_p95_page_shows_the_flagged_commit_and_the_budget(published, server, tmp_path):
+    _, commits = published
+    dom, errors, failed = errors_loading(server, "/p95.html", tmp_path, "--dump-dom")
+    assert errors == [] and failed == []
+    flagged = commits[SLOW_FROM][:8]
+    rows = re.findall(r"<tr class=\"flag\">(.*?)</tr>", dom)
+    kinds = {re.match(r"<td>(\w+)</td>", row).group(1) for row in rows if f">{flagged}</a>" in row}
+    assert kinds == {"regression", "budget"}, rows  # the slowdown is both, at the same commit
+    assert f"https://example.org/c/{commits[SLOW_FROM]}" in dom
+    assert f"budget {BUDGET_MS:.2f} ms" in dom
+    assert dom.count("<svg") == 3  # zero_copy, gather, pool
+
+
+def test_p95_page_draws_something(server, tmp_path):
+    chromium(f"{server.url}/p95.html", tmp_path, "--screenshot", "--window-size=1200,1600", "--hide-scrollbars")
+    pixels = image.imread(tmp_path / "screenshot.png")
+    assert pixels.shape[:2] == (1600, 1200)
+    assert pixels[..., :3].std() > 0.05  # not a blank page
+
+
+def test_asv_regressions_view_lists_the_planted_slowdown(published, server, tmp_path):
+    _, commits = published
+    dom, errors, failed = errors_loading(server, "/index.html#/regressions", tmp_path, "--dump-dom")
+    assert errors == [] and failed == []
+    rows = re.findall(r'<tr id="asv-r-[^"]*">(.*?)</tr>', dom)  # drawn by asv's regressions.js
+    assert len(rows) == 1, rows
+    assert f">{ZERO_COPY}</a>" in rows[0] and f">{commits[SLOW_FROM][:8]}</a>" in rows[0]
