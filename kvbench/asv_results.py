@@ -61,7 +61,7 @@ def read_measurements(results_dir, warn):
         try:
             results = Results.load(path)
             found = list(_measurements_of(results))
-        except (AsvUserError, KeyError, TypeError, ValueError, AttributeError) as error:
+        except (AsvUserError, OSError, KeyError, TypeError, ValueError, AttributeError) as error:
             warn(f"skipping unreadable results file {path}: {_one_line(error)}")
             continue
         n_read += 1

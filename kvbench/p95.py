@@ -48,6 +48,9 @@ def run(args):
     results_dir = args.results or proj.results_dir
     if results_dir is None:
         raise UserError(f"no {project.DEFAULT_CONFIG} here: run from the project root or pass --results DIR")
+    html_dir = args.html or proj.html_dir
+    check_outside_results(results_dir, "--json", args.json)
+    check_outside_results(results_dir, "--html", html_dir)
     budgets = _load_budgets(args.budgets, proj.config_dir)
     measurements = read_measurements(results_dir, warn)
     order = _commit_order(proj, measurements)
@@ -59,7 +62,6 @@ def run(args):
     write_report(all_series, flags, args.threshold, print)
     if args.json:
         _write_json(args.json, all_series, flags, args.threshold, proj.commit_url)
-    html_dir = args.html or proj.html_dir
     if html_dir:
         try:
             page = html_report.write_page(html_dir, all_series, flags, args.threshold, proj.commit_url)
@@ -81,6 +83,17 @@ def check_threshold(threshold):
 def check_min_rise(min_rise_ms):
     if not min_rise_ms >= 0:
         raise UserError(f"--min-rise-ms must be zero or a positive number of milliseconds, not {min_rise_ms}")
+
+
+def check_outside_results(results_dir, option, path):
+    """Results are only read: an output ``path`` inside ``results_dir`` is a ``UserError``."""
+    if path is None:
+        return
+    results, target = os.path.realpath(results_dir), os.path.realpath(path)
+    if os.path.commonpath([results, target]) == results:
+        raise UserError(
+            f"{option} {path} is inside the results directory {results_dir}: write it elsewhere (results are only read)"
+        )
 
 
 def warn(message):

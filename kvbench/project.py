@@ -37,7 +37,7 @@ def load_project(config_path=None):
         return Project(None, None, os.getcwd(), "HEAD", None, os.getcwd())
     try:
         config = Config.load(config_path)
-    except (AsvUserError, ValueError) as error:
+    except (AsvUserError, OSError, ValueError) as error:
         raise UserError(f"cannot read {config_path}: {' '.join(str(error).split())}")
     base = os.path.dirname(os.path.abspath(config_path))
     repo = config.repo if os.path.isdir(os.path.join(base, config.repo)) else "."

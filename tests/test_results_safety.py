@@ -1,0 +1,261 @@
+"""Results are never lost: the tracker only reads them, and the main job only ever adds them.
+
+- ``kvcache-bench p95`` and ``gate`` leave the results directory exactly as it was (every
+  file's bytes and modification time), whatever is wrong in it; an unreadable results file is
+  named and skipped, the others are still read.
+- ``scripts/main-job.sh``, killed while asv measures its second commit, leaves the first
+  commit's results, which still publish; run again, it measures only what is missing and
+  never rewrites what is there. This runs the real script and real asv (virtualenv, wheel
+  built from git) over a tiny project with the project's own asv.conf.json; only the making
+  of the tracker's virtualenv (scripts/venv.sh) is replaced, by this interpreter's.
+- Bad input that tests/test_tracker_cli.py does not cover: one line, exit code 2.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from asv.results import Results
+from asv.runner import BenchmarkResult
+from asv.util import write_json
+
+from kvbench import cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MACHINE = "safety-box"
+ENV = "virtualenv-py3.11"
+RESTORE = "bench_reconstruct.Reconstruct8k.time_reconstruct_8k"
+ZERO_COPY = f"{RESTORE}('zero_copy')"
+
+
+def git(repo, *args):
+    return subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+def snapshot(path):
+    """Every entry under ``path``: its kind, content digest (or link target) and modification time."""
+    entries = {}
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            full = os.path.join(root, name)
+            info = os.lstat(full)
+            if os.path.islink(full):
+                content = os.readlink(full)
+            elif os.path.isdir(full):
+                content = "dir"
+            else:
+                with open(full, "rb") as f:
+                    content = hashlib.sha256(f.read()).hexdigest()
+            entries[os.path.relpath(full, path)] = (content, info.st_mtime_ns)
+    return entries
+
+
+def run_cli(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# -- the tracker only reads ------------------------------------------------------------------
+
+
+def save_results(results_dir, commit, date, zero_copy_samples, machine=MACHINE, record_samples=True):
+    """One results file, as ``asv run --record-samples`` writes it."""
+    results = Results({"machine": machine, "python": "3.11"}, {}, commit, date, "3.11", ENV, {})
+    outcome = BenchmarkResult(
+        result=[float(np.median(zero_copy_samples))],
+        samples=[zero_copy_samples],
+        number=[1],
+        errcode=0,
+        stderr="",
+        profile=None,
+    )
+    info = {"name": RESTORE, "version": "1", "params": [["'zero_copy'"]]}
+    results.add_result(info, outcome, record_samples=record_samples)
+    results.save(str(results_dir))
+    return results_dir / machine / f"{commit[:8]}-{ENV}.json"
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """``(repo, commits, files)``: 5 commits on main, results for each; +10 ms per call from commit 3."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "asv.conf.json").write_text(
+        '{"version": 1, "repo": ".", "branches": ["main"], "results_dir": "results", "html_dir": "html"}\n'
+    )
+    commits, files = [], []
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        git(repo, "commit", "-q", "--allow-empty", "-m", f"commit {i}")
+        commits.append(git(repo, "rev-parse", "HEAD"))
+        samples = list(0.001 + rng.exponential(0.0001, 60) + (0.010 if i >= 3 else 0))
+        files.append(save_results(repo / "results", commits[i], 1_700_000_000_000 + i, samples))
+    write_json(str(repo / "results" / MACHINE / "machine.json"), {"machine": MACHINE}, api_version=1)
+    monkeypatch.chdir(repo)
+    return repo, commits, files
+
+
+def damage(path, how):
+    """Spoil a results file in one of the ways a disk, a killed writer or a person does."""
+    if how == "truncated":
+        path.write_bytes(path.read_bytes()[:150])
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "binary":
+        path.write_bytes(b"\xff\xfe\x00\x01garbage")
+    elif how == "not an object":
+        path.write_text("[1, 2, 3]")
+    elif how == "newer asv":
+        path.write_text(json.dumps(dict(json.loads(path.read_text()), version=99)))
+    elif how == "missing key":
+        data = json.loads(path.read_text())
+        del data["commit_hash"]
+        path.write_text(json.dumps(data))
+    elif how == "no samples":
+        data = json.loads(path.read_text())
+        data["results"] = {name: None for name in data["results"]}
+        path.write_text(json.dumps(data))
+    elif how == "dangling link":
+        path.unlink()
+        path.symlink_to(path.parent / "gone.json")
+    elif how == "a directory":
+        path.unlink()
+        path.mkdir()
+    else:
+        raise AssertionError(how)
+
+
+DAMAGE = [
+    "truncated",
+    "empty",
+    "binary",
+    "not an object",
+    "newer asv",
+    "missing key",
+    "no samples",
+    "dangling link",
+    "a directory",
+]
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_a_damaged_results_file_is_named_skipped_and_left_as_is(project, capsys, tmp_path, how):
+    repo, commits, files = project
+    damage(files[1], how)
+    before = snapshot(repo / "results")
+    out_json = tmp_path / "p95.json"
+    code, out, err = run_cli(capsys, "p95", "--json", str(out_json))
+    assert code == 0, err
+    assert f"skipping unreadable results file {files[1]}" in err
+    [series] = json.loads(out_json.read_text())["series"]
+    assert [p["commit"] for p in series["points"]] == [commits[i] for i in (0, 2, 3, 4)]
+    code, out, err = run_cli(capsys, "gate", commits[2], commits[3])
+    assert code == 1 and "**regression**" in out  # the gate reads the good files around it
+    assert f"skipping unreadable results file {files[1]}" in err
+    code, out, err = run_cli(capsys, "gate", commits[0], commits[1])
+    assert code == 2 and f"no results for HEAD {commits[1]}" in err
+    assert snapshot(repo / "results") == before
+
+
+def test_no_readable_file_at_all_is_one_line_and_touches_nothing(project, capsys):
+    repo, commits, files = project
+    for path, how in zip(files, DAMAGE):
+        damage(path, how)
+    before = snapshot(repo / "results")
+    for argv in (["p95"], ["gate", commits[0], commits[1]]):
+        code, _, err = run_cli(capsys, *argv)
+        assert code == 2
+        assert err.splitlines()[-1] == (
+            f"kvcache-bench {argv[0]}: no readable asv results in {repo / 'results'}: "
+            "run `asv run --record-samples` first, or pass --results DIR"
+        )
+    assert snapshot(repo / "results") == before
+
+
+@pytest.mark.parametrize("option", ["--json", "--html"])
+def test_p95_refuses_to_write_into_the_results(project, capsys, option):
+    repo, commits, files = project
+    before = snapshot(repo / "results")
+    target = files[0] if option == "--json" else files[0].parent
+    code, _, err = run_cli(capsys, "p95", option, str(target))
+    assert code == 2 and len(err.splitlines()) == 1
+    assert f"{option} {target} is inside the results directory" in err
+    assert snapshot(repo / "results") == before
+
+
+# -- bad input (cases tests/test_tracker_cli.py leaves out) ----------------------------------
+
+BAD_INPUT = {
+    # name: (argv, words the one line must hold); {tmp} is a scratch directory, {c0}.. commits
+    "results dir is a file": (["p95", "--results", "asv.conf.json"], ["asv.conf.json", "does not exist"]),
+    "results dir without results": (["p95", "--results", "{tmp}/machine-only"], ["no readable asv results"]),
+    "config is a directory": (["p95", "--config", "{tmp}"], ["cannot read {tmp}"]),
+    "budgets file missing": (["p95", "--budgets", "{tmp}/none.json"], ["cannot read budgets file"]),
+    "budgets file is a directory": (["p95", "--budgets", "{tmp}"], ["cannot read budgets file"]),
+    "budgets not an object": (["p95", "--budgets", "{tmp}/list.json"], ["malformed budgets file"]),
+    "budget as a string": (["p95", "--budgets", "{tmp}/string.json"], ["budget of x", "'5'"]),
+    "budget NaN": (["p95", "--budgets", "{tmp}/nan.json"], ["budget of x", "nan"]),
+    "budgets not UTF-8": (["p95", "--budgets", "{tmp}/binary.json"], ["cannot read budgets file"]),
+    "negative noise floor": (["p95", "--min-rise-ms", "-1"], ["--min-rise-ms"]),
+    "threshold NaN": (["gate", "{c0}", "{c1}", "--threshold", "nan"], ["--threshold"]),
+    "--json in a missing directory": (["p95", "--json", "{tmp}/no/dir/p95.json"], ["cannot write --json"]),
+    "--html is a file": (["p95", "--html", "asv.conf.json"], ["cannot write the p95 page"]),
+    "commit that looks like an option": (["gate", "--", "--all", "{c1}"], ["unknown commit --all"]),
+    "machine without that commit": (["gate", "{c2}", "{c3}", "--machine", "other-box"], ["no results for BASE"]),
+    "several machines": (["gate", "{c0}", "{c1}"], ["several machines", "--machine"]),
+    "no benchmark in common": (["gate", "{c3}", "{c4}", "--machine", "other-box"], ["share no p95 benchmark"]),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUT)
+def test_bad_input_gives_one_line_and_exit_2(project, capsys, tmp_path, case):
+    repo, commits, files = project
+    scratch = tmp_path / "scratch"
+    (scratch / "machine-only" / MACHINE).mkdir(parents=True)
+    shutil.copy(files[0].parent / "machine.json", scratch / "machine-only" / MACHINE)
+    (scratch / "list.json").write_text("[]")
+    (scratch / "string.json").write_text('{"budgets_ms": {"x": "5"}}')
+    (scratch / "nan.json").write_text('{"budgets_ms": {"x": NaN}}')
+    (scratch / "binary.json").write_bytes(b"\xff\xfe\x00")
+    # another machine: both ends of (c0, c1), and c3, c4 with a benchmark of its own
+    for i in (0, 1):
+        save_results(repo / "results", commits[i], 0, [0.001] * 20, machine="other-box")
+    other = Results({"machine": "other-box"}, {}, commits[3], 0, "3.11", ENV, {})
+    outcome = BenchmarkResult(result=[0.5], samples=[[0.5] * 5], number=[1], errcode=0, stderr="", profile=None)
+    other.add_result(
+        {"name": "bench_pool.PoolOps.time_allocate_free", "version": "1", "params": []}, outcome, record_samples=True
+    )
+    other.save(str(repo / "results"))
+    save_results(repo / "results", commits[4], 0, [0.001] * 20, machine="other-box")
+
+    argv, words = BAD_INPUT[case]
+    values = {"tmp": str(scratch), **{f"c{i}": c for i, c in enumerate(commits)}}
+    before = snapshot(repo / "results")
+    code, out, err = run_cli(capsys, *(arg.format(**values) for arg in argv))
+    assert code == 2, out + err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"kvcache-bench {argv[0]}: "), err
+    for word in words:
+        assert word.format(**values) in lines[0], lines[0]
+    assert snapshot(repo / "results") == before
+
+
+def test_no_config_and_no_results_option_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, "p95")
+    assert code == 2
+    assert err == "kvcache-bench p95: no asv.conf.json here: run from the project root or pass --results DIR\n"
