@@ -70,15 +70,21 @@ def restorable(strategy, context):
     return scattered_agent(context) if strategy == "gather" else stored_agent(context)
 
 
-def timed_restores(engine, table, strategy, n, warmup=5):
-    """Seconds of ``n`` single restores (``reconstruct`` evaluates what it returns), after ``warmup`` untimed ones."""
+def timed_restores(workloads, strategy, n, warmup=5):
+    """Seconds of ``n`` single restores of each ``(engine, table)`` of ``workloads``: one list each.
+
+    The workloads take turns call by call, so a burst of other load on the machine hits them
+    alike; ``warmup`` untimed rounds go first. ``reconstruct`` evaluates what it returns.
+    """
     for _ in range(warmup):
-        engine.reconstruct(table, strategy)
-    seconds = []
+        for engine, table in workloads:
+            engine.reconstruct(table, strategy)
+    seconds = [[] for _ in workloads]
     for _ in range(n):
-        start = time.perf_counter()
-        engine.reconstruct(table, strategy)
-        seconds.append(time.perf_counter() - start)
+        for (engine, table), times in zip(workloads, seconds):
+            start = time.perf_counter()
+            engine.reconstruct(table, strategy)
+            times.append(time.perf_counter() - start)
     return seconds
 
 
