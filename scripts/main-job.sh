@@ -24,11 +24,11 @@ N=${N:-2}
 git rev-parse -q --verify refs/heads/main >/dev/null ||
   { echo "$job: no local branch main: asv benchmarks main's history (git branch main origin/main)" >&2; exit 2; }
 
-echo "== $job [1/4] virtualenv .venv (bench extra) and asv machine"
+echo "== $job [1/4] virtualenv .venv (bench extra) and asv machine ($(date -u +%H:%M:%S))"
 source scripts/asv-common.sh
 echo "machine: $machine"
 
-echo "== $job [2/4] asv run: the last $N commits of main not yet measured on $machine"
+echo "== $job [2/4] asv run: the last $N commits of main not yet measured on $machine ($(date -u +%H:%M:%S))"
 run_status=0
 git rev-list --first-parent -n "$N" main |
   "$bin/asv" run --record-samples --skip-existing-commits --machine "$machine" "${config_opts[@]}" HASHFILE:- ||
@@ -40,11 +40,11 @@ case $run_status in
   *) echo "$job: asv run exited $run_status" >&2; exit "$run_status" ;;
 esac
 
-echo "== $job [3/4] asv publish: dashboard in .asv/html"
+echo "== $job [3/4] asv publish: dashboard in .asv/html ($(date -u +%H:%M:%S))"
 "$bin/asv" publish "${config_opts[@]}"
 
-echo "== $job [4/4] kvcache-bench p95: p95 series, regressions and budget overruns"
+echo "== $job [4/4] kvcache-bench p95: p95 series, regressions and budget overruns ($(date -u +%H:%M:%S))"
 "$bin/kvcache-bench" p95 --results .asv/results --html .asv/html --json .asv/p95.json "${config_opts[@]}"
 
-echo "== $job done. Browse the dashboard: $bin/asv preview (serves .asv/html; Ctrl-C stops it)"
+echo "== $job done ($(date -u +%H:%M:%S)). Browse the dashboard: $bin/asv preview (serves .asv/html; Ctrl-C stops it)"
 [ "$run_status" -ne 2 ] || exit 1

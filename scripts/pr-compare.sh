@@ -25,12 +25,12 @@ done
 base=$(git rev-parse "$1^{commit}")
 head=$(git rev-parse "$2^{commit}")
 
-echo "== $job [1/4] virtualenv .venv (bench extra) and asv machine"
+echo "== $job [1/4] virtualenv .venv (bench extra) and asv machine ($(date -u +%H:%M:%S))"
 source scripts/asv-common.sh
 echo "machine: $machine; BASE ${base:0:12}, HEAD ${head:0:12}"
 mkdir -p out
 
-echo "== $job [2/4] asv continuous: measure BASE and HEAD"
+echo "== $job [2/4] asv continuous: measure BASE and HEAD ($(date -u +%H:%M:%S))"
 run_status=0
 "$bin/asv" continuous --machine "$machine" "${config_opts[@]}" "$base" "$head" || run_status=$?
 case $run_status in
@@ -40,11 +40,11 @@ case $run_status in
   *) echo "$job: asv continuous exited $run_status" >&2; exit "$run_status" ;;
 esac
 
-echo "== $job [3/4] asv compare BASE HEAD -> out/asv-compare.md"
+echo "== $job [3/4] asv compare BASE HEAD -> out/asv-compare.md ($(date -u +%H:%M:%S))"
 "$bin/asv" compare --machine "$machine" "${config_opts[@]}" "$base" "$head" >out/asv-compare.md
 cat out/asv-compare.md
 
-echo "== $job [4/4] kvcache-bench gate BASE HEAD -> out/gate.md, out/pr-comment.md"
+echo "== $job [4/4] kvcache-bench gate BASE HEAD -> out/gate.md, out/pr-comment.md ($(date -u +%H:%M:%S))"
 gate_status=0
 "$bin/kvcache-bench" gate --machine "$machine" "${config_opts[@]}" "$base" "$head" >out/gate.md || gate_status=$?
 cat out/gate.md
@@ -59,5 +59,5 @@ cat out/gate.md
   echo
   echo "</details>"
 } >out/pr-comment.md
-echo "== $job done: gate exit $gate_status; comment in out/pr-comment.md"
+echo "== $job done ($(date -u +%H:%M:%S)): gate exit $gate_status; comment in out/pr-comment.md"
 exit "$gate_status"
