@@ -9,7 +9,8 @@
 #       ASV_MACHINE  asv machine name the results are filed under (default: the host name)
 #       ASV_CONFIG   asv config file in the repository root (default asv.conf.json)
 # Out:  .asv/results/MACHINE/COMMIT-ENV.json  asv results with raw samples; only ever added:
-#                    never deleted or rewritten (--skip-existing-commits)
+#                    never deleted or rewritten (--skip-existing-commits); one that is not
+#                    JSON (a killed write) is kept as COMMIT-ENV.json.unreadable-TIME, measured again
 #       .asv/html    asv's dashboard with the p95 page (browse: .venv/bin/asv preview)
 #       .asv/p95.json  p95 series per benchmark, regressions and budget overruns
 # Exit: 0 done; 1 a benchmark failed at some commit (the other results are kept and published);
@@ -27,6 +28,22 @@ git rev-parse -q --verify refs/heads/main >/dev/null ||
 echo "== $job [1/4] virtualenv .venv (bench extra) and asv machine ($(date -u +%H:%M:%S))"
 source scripts/asv-common.sh
 echo "machine: $machine"
+# asv writes a results file in place: a run killed meanwhile leaves it truncated, and each later
+# `asv run` stops at that commit (exit 1). Such a file is kept as FILE.unreadable-TIME (asv and
+# kvcache-bench read only *.json), so that its commit is measured again.
+"$bin/python" - "$job" ".asv/results/$machine" <<'PY'
+import json, os, sys, time
+job, folder = sys.argv[1:]
+for entry in sorted(os.scandir(folder), key=lambda e: e.name) if os.path.isdir(folder) else []:
+    if entry.name.endswith(".json") and entry.is_file():
+        try:
+            with open(entry.path, encoding="utf-8") as f:
+                json.load(f)
+        except ValueError:  # truncated, empty or not text
+            kept = f"{entry.path}.unreadable-{time.time_ns()}"
+            os.rename(entry.path, kept)
+            print(f"{job}: {entry.path} is not JSON (a run killed while asv wrote it?): kept as {kept}; its commit is measured again")
+PY
 
 echo "== $job [2/4] asv run: the last $N commits of main not yet measured on $machine ($(date -u +%H:%M:%S))"
 run_status=0

@@ -259,3 +259,148 @@ def test_no_config_and_no_results_option_is_one_line(tmp_path, capsys, monkeypat
     code, _, err = run_cli(capsys, "p95")
     assert code == 2
     assert err == "kvcache-bench p95: no asv.conf.json here: run from the project root or pass --results DIR\n"
+
+
+# -- the main job only adds results ----------------------------------------------------------
+
+TINY_BENCHMARK = '''"""A benchmark of the tiny project: one call per sample."""
+import tinyproj
+
+
+class Tiny:
+    number = 1
+    repeat = (10, 10, 10.0)  # 10 samples in each of asv's 2 rounds
+    warmup_time = 0
+
+    def time_work(self):
+        tinyproj.work()
+'''
+TINY_PYPROJECT = '''[build-system]
+requires = ["setuptools>=61", "wheel"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "tinyproj"
+version = "0.1"
+'''
+VENV_STAND_IN = '''#!/usr/bin/env bash
+# Test stand-in for scripts/venv.sh: the tracker's virtualenv is the one running the tests.
+echo "{python}"
+'''
+WORK = "def work():\n    return sum(range(1000))\n"
+# The commit whose benchmark the first run is killed in: work() waits while SENTINEL exists.
+WORK_BLOCKING = WORK + (
+    "\n\nimport os as _os, time as _time\n"
+    "while _os.path.exists({sentinel!r}):  # the test removes it after killing the job\n"
+    "    _time.sleep(0.05)\n"
+)
+
+
+def tiny_project(repo, sentinel):
+    """Three commits of a tiny package benchmarked with the project's own asv.conf.json and
+    main-job.sh; ``[c0, c1, c2]``, oldest first. Importing c1's package blocks while ``sentinel`` exists
+    (c2 takes that back: the job measures c2 first, asv discovers the benchmarks there)."""
+    (repo / "tinyproj").mkdir(parents=True)
+    (repo / "benchmarks").mkdir()
+    (repo / "scripts").mkdir()
+    for name in ("asv.conf.json", "scripts/main-job.sh", "scripts/asv-common.sh"):
+        shutil.copy(os.path.join(ROOT, name), repo / name)
+    (repo / "scripts" / "venv.sh").write_text(VENV_STAND_IN.format(python=sys.executable))
+    (repo / ".gitignore").write_text("/.asv/\n")
+    (repo / "pyproject.toml").write_text(TINY_PYPROJECT)
+    (repo / "benchmarks" / "__init__.py").write_text("")
+    (repo / "benchmarks" / "bench_tiny.py").write_text(TINY_BENCHMARK)
+    work = repo / "tinyproj" / "__init__.py"
+    git(repo, "init", "-q", "-b", "main")
+    commits = []
+    for message, text in [
+        ("base", WORK),
+        ("blocks while the sentinel exists", WORK_BLOCKING.format(sentinel=str(sentinel))),
+        ("back to base", WORK),
+    ]:
+        work.write_text(text)
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", message)
+        commits.append(git(repo, "rev-parse", "HEAD"))
+    return commits
+
+
+def main_job(repo, home):
+    """Start scripts/main-job.sh over the last 3 commits, in a process group of its own."""
+    env = dict(os.environ, HOME=str(home), N="3", ASV_MACHINE=MACHINE)
+    real_home = os.path.expanduser("~")  # pip's cache and configuration stay where they are
+    env.setdefault("XDG_CACHE_HOME", os.path.join(real_home, ".cache"))
+    env.setdefault("XDG_CONFIG_HOME", os.path.join(real_home, ".config"))
+    log = open(home / "main-job.log", "a")
+    return subprocess.Popen(
+        ["bash", "scripts/main-job.sh"], cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def results_of(repo, commit):
+    machine_dir = repo / ".asv" / "results" / MACHINE
+    return sorted(machine_dir.glob(f"{commit[:8]}-*.json")) if machine_dir.is_dir() else []
+
+
+def test_main_job_killed_midway_keeps_what_it_measured_and_resumes(tmp_path, capsys):
+    repo, home, sentinel = tmp_path / "tiny", tmp_path / "home", tmp_path / "sentinel"
+    home.mkdir()
+    sentinel.touch()
+    c0, c1, c2 = tiny_project(repo, sentinel)
+
+    # 1. Killed (SIGKILL to the whole job) once asv has moved on to c1, which cannot finish
+    #    while the sentinel exists: c2, the newest, is measured and saved.
+    job = main_job(repo, home)
+    log, deadline = home / "main-job.log", time.monotonic() + 300
+    while f"For kvcache commit {c1[:8]}" not in log.read_text() and job.poll() is None:
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    sentinel.unlink()  # a benchmark process that outlived the kill finishes
+    [kept] = results_of(repo, c2)
+    assert results_of(repo, c1) == [] and results_of(repo, c0) == [], log.read_text()
+    before = snapshot(repo / ".asv" / "results")
+
+    # 2. What it kept publishes: asv's dashboard and the p95 page.
+    done = subprocess.run([sys.executable, "-m", "asv", "publish"], cwd=repo, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    code, out, err = run_cli(capsys, "p95", "--config", str(repo / "asv.conf.json"))
+    assert code == 0, err
+    assert "bench_tiny.Tiny.time_work" in out and (repo / ".asv" / "html" / "p95.html").exists()
+
+    # 3. Run again: c2 is skipped (its file never rewritten), c1 and c0 are measured, all published.
+    assert main_job(repo, home).wait(timeout=300) == 0, log.read_text()
+    assert_kept(before, snapshot(repo / ".asv" / "results"), kept)
+    [c0_file] = results_of(repo, c0)
+    assert len(results_of(repo, c1)) == 1
+    assert_series(repo, [c0, c1, c2])
+
+    # 4. A kill in the middle of asv's writing (it writes in place) leaves a truncated file:
+    #    the next run keeps it aside, measures that commit again and touches nothing else.
+    truncated = c0_file.read_text()[:100]
+    c0_file.write_text(truncated)
+    before = snapshot(repo / ".asv" / "results")
+    assert main_job(repo, home).wait(timeout=300) == 0, log.read_text()
+    after = snapshot(repo / ".asv" / "results")
+    c0_key = os.path.relpath(c0_file, repo / ".asv" / "results")
+    assert after[c0_key] != before.pop(c0_key)  # measured again
+    [aside] = c0_file.parent.glob(f"{c0_file.name}.unreadable-*")
+    assert aside.read_text() == truncated and f"kept as .asv/results/{MACHINE}/{aside.name}" in log.read_text()
+    assert_kept(before, after, kept)
+    assert_series(repo, [c0, c1, c2])
+
+
+def assert_kept(before, after, kept):
+    """Nothing in ``before`` is gone or changed; the results file ``kept`` not even rewritten.
+    (asv rewrites its own benchmarks.json and machine.json, with the same content, every run.)"""
+    assert {path: after.get(path, (None,))[0] for path in before} == {p: e[0] for p, e in before.items()}
+    key = os.path.join(MACHINE, kept.name)
+    assert after[key] == before[key]  # same bytes, same modification time
+
+
+def assert_series(repo, commits):
+    """main-job.sh's p95.json has one sampled point per commit, in branch order."""
+    [series] = json.loads((repo / ".asv" / "p95.json").read_text())["series"]
+    assert [p["commit"] for p in series["points"]] == commits
+    assert all(p["source"] == "samples" and p["n_samples"] == 20 for p in series["points"])  # 2 rounds of 10
