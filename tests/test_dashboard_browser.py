@@ -16,7 +16,7 @@ in). Everything else the browser runs (asv's scripts, index.json, graphs) is wha
 
 import functools
 import http.server
-import os
+import json
 import re
 import shutil
 import subprocess
@@ -162,7 +162,7 @@ def published(tmp_path_factory):
         '{"version": 1, "project": "kvcache", "repo": ".", "branches": ["main"], "results_dir": "results",'
         ' "html_dir": "html", "show_commit_url": "https://example.org/c/"}\n'
     )
-    (repo / "budgets.json").write_text('{"budgets_ms": {"%s": %s}}' % (ZERO_COPY, BUDGET_MS))
+    (repo / "budgets.json").write_text(json.dumps({"budgets_ms": {ZERO_COPY: BUDGET_MS}}))
     commits = []
     for i in range(N_COMMITS):
         git(repo, "commit", "-q", "--allow-empty", "-m", f"commit {i}")
@@ -178,9 +178,7 @@ def published(tmp_path_factory):
         [sys.executable, "-m", "asv", "publish"], cwd=repo, capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    code = cli.main(
-        ["p95", "--config", str(repo / "asv.conf.json"), "--budgets", str(repo / "budgets.json")]
-    )
+    code = cli.main(["p95", "--config", str(repo / "asv.conf.json"), "--budgets", str(repo / "budgets.json")])
     assert code == 0
     return repo / "html", commits
 
@@ -197,7 +195,9 @@ def cdn_copies(tmp_path_factory):
         timeout=300,
         check=False,
     )
-    assert done.returncode == 0, f"npm pack {' '.join(packages)} failed (needs npm and its registry):\n{done.stderr}"
+    assert done.returncode == 0, (
+        f"npm pack {' '.join(packages)} failed (needs npm and its registry):\n{done.stderr}"
+    )
     copies = {}
     for url, (package, path) in CDN_FILES.items():
         name, version = package.rsplit("@", 1)
@@ -328,7 +328,9 @@ def test_p95_page_shows_the_flagged_commit_and_the_budget(published, server, tmp
 
 
 def test_p95_page_draws_something(server, tmp_path):
-    chromium(f"{server.url}/p95.html", tmp_path, "--screenshot", "--window-size=1200,1600", "--hide-scrollbars")
+    chromium(
+        f"{server.url}/p95.html", tmp_path, "--screenshot", "--window-size=1200,1600", "--hide-scrollbars"
+    )
     pixels = image.imread(tmp_path / "screenshot.png")
     assert pixels.shape[:2] == (1600, 1200)
     assert pixels[..., :3].std() > 0.05  # not a blank page

@@ -71,7 +71,7 @@ def run_cli(capsys, *argv):
 # -- the tracker only reads ------------------------------------------------------------------
 
 
-def save_results(results_dir, commit, date, zero_copy_samples, machine=MACHINE, record_samples=True):
+def save_results(results_dir, commit, date, zero_copy_samples, machine=MACHINE):
     """One results file, as ``asv run --record-samples`` writes it."""
     results = Results({"machine": machine, "python": "3.11"}, {}, commit, date, "3.11", ENV, {})
     outcome = BenchmarkResult(
@@ -83,7 +83,7 @@ def save_results(results_dir, commit, date, zero_copy_samples, machine=MACHINE, 
         profile=None,
     )
     info = {"name": RESTORE, "version": "1", "params": [["'zero_copy'"]]}
-    results.add_result(info, outcome, record_samples=record_samples)
+    results.add_result(info, outcome, record_samples=True)
     results.save(str(results_dir))
     return results_dir / machine / f"{commit[:8]}-{ENV}.json"
 
@@ -125,7 +125,7 @@ def damage(path, how):
         data = json.loads(path.read_text())
         del data["commit_hash"]
         path.write_text(json.dumps(data))
-    elif how == "no samples":
+    elif how == "null results":
         data = json.loads(path.read_text())
         data["results"] = {name: None for name in data["results"]}
         path.write_text(json.dumps(data))
@@ -146,7 +146,7 @@ DAMAGE = [
     "not an object",
     "newer asv",
     "missing key",
-    "no samples",
+    "null results",
     "dangling link",
     "a directory",
 ]
@@ -188,7 +188,7 @@ def test_no_readable_file_at_all_is_one_line_and_touches_nothing(project, capsys
 
 @pytest.mark.parametrize("option", ["--json", "--html"])
 def test_p95_refuses_to_write_into_the_results(project, capsys, option):
-    repo, commits, files = project
+    repo, _, files = project
     before = snapshot(repo / "results")
     target = files[0] if option == "--json" else files[0].parent
     code, _, err = run_cli(capsys, "p95", option, str(target))
@@ -215,9 +215,15 @@ BAD_INPUT = {
     "--json in a missing directory": (["p95", "--json", "{tmp}/no/dir/p95.json"], ["cannot write --json"]),
     "--html is a file": (["p95", "--html", "asv.conf.json"], ["cannot write the p95 page"]),
     "commit that looks like an option": (["gate", "--", "--all", "{c1}"], ["unknown commit --all"]),
-    "machine without that commit": (["gate", "{c2}", "{c3}", "--machine", "other-box"], ["no results for BASE"]),
+    "machine without that commit": (
+        ["gate", "{c2}", "{c3}", "--machine", "other-box"],
+        ["no results for BASE"],
+    ),
     "several machines": (["gate", "{c0}", "{c1}"], ["several machines", "--machine"]),
-    "no benchmark in common": (["gate", "{c3}", "{c4}", "--machine", "other-box"], ["share no p95 benchmark"]),
+    "no benchmark in common": (
+        ["gate", "{c3}", "{c4}", "--machine", "other-box"],
+        ["share no p95 benchmark"],
+    ),
 }
 
 
@@ -235,9 +241,13 @@ def test_bad_input_gives_one_line_and_exit_2(project, capsys, tmp_path, case):
     for i in (0, 1):
         save_results(repo / "results", commits[i], 0, [0.001] * 20, machine="other-box")
     other = Results({"machine": "other-box"}, {}, commits[3], 0, "3.11", ENV, {})
-    outcome = BenchmarkResult(result=[0.5], samples=[[0.5] * 5], number=[1], errcode=0, stderr="", profile=None)
+    outcome = BenchmarkResult(
+        result=[0.5], samples=[[0.5] * 5], number=[1], errcode=0, stderr="", profile=None
+    )
     other.add_result(
-        {"name": "bench_pool.PoolOps.time_allocate_free", "version": "1", "params": []}, outcome, record_samples=True
+        {"name": "bench_pool.PoolOps.time_allocate_free", "version": "1", "params": []},
+        outcome,
+        record_samples=True,
     )
     other.save(str(repo / "results"))
     save_results(repo / "results", commits[4], 0, [0.001] * 20, machine="other-box")
@@ -258,7 +268,9 @@ def test_no_config_and_no_results_option_is_one_line(tmp_path, capsys, monkeypat
     monkeypatch.chdir(tmp_path)
     code, _, err = run_cli(capsys, "p95")
     assert code == 2
-    assert err == "kvcache-bench p95: no asv.conf.json here: run from the project root or pass --results DIR\n"
+    assert (
+        err == "kvcache-bench p95: no asv.conf.json here: run from the project root or pass --results DIR\n"
+    )
 
 
 # -- the main job only adds results ----------------------------------------------------------
@@ -275,18 +287,18 @@ class Tiny:
     def time_work(self):
         tinyproj.work()
 '''
-TINY_PYPROJECT = '''[build-system]
+TINY_PYPROJECT = """[build-system]
 requires = ["setuptools>=61", "wheel"]
 build-backend = "setuptools.build_meta"
 
 [project]
 name = "tinyproj"
 version = "0.1"
-'''
-VENV_STAND_IN = '''#!/usr/bin/env bash
+"""
+VENV_STAND_IN = """#!/usr/bin/env bash
 # Test stand-in for scripts/venv.sh: the tracker's virtualenv is the one running the tests.
 echo "{python}"
-'''
+"""
 WORK = "def work():\n    return sum(range(1000))\n"
 # The commit whose benchmark the first run is killed in: work() waits while SENTINEL exists.
 WORK_BLOCKING = WORK + (
@@ -325,16 +337,39 @@ def tiny_project(repo, sentinel):
     return commits
 
 
-def main_job(repo, home):
-    """Start scripts/main-job.sh over the last 3 commits, in a process group of its own."""
+@pytest.fixture
+def main_job(tmp_path):
+    """``start(repo)``: scripts/main-job.sh over the last 3 commits, in a process group of its own,
+    logging to ``tmp_path/home/main-job.log``. At the end, jobs still running are killed and
+    ``tmp_path/sentinel`` is removed (a benchmark process waiting on it finishes)."""
+    home = tmp_path / "home"
+    home.mkdir()
     env = dict(os.environ, HOME=str(home), N="3", ASV_MACHINE=MACHINE)
     real_home = os.path.expanduser("~")  # pip's cache and configuration stay where they are
     env.setdefault("XDG_CACHE_HOME", os.path.join(real_home, ".cache"))
     env.setdefault("XDG_CONFIG_HOME", os.path.join(real_home, ".config"))
-    log = open(home / "main-job.log", "a")
-    return subprocess.Popen(
-        ["bash", "scripts/main-job.sh"], cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    started = []
+
+    def start(repo):
+        with open(home / "main-job.log", "a") as log:  # the job writes to its own copy of the handle
+            started.append(
+                subprocess.Popen(
+                    ["bash", "scripts/main-job.sh"],
+                    cwd=repo,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+        return started[-1]
+
+    yield start
+    for job in started:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait()
+    (tmp_path / "sentinel").unlink(missing_ok=True)
 
 
 def results_of(repo, commit):
@@ -342,19 +377,19 @@ def results_of(repo, commit):
     return sorted(machine_dir.glob(f"{commit[:8]}-*.json")) if machine_dir.is_dir() else []
 
 
-def test_main_job_killed_midway_keeps_what_it_measured_and_resumes(tmp_path, capsys):
-    repo, home, sentinel = tmp_path / "tiny", tmp_path / "home", tmp_path / "sentinel"
-    home.mkdir()
+def test_main_job_killed_midway_keeps_what_it_measured_and_resumes(tmp_path, capsys, main_job):
+    repo, sentinel, log = tmp_path / "tiny", tmp_path / "sentinel", tmp_path / "home" / "main-job.log"
     sentinel.touch()
     c0, c1, c2 = tiny_project(repo, sentinel)
 
     # 1. Killed (SIGKILL to the whole job) once asv has moved on to c1, which cannot finish
     #    while the sentinel exists: c2, the newest, is measured and saved.
-    job = main_job(repo, home)
-    log, deadline = home / "main-job.log", time.monotonic() + 300
+    job = main_job(repo)
+    deadline = time.monotonic() + 300
     while f"For kvcache commit {c1[:8]}" not in log.read_text() and job.poll() is None:
         assert time.monotonic() < deadline, log.read_text()
         time.sleep(0.2)
+    assert job.poll() is None, log.read_text()  # still running: waiting in c1
     os.killpg(job.pid, signal.SIGKILL)
     job.wait()
     sentinel.unlink()  # a benchmark process that outlived the kill finishes
@@ -363,14 +398,16 @@ def test_main_job_killed_midway_keeps_what_it_measured_and_resumes(tmp_path, cap
     before = snapshot(repo / ".asv" / "results")
 
     # 2. What it kept publishes: asv's dashboard and the p95 page.
-    done = subprocess.run([sys.executable, "-m", "asv", "publish"], cwd=repo, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "asv", "publish"], cwd=repo, capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     code, out, err = run_cli(capsys, "p95", "--config", str(repo / "asv.conf.json"))
     assert code == 0, err
     assert "bench_tiny.Tiny.time_work" in out and (repo / ".asv" / "html" / "p95.html").exists()
 
     # 3. Run again: c2 is skipped (its file never rewritten), c1 and c0 are measured, all published.
-    assert main_job(repo, home).wait(timeout=300) == 0, log.read_text()
+    assert main_job(repo).wait(timeout=300) == 0, log.read_text()
     assert_kept(before, snapshot(repo / ".asv" / "results"), kept)
     [c0_file] = results_of(repo, c0)
     assert len(results_of(repo, c1)) == 1
@@ -381,12 +418,14 @@ def test_main_job_killed_midway_keeps_what_it_measured_and_resumes(tmp_path, cap
     truncated = c0_file.read_text()[:100]
     c0_file.write_text(truncated)
     before = snapshot(repo / ".asv" / "results")
-    assert main_job(repo, home).wait(timeout=300) == 0, log.read_text()
+    assert main_job(repo).wait(timeout=300) == 0, log.read_text()
     after = snapshot(repo / ".asv" / "results")
     c0_key = os.path.relpath(c0_file, repo / ".asv" / "results")
     assert after[c0_key] != before.pop(c0_key)  # measured again
     [aside] = c0_file.parent.glob(f"{c0_file.name}.unreadable-*")
-    assert aside.read_text() == truncated and f"kept as .asv/results/{MACHINE}/{aside.name}" in log.read_text()
+    assert (
+        aside.read_text() == truncated and f"kept as .asv/results/{MACHINE}/{aside.name}" in log.read_text()
+    )
     assert_kept(before, after, kept)
     assert_series(repo, [c0, c1, c2])
 
