@@ -17,6 +17,7 @@ in). Everything else the browser runs (asv's scripts, index.json, graphs) is wha
 import functools
 import http.server
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -35,10 +36,20 @@ from matplotlib import image
 
 from kvbench import cli
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+MAC_CHROME = "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome"  # GitHub's macOS runners
+
+
+def find_browser():
+    """Chromium (Debian's package), or Google Chrome (GitHub's Ubuntu and macOS runners)."""
+    found = [shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")]
+    found.append(MAC_CHROME if os.path.exists(MAC_CHROME) else None)
+    return next((path for path in found if path), None)
+
+
+CHROMIUM = find_browser()
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None,
-    reason="no chromium on PATH: install Debian's chromium package (.ci/run does: apt-get install chromium)",
+    reason="no chromium or google-chrome: install Debian's chromium package (.ci/run does: apt-get install chromium)",
 )
 
 MACHINE = "dash-box"
