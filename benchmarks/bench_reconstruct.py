@@ -32,8 +32,8 @@ class Reconstruct8k:
 class ReconstructContexts:
     """Restore time against context length, for every strategy.
 
-    ``gather`` restores a table whose every block is a run of its own (on a whole run it would
-    copy nothing); ``zero_copy`` and ``concat`` restore the engine's stored table.
+    ``gather`` restores a table whose every block is a run of its own, the case it exists for
+    (a fragmented pool); ``zero_copy`` and ``concat`` restore the engine's stored table.
     """
 
     params = [["zero_copy", "gather", "concat"], workloads.CONTEXTS]

@@ -54,8 +54,8 @@ def stored_agent(context):
 def scattered_agent(context):
     """``(engine, table)``: the same tokens with every block in a run of its own.
 
-    On a layer stored as one run, ``gather`` has one slice to copy and copies nothing; a
-    scattered table makes it merge and copy every block, as a fragmented pool would.
+    ``gather`` is the restore path of a table that is not one whole run per layer (the default
+    strategy falls back to it there): this is such a table, as a fragmented pool would leave.
     """
     engine = empty_engine(context)
     stored = engine.store(AGENT, random_cache(engine.spec, context, seed=0))
