@@ -4,8 +4,8 @@
 # clone (it makes .venv with the bench extra); safe to rerun: measured commits are skipped.
 #
 # Env:  N            how many commits of main to measure, newest first, following main's
-#                    first parents (default 2: about 15 minutes on a 2-core CPU from a fresh
-#                    clone, installs included; docs/benchmarks.md has the measurements)
+#                    first parents (default 2: 10 minutes on the shared 2-core VM from a fresh
+#                    clone, installs included, ~4.5 minutes more per commit; docs/benchmarks.md)
 #       ASV_MACHINE  asv machine name the results are filed under (default: the host name)
 #       ASV_CONFIG   asv config file in the repository root (default asv.conf.json)
 # Out:  .asv/results/MACHINE/COMMIT-ENV.json  asv results with raw samples; only ever added:
