@@ -3,7 +3,7 @@
 Benchmarks and experiments need an 8K Gemma 3 12B cache without the 12B model; the layout
 (``KVCache`` on global layers, ``RotatingKVCache`` on sliding ones, offsets, ring state) is
 exactly what the model's own prefill leaves, only the numbers are random: one seeded random
-block of 256 tokens per layer, tiled along the tokens (drawing 800 MiB of normals takes 20 s
+block of 32 tokens per layer, tiled along the tokens (drawing 800 MiB of normals takes 20 s
 on a 2-core CPU; tiling is a plain copy). The same arguments give the same arrays.
 """
 
@@ -35,7 +35,7 @@ def random_cache(spec, total_tokens, seed=0):
     return cache
 
 
-def _tiled_normal(shape, key, dtype, tile=256):
+def _tiled_normal(shape, key, dtype, tile=32):
     B, H, S, D = shape
     block = mx.random.normal((B, H, min(S, tile), D), key=key).astype(dtype)
     return mx.tile(block, (1, 1, -(-S // tile), 1))[:, :, :S, :] if S > tile else block
