@@ -6,6 +6,8 @@
 # Args: BASE, HEAD   commits (hash, branch or tag) of this repository
 # Env:  ASV_MACHINE  asv machine name the results are filed under (default: the host name)
 #       ASV_CONFIG   asv config file in the repository root (default asv.conf.json)
+#       GATE_MIN_RISE_MS  p95 rise in ms below which the gate never fails (default 0): a
+#                    noise floor for shared machines, where p95 moves by ms between runs
 # Out:  out/asv-compare.md  asv compare BASE HEAD (median per benchmark, markdown table)
 #       out/gate.md         kvcache-bench gate's p95 table
 #       out/pr-comment.md   the PR comment: gate table, then asv's table folded
@@ -46,7 +48,7 @@ cat out/asv-compare.md
 
 echo "== $job [4/4] kvcache-bench gate BASE HEAD -> out/gate.md, out/pr-comment.md ($(date -u +%H:%M:%S))"
 gate_status=0
-"$bin/kvcache-bench" gate --machine "$machine" "${config_opts[@]}" "$base" "$head" >out/gate.md || gate_status=$?
+"$bin/kvcache-bench" gate --machine "$machine" --min-rise-ms "${GATE_MIN_RISE_MS:-0}" "${config_opts[@]}" "$base" "$head" >out/gate.md || gate_status=$?
 cat out/gate.md
 {
   echo "### Benchmarks: ${head:0:12} against ${base:0:12} on $machine"
