@@ -28,12 +28,16 @@ def held_pieces(cache, spec, layer_id):
         return [_head(keys, n)], [_head(values, n)], None
     size = keys.shape[2]
     if size > layer.window:  # between prefill chunks: temporal order, keep sinks + the last tokens
-        tail = layer.window - layer.keep
-        cut = lambda v: [v[..., : layer.keep, :], v[..., size - tail :, :]]  # noqa: E731
-        return cut(keys), cut(values), layer.window
+        return _window_of(keys, layer), _window_of(values, layer), layer.window
     if n < layer.window:
         return [_head(keys, n)], [_head(values, n)], n
     return [keys], [values], cache._idx
+
+
+def _window_of(array, layer):
+    """A temporal-order buffer longer than the window cut to its ``keep`` sinks and last tokens."""
+    tail = layer.window - layer.keep
+    return [array[..., : layer.keep, :], array[..., array.shape[2] - tail :, :]]
 
 
 def _head(array, n):

@@ -185,7 +185,7 @@ def _layer_from_cache(cache, index):
 
 def _layers_from_config(config, n_layers):
     window = config.get("sliding_window")
-    if "layer_types" in config and config["layer_types"]:
+    if config.get("layer_types"):
         kinds = [SLIDING if t == "sliding_attention" else GLOBAL for t in config["layer_types"]]
     elif "sliding_window_pattern" in config and window:
         pattern = config["sliding_window_pattern"]
