@@ -21,7 +21,7 @@ def held_pieces(cache, spec, layer_id):
     Raises ``CacheMismatchError`` when the layer does not fit ``spec``.
     """
     layer = spec.layers[layer_id]
-    _check_layer(cache, spec, layer_id)
+    check_layer(cache, spec, layer_id)
     n = cache.offset
     keys, values = cache.keys, cache.values
     if not layer.is_sliding:
@@ -61,7 +61,8 @@ def default_ring_index(layer, total_tokens):
     return min(total_tokens, layer.window)
 
 
-def _check_layer(cache, spec, layer_id):
+def check_layer(cache, spec, layer_id):
+    """Raise ``CacheMismatchError`` unless the layer fits ``spec`` (kind, window, shapes, dtype)."""
     layer = spec.layers[layer_id]
     expected = RotatingKVCache if layer.is_sliding else KVCache
     where = f"cache layer {layer_id}"

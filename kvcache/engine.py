@@ -3,8 +3,10 @@
 Ownership contract (the part that makes restore free):
 
 - ``store(agent_id, cache)`` copies each layer into a fresh ``BlockRun`` (one fused copy per
-  layer), except a layer whose arrays already *are* the agent's run: that layer is adopted
-  as it is, so parking a restored cache again copies nothing. The stored cache stays usable.
+  layer), except a layer of a cache restored zero-copy from this agent: whose arrays still
+  *are* the agent's run, or that mlx-lm grew into a new buffer of exactly a run's size. Such
+  a layer is adopted as it is, so parking a restored cache again copies nothing. A cache
+  that is not on loan is copied and stays usable.
 - ``reconstruct`` with the default ``zero_copy`` strategy *lends* the agent's runs to the
   returned cache: cache and pool hold the same arrays, and decoding writes into them in place
   (no whole-layer copy on the first step). While lent, the agent's stored state is the state
@@ -22,7 +24,7 @@ import threading
 import mlx.core as mx
 
 from .agent_blocks import AgentBlocks
-from .cache_layers import default_ring_index, held_pieces, make_cache_layer
+from .cache_layers import check_layer, default_ring_index, held_pieces, make_cache_layer
 from .copying import fused_copy
 from .errors import BlockOwnershipError, CacheMismatchError, UnknownAgentError
 from .loans import LoanBook
@@ -55,6 +57,9 @@ class BlockPoolBatchEngine:
             try:
                 for layer_id, layer_cache in enumerate(cache):
                     blocks = self._adoptable(old, layer_id, layer_cache, total_tokens)
+                    if blocks is None and self._outgrew_run(agent_id, layer_id, layer_cache, total_tokens):
+                        blocks = self._take_grown_layer(agent_id, layer_id, layer_cache, total_tokens)
+                        new_blocks.extend(blocks)
                     if blocks is None:
                         blocks = self._copy_layer(agent_id, layer_id, layer_cache, total_tokens, table)
                         new_blocks.extend(blocks)
@@ -96,6 +101,21 @@ class BlockPoolBatchEngine:
         if run.n_blocks < self.spec.blocks_needed(layer_id, total_tokens):
             return None  # full: copy into a run with room for the next token
         return old.blocks_for_layer(layer_id)
+
+    def _outgrew_run(self, agent_id, layer_id, layer_cache, total_tokens):
+        """True for a lent layer that mlx-lm grew into a buffer of exactly the run it needs now."""
+        if not self._loans.is_lent(agent_id, layer_cache):
+            return False
+        check_layer(layer_cache, self.spec, layer_id)
+        n_blocks = self.spec.blocks_needed(layer_id, total_tokens)
+        return layer_cache.keys.shape[2] == self.spec.capacity_tokens(layer_id, n_blocks)
+
+    def _take_grown_layer(self, agent_id, layer_id, layer_cache, total_tokens):
+        """New blocks whose run is the lent layer's own grown buffer (the same arrays, no copy)."""
+        blocks = self.pool.allocate(self.spec.blocks_needed(layer_id, total_tokens), layer_id, agent_id)
+        run = blocks[0].run
+        run.keys, run.values = layer_cache.keys, layer_cache.values
+        return blocks
 
     def _copy_layer(self, agent_id, layer_id, layer_cache, total_tokens, table):
         keys, values, ring_index = held_pieces(layer_cache, self.spec, layer_id)

@@ -50,6 +50,10 @@ class LoanBook:
     def __init__(self):
         self._loans = {}  # agent_id -> [Loan]
 
+    def is_lent(self, agent_id, layer_cache):
+        """True if ``layer_cache`` is a layer of a cache lent from ``agent_id``."""
+        return any(loan.covers([layer_cache]) for loan in self._loans.get(agent_id, ()))
+
     def lend(self, agent_id, cache, total_tokens, watched):
         if watched:
             self._loans.setdefault(agent_id, []).append(Loan(cache, total_tokens, watched))

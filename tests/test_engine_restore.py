@@ -284,3 +284,33 @@ def test_second_loan_advancing_after_the_first_is_stored_is_caught(gemma):
         assert arrays_equal(keys, got_keys) and arrays_equal(values, got_values), (
             f"layer {layer_id}: the stored state was overwritten by the other lent cache"
         )
+
+
+def test_parking_a_cache_that_mlx_lm_grew_adopts_the_grown_buffer():
+    """Turn after turn an agent restores, decodes past its run (mlx-lm grows the layer into a new
+    buffer of 256 more slots: one 256-token block), and parks again: the grown buffers become the
+    agent's runs without a copy, and the model continues as if never parked."""
+    from conftest import make_gemma
+    from mlx_lm.models.cache import make_prompt_cache
+
+    model = make_gemma(window=600)
+    spec = ModelCacheSpec.from_model(model, block_tokens=256)
+    engine = BlockPoolBatchEngine(BlockPool(spec, total_blocks=60))
+    tokens = prompt(700, seed=21)
+    reference = make_prompt_cache(model)
+    model(tokens[None, :500], cache=reference)
+    engine.store("agent", reference)
+    n = 500
+    for _turn in range(3):
+        cache = engine.reconstruct("agent")
+        for _ in range(40):  # crosses 512 on the first turn: global and sliding layers grow
+            assert max_logit_gap(model, reference, cache, tokens[n : n + 1]) == 0.0
+            n += 1
+        table = []
+        assert bytes_allocated_during(lambda: table.append(engine.store("agent", cache))) == 0
+        for layer_id, layer_cache in enumerate(cache):
+            assert table[0].whole_run(layer_id).keys is layer_cache.keys
+        assert engine.pool.num_used_blocks == table[0].num_blocks == sum(
+            spec.blocks_needed(i, n) for i in range(spec.n_layers)
+        )
+    assert_caches_equal(reference, engine.reconstruct("agent", "gather"))
