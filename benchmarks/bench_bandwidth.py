@@ -9,7 +9,9 @@ once per commit in ``setup_cache``; each ``track_`` returns one number of it:
 - ``first_step_ratio``: first decode step's cache work after a zero-copy restore / after a
   native prefill (<= 1.10 is the target);
 - ``*_peak_fraction``: MLX peak memory a restore adds / bytes restored (zero-copy <= 0.05,
-  copying <= 1.0).
+  copying <= 1.0);
+- ``park_after_growth_over_store``: parking a restored cache that outgrew its blocks (adopted,
+  no copy) / storing a live cache (a copy): far below 1 while adoption works.
 """
 
 import mlx.core as mx
@@ -53,4 +55,7 @@ class RestoreCosts:
 
     def track_concat_peak_fraction(self, row):
         return row["concat_peak_fraction"]
+
+    def track_park_after_growth_over_store(self, row):
+        return row["park_after_growth_ms"] / row["store_ms"]
 

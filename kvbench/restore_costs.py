@@ -9,7 +9,9 @@ For each context length, with a synthetic cache of a preset's shape (``kvcache.r
 - the first decode step's cache work (``update_and_fetch`` on every layer) after a zero-copy
   restore, over the same after a native prefill (mlx-lm's capacity rounding: at a multiple of
   256 tokens a native cache is full, and its first step copies every global layer);
-- MLX peak memory a restore adds, over the bytes it restores.
+- MLX peak memory a restore adds, over the bytes it restores;
+- parking again after a turn that outgrew the blocks: restore zero-copy, append tokens until
+  mlx-lm grows the global layers, store (which adopts the grown buffers) — against ``store``.
 
 Computing (``measure``) is kept apart from rendering (``render``); times are medians.
 """
@@ -92,6 +94,7 @@ def measure(spec, n, runs, zero_copy_runs):
     row["zero_copy_peak_fraction"] = _peak_added(lambda: engine.reconstruct("agent")) / restored_bytes
     row["concat_peak_fraction"] = _peak_added(lambda: engine.reconstruct("agent", strategy="concat")) / restored_bytes
     row["first_step_ratio"] = _first_step_ratio(engine, spec, live, runs)
+    row["park_after_growth_ms"] = _park_after_growth_ms(engine, spec, live)
     return row
 
 
@@ -100,15 +103,17 @@ def render(result, write_line):
     write_line(f"\n{result['preset']} on {result['device']} (MLX {result['mlx']}); medians of "
                f"{result['runs']} runs, zero-copy over {result['zero_copy_runs']} calls")
     write_line("| context | MiB | plain copy ms | concat ms (eff) | gather ms (eff) | store ms (eff) "
-               "| zero-copy p50 / p95 ms | first step restored/native | peak added zero-copy / concat |")
-    write_line("|---|---|---|---|---|---|---|---|---|")
+               "| zero-copy p50 / p95 ms | first step restored/native | peak added zero-copy / concat "
+               "| park after growth ms |")
+    write_line("|---|---|---|---|---|---|---|---|---|---|")
     for r in result["rows"]:
         write_line(
             f"| {r['context']} | {r['restored_mib']:.0f} | {r['plain_copy_ms']:.1f} "
             f"| {r['concat_ms']:.1f} ({r['concat_efficiency']:.0%}) | {r['gather_ms']:.1f} ({r['gather_efficiency']:.0%}) "
             f"| {r['store_ms']:.1f} ({r['store_efficiency']:.0%}) "
             f"| {r['zero_copy_p50_ms']:.3f} / {r['zero_copy_p95_ms']:.3f} | {r['first_step_ratio']:.2f} "
-            f"| {r['zero_copy_peak_fraction']:.1%} / {r['concat_peak_fraction']:.0%} |"
+            f"| {r['zero_copy_peak_fraction']:.1%} / {r['concat_peak_fraction']:.0%} "
+            f"| {r['park_after_growth_ms']:.2f} |"
         )
 
 
@@ -127,6 +132,20 @@ def _first_step_ratio(engine, spec, live, runs):
         fresh = _native_copy(spec, live)
         native.append(_seconds(lambda: _decode_step(spec, fresh)))
     return statistics.median(restored) / statistics.median(native)
+
+
+def _park_after_growth_ms(engine, spec, live):
+    """Time to store a restored cache whose global layers mlx-lm just grew past their runs."""
+    engine.store("agent", live)
+    cache = engine.reconstruct("agent")
+    room = engine.agent_blocks("agent").whole_run(spec.layer_types.index("global")).capacity
+    k_shape, v_shape = spec.kv_shape(1)
+    k, v = mx.ones(k_shape, spec.dtype), mx.ones(v_shape, spec.dtype)
+    for _ in range(room - cache[0].offset + 1):
+        for c in cache:
+            c.update_and_fetch(k, v)
+        mx.eval(_arrays(cache))
+    return _seconds(lambda: [engine.store("agent", cache).all_blocks()[0].run.keys]) * 1e3
 
 
 def _native_copy(spec, live):
