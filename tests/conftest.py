@@ -6,6 +6,7 @@ kvcache's, so that a test compares kvcache against something independent of it.
 """
 
 import gc
+import subprocess
 
 import mlx.core as mx
 import pytest
@@ -175,3 +176,13 @@ def bytes_allocated_during(fn):
     fn()
     mx.synchronize()
     return max(0, mx.get_peak_memory() - before)
+
+
+def git(repo, *args):
+    """Run git in ``repo`` (as a throwaway committer); its stripped stdout."""
+    return subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()

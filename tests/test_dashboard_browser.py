@@ -36,6 +36,8 @@ from matplotlib import image
 
 from kvbench import cli
 
+from conftest import git
+
 MAC_CHROME = "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome"  # GitHub's macOS runners
 
 
@@ -99,15 +101,6 @@ CDN_FILES = {
         "dist/css/bootstrap.min.css",
     ),
 }
-
-
-def git(repo, *args):
-    return subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
 
 
 def benchmark_info(name, params, param_names):

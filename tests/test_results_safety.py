@@ -28,20 +28,13 @@ from asv.util import write_json
 
 from kvbench import cli
 
+from conftest import git
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MACHINE = "safety-box"
 ENV = "virtualenv-py3.11"
 RESTORE = "bench_reconstruct.Reconstruct8k.time_reconstruct_8k"
 ZERO_COPY = f"{RESTORE}('zero_copy')"
-
-
-def git(repo, *args):
-    return subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
 
 
 def snapshot(path):

@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -19,6 +18,8 @@ from asv.runner import BenchmarkResult
 from asv.util import write_json
 
 from kvbench import cli
+
+from conftest import git
 
 MACHINE = "box"
 ENV = "virtualenv-py3.11"
@@ -47,12 +48,6 @@ def restore_samples(rng, commit_index):
     if commit_index >= 4:
         seconds[::10] += 0.030
     return list(seconds)
-
-
-def git(repo, *args):
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
-    ).stdout.strip()
 
 
 def save_results(results_dir, commit, date, benchmarks, record_samples=True, env=ENV):

@@ -27,6 +27,8 @@ import pytest
 
 from kvbench import cli
 
+from conftest import git
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MACHINE = "kvbench-e2e"
 ZERO_COPY = "bench_reconstruct.Reconstruct8k.time_reconstruct_8k('zero_copy')"
@@ -66,16 +68,6 @@ def project_files():
         .split("\0")
     )
     return [f for f in listed if f and os.path.isfile(os.path.join(ROOT, f))]
-
-
-def git(repo, *args):
-    out = subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return out.stdout.strip()
 
 
 def commit_appending(repo, text, message):
