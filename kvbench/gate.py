@@ -38,9 +38,7 @@ def run(args, write_line=print):
     check_threshold(args.threshold)
     check_min_rise(args.min_rise_ms)
     proj = project.load_project(args.config)
-    results_dir = args.results or proj.results_dir
-    if results_dir is None:
-        raise UserError(f"no {project.DEFAULT_CONFIG} here: run from the project root or pass --results DIR")
+    results_dir = proj.results_dir_or(args.results)
     base = project.resolve_commit(proj.repo_dir, args.base)
     head = project.resolve_commit(proj.repo_dir, args.head)
     measurements = read_measurements(results_dir, warn)

@@ -45,9 +45,7 @@ def run(args):
     check_threshold(args.threshold)
     check_min_rise(args.min_rise_ms)
     proj = project.load_project(args.config)
-    results_dir = args.results or proj.results_dir
-    if results_dir is None:
-        raise UserError(f"no {project.DEFAULT_CONFIG} here: run from the project root or pass --results DIR")
+    results_dir = proj.results_dir_or(args.results)
     html_dir = args.html or proj.html_dir
     check_outside_results(results_dir, "--json", args.json)
     check_outside_results(results_dir, "--html", html_dir)

@@ -26,6 +26,13 @@ class Project:
     commit_url: str | None  # asv's show_commit_url; the hash is appended
     config_dir: str  # asv.conf.json's directory (the current one without it)
 
+    def results_dir_or(self, given):
+        """``given`` (--results) if set, else asv.conf.json's results_dir; a ``UserError`` if neither."""
+        results_dir = given or self.results_dir
+        if results_dir is None:
+            raise UserError(f"no {DEFAULT_CONFIG} here: run from the project root or pass --results DIR")
+        return results_dir
+
 
 def load_project(config_path=None):
     """Read ``config_path`` (default asv.conf.json if it exists; without it, the current
