@@ -32,6 +32,22 @@ class AgentBlocks:
         self._in_order[block.layer_id] = in_order and (not blocks or block.run is blocks[0].run)
         blocks.append(block)
 
+    def add_blocks(self, blocks):
+        """``add_block`` for each of ``blocks``; a whole run given in order into an empty layer is one step."""
+        if not blocks:
+            return
+        first = blocks[0]
+        run, layer_id = first.run, first.layer_id
+        if layer_id not in self._blocks and len(blocks) == run.n_blocks and all(
+            b.run is run and b.index == i and b.agent_id == self.agent_id and b.layer_id == layer_id
+            for i, b in enumerate(blocks)
+        ):
+            self._blocks[layer_id] = list(blocks)
+            self._in_order[layer_id] = True
+            return
+        for block in blocks:
+            self.add_block(block)
+
     def whole_run(self, layer_id):
         """The run holding exactly this layer's blocks, in order, or None."""
         blocks = self._blocks.get(layer_id)

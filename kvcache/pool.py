@@ -117,21 +117,22 @@ class BlockPool:
                     f"pool exhausted: asked for {n_blocks} blocks for agent {agent_id!r} layer {layer_id}, "
                     f"{len(self._free_ids)} of {self.total_blocks} free; free other agents or make a larger pool"
                 )
-            blocks = [Block(self._free_ids.pop(), layer_id, agent_id, run, i) for i in range(n_blocks)]
-            for block in blocks:
-                self._allocated[block.block_id] = block
+            ids = self._free_ids[-n_blocks:][::-1]  # the lowest free ids first
+            del self._free_ids[-n_blocks:]
+            blocks = [Block(block_id, layer_id, agent_id, run, i) for i, block_id in enumerate(ids)]
+            self._allocated.update(zip(ids, blocks))
             run.n_allocated = n_blocks
-            self._blocks_by_agent.setdefault(agent_id, set()).update(b.block_id for b in blocks)
+            self._blocks_by_agent.setdefault(agent_id, set()).update(ids)
         return blocks
 
     def free(self, blocks):
         """Return blocks to the pool. All must be allocated (and distinct), or none is freed."""
         blocks = list(blocks)
         with self._lock:
-            ids = [b.block_id for b in blocks]
-            stale = [b for b in blocks if self._allocated.get(b.block_id) is not b]
-            if stale or len(set(ids)) != len(ids):
-                what = f"{stale[0]!r} is not allocated" if stale else "a block is listed twice"
+            allocated = self._allocated
+            stale = next((b for b in blocks if allocated.get(b.block_id) is not b), None)
+            if stale is not None or len({b.block_id for b in blocks}) != len(blocks):
+                what = f"{stale!r} is not allocated" if stale is not None else "a block is listed twice"
                 raise BlockOwnershipError(f"cannot free: {what}; nothing was freed")
             for block in blocks:
                 self._release(block)
