@@ -14,35 +14,23 @@ from mlx_lm.models.cache import KVCache, RotatingKVCache
 from .errors import CacheMismatchError
 
 
-def held_pieces(cache, spec, layer_id):
-    """The tokens layer ``layer_id`` of ``cache`` holds, as views in stored order.
+def held_ranges(cache, spec, layer_id):
+    """The token ranges ``[(start, stop)]`` of the layer's buffers it holds, in stored order.
 
-    Returns ``(key_pieces, value_pieces, ring_index)``; ``ring_index`` is None on global layers.
-    Raises ``CacheMismatchError`` when the layer does not fit ``spec``.
+    Returns ``(ranges, ring_index)``; ``ring_index`` is None on global layers. Keys and values
+    share the ranges. Raises ``CacheMismatchError`` when the layer does not fit ``spec``.
     """
     layer = spec.layers[layer_id]
     check_layer(cache, spec, layer_id)
     n = cache.offset
-    keys, values = cache.keys, cache.values
     if not layer.is_sliding:
-        return [_head(keys, n)], [_head(values, n)], None
-    size = keys.shape[2]
+        return [(0, n)], None
+    size = cache.keys.shape[2]
     if size > layer.window:  # between prefill chunks: temporal order, keep sinks + the last tokens
-        return _window_of(keys, layer), _window_of(values, layer), layer.window
+        return [(0, layer.keep), (size - (layer.window - layer.keep), size)], layer.window
     if n < layer.window:
-        return [_head(keys, n)], [_head(values, n)], n
-    return [keys], [values], cache._idx
-
-
-def _window_of(array, layer):
-    """A temporal-order buffer longer than the window cut to its ``keep`` sinks and last tokens."""
-    tail = layer.window - layer.keep
-    return [array[..., : layer.keep, :], array[..., array.shape[2] - tail :, :]]
-
-
-def _head(array, n):
-    """The first ``n`` tokens; the array itself when that is all of it (a view would copy slower)."""
-    return array if array.shape[2] == n else array[..., :n, :]
+        return [(0, n)], n
+    return [(0, size)], cache._idx
 
 
 def make_cache_layer(layer, keys, values, total_tokens, ring_index):

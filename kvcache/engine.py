@@ -24,8 +24,8 @@ import threading
 import mlx.core as mx
 
 from .agent_blocks import AgentBlocks
-from .cache_layers import check_layer, default_ring_index, held_pieces, make_cache_layer
-from .copying import fused_copy
+from .cache_layers import check_layer, default_ring_index, held_ranges, make_cache_layer
+from .copying import copy_jobs
 from .errors import BlockOwnershipError, CacheMismatchError, UnknownAgentError
 from .loans import LoanBook
 from .restore import get_strategy
@@ -47,38 +47,54 @@ class BlockPoolBatchEngine:
         """Put ``cache`` (a model's list of mlx-lm caches) into blocks; replaces what the agent had.
 
         All-or-nothing: if the pool cannot hold the new blocks, ``PoolExhaustedError`` is
-        raised and the agent keeps what it had.
+        raised and the agent keeps what it had. The copies start before the blocks are booked,
+        so the device copies while Python does the bookkeeping.
         """
         with self._agent_lock(agent_id):
             total_tokens = self._check_cache(cache)
             old = self._agents.get(agent_id)
+            plan = [self._plan_layer(agent_id, old, i, c, total_tokens) for i, c in enumerate(cache)]
+            copied = [step for step in plan if step.copy_from is not None]
+            made = copy_jobs(job for step in copied for job in step.copy_from)
+            for step, keys, values in zip(copied, made[::2], made[1::2]):
+                step.keys, step.values = keys, values
+            arrays = [a for step in plan for a in (step.keys, step.values)]  # copies, or pending writes
+            mx.async_eval(arrays)  # the device copies while the blocks are booked
             table = AgentBlocks(agent_id, total_tokens)
-            new_blocks, to_evaluate, adopted = [], [], {}
+            new_blocks, adopted = [], {}
             try:
-                for layer_id, layer_cache in enumerate(cache):
-                    blocks = self._adoptable(old, layer_id, layer_cache, total_tokens)
-                    if blocks is None and self._outgrew_run(agent_id, layer_id, layer_cache, total_tokens):
-                        blocks = self._take_grown_layer(agent_id, layer_id, layer_cache, total_tokens)
-                        new_blocks.extend(blocks)
+                for layer_id, step in enumerate(plan):
+                    blocks = step.kept
                     if blocks is None:
-                        blocks = self._copy_layer(agent_id, layer_id, layer_cache, total_tokens, table)
+                        blocks = self.pool.allocate(step.n_blocks, layer_id, agent_id)
                         new_blocks.extend(blocks)
-                        to_evaluate.extend((blocks[0].run.keys, blocks[0].run.values))
-                    else:
-                        ring_index = layer_cache._idx if self.spec.layers[layer_id].is_sliding else None
-                        if ring_index is not None:
-                            table.ring_index[layer_id] = ring_index
-                        adopted[layer_id] = (blocks[0].run, ring_index)
-                        to_evaluate.extend((layer_cache.keys, layer_cache.values))  # its pending writes
-                    for block in blocks:
-                        table.add_block(block)
-                mx.eval(to_evaluate)
+                        blocks[0].run.keys, blocks[0].run.values = step.keys, step.values
+                    if step.ring_index is not None:
+                        table.ring_index[layer_id] = step.ring_index
+                    if step.lent:
+                        adopted[layer_id] = (blocks[0].run, step.ring_index)
+                    table.add_blocks(blocks)
+                mx.eval(arrays)
             except BaseException:
                 self.pool.free(new_blocks)
                 raise
-            self._replace(agent_id, old, table)
+            self._replace(old, table)
             self._loans.restamp(agent_id, cache, total_tokens, adopted)
             return table
+
+    def _plan_layer(self, agent_id, old, layer_id, layer_cache, total_tokens):
+        """How one layer is stored: adopted (its blocks kept or its grown buffer taken) or copied."""
+        ring_index = layer_cache._idx if self.spec.layers[layer_id].is_sliding else None
+        kept = self._adoptable(old, layer_id, layer_cache, total_tokens)
+        if kept is not None:
+            return _StoreStep(kept, 0, layer_cache.keys, layer_cache.values, ring_index, lent=True)
+        n_blocks = self.spec.blocks_needed(layer_id, total_tokens)
+        if self._outgrew_run(agent_id, layer_id, layer_cache, n_blocks):
+            return _StoreStep(None, n_blocks, layer_cache.keys, layer_cache.values, ring_index, lent=True)
+        ranges, ring_index = held_ranges(layer_cache, self.spec, layer_id)
+        capacity = self.spec.capacity_tokens(layer_id, n_blocks)
+        jobs = [([(buffer, a, z) for a, z in ranges], capacity) for buffer in (layer_cache.keys, layer_cache.values)]
+        return _StoreStep(None, n_blocks, None, None, ring_index, lent=False, copy_from=jobs)
 
     def _check_cache(self, cache):
         if not isinstance(cache, (list, tuple)) or len(cache) != self.spec.n_layers:
@@ -102,37 +118,24 @@ class BlockPoolBatchEngine:
             return None  # full: copy into a run with room for the next token
         return old.blocks_for_layer(layer_id)
 
-    def _outgrew_run(self, agent_id, layer_id, layer_cache, total_tokens):
-        """True for a lent layer that mlx-lm grew into a buffer of exactly the run it needs now."""
+    def _outgrew_run(self, agent_id, layer_id, layer_cache, n_blocks):
+        """True for a lent layer that mlx-lm grew into a buffer of exactly the ``n_blocks`` run it needs."""
         if not self._loans.is_lent(agent_id, layer_cache):
             return False
         check_layer(layer_cache, self.spec, layer_id)
-        n_blocks = self.spec.blocks_needed(layer_id, total_tokens)
         return layer_cache.keys.shape[2] == self.spec.capacity_tokens(layer_id, n_blocks)
 
-    def _take_grown_layer(self, agent_id, layer_id, layer_cache, total_tokens):
-        """New blocks whose run is the lent layer's own grown buffer (the same arrays, no copy)."""
-        blocks = self.pool.allocate(self.spec.blocks_needed(layer_id, total_tokens), layer_id, agent_id)
-        run = blocks[0].run
-        run.keys, run.values = layer_cache.keys, layer_cache.values
-        return blocks
-
-    def _copy_layer(self, agent_id, layer_id, layer_cache, total_tokens, table):
-        keys, values, ring_index = held_pieces(layer_cache, self.spec, layer_id)
-        n_blocks = self.spec.blocks_needed(layer_id, total_tokens)
-        blocks = self.pool.allocate(n_blocks, layer_id, agent_id)
-        run = blocks[0].run
-        spare = run.capacity - sum(k.shape[2] for k in keys)
-        run.keys, run.values = fused_copy(keys, spare), fused_copy(values, spare)
-        if ring_index is not None:
-            table.ring_index[layer_id] = ring_index
-        return blocks
-
-    def _replace(self, agent_id, old, table):
-        kept = {b.block_id for b in table.all_blocks()}
+    def _replace(self, old, table):
+        """Make ``table`` the agent's and free the blocks of ``old`` it did not keep (whole layers)."""
         if old is not None:
-            self.pool.free([b for b in old.all_blocks() if b.block_id not in kept and self.pool.is_allocated(b)])
-        self._agents[agent_id] = table
+            stale = []
+            for layer_id in old.layer_ids:
+                blocks = old.blocks_for_layer(layer_id)
+                if table.num_blocks_for_layer(layer_id) and table.blocks_for_layer(layer_id)[0] is blocks[0]:
+                    continue  # adopted: the new table holds these very blocks
+                stale.extend(b for b in blocks if self.pool.is_allocated(b))
+            self.pool.free(stale)
+        self._agents[table.agent_id] = table
 
     # --- reconstruct ------------------------------------------------------------------------
     def reconstruct(self, agent_blocks, strategy=None):
@@ -141,7 +144,7 @@ class BlockPoolBatchEngine:
         ``strategy`` is ``"zero_copy"`` (default), ``"gather"`` or ``"concat"``.
         Everything returned is evaluated (``mx.eval``) before this returns.
         """
-        restore_layer = get_strategy(strategy)
+        restore = get_strategy(strategy)
         agent_id = agent_blocks.agent_id if isinstance(agent_blocks, AgentBlocks) else agent_blocks
         with self._agent_lock(agent_id):
             if not isinstance(agent_blocks, AgentBlocks):
@@ -150,8 +153,8 @@ class BlockPoolBatchEngine:
             self._loans.check(agent_id, _runs(agent_blocks))
             cache, lent = [], {}
             n = agent_blocks.total_tokens
-            for layer_id, layer in enumerate(self.spec.layers):
-                keys, values, zero_copy = restore_layer(self.spec, agent_blocks, layer_id)
+            restored = restore(self.spec, agent_blocks)
+            for layer_id, (layer, (keys, values, zero_copy)) in enumerate(zip(self.spec.layers, restored)):
                 ring_index = agent_blocks.ring_index.get(layer_id, default_ring_index(layer, n)) if layer.is_sliding else None
                 cache.append(make_cache_layer(layer, keys, values, n, ring_index))
                 if zero_copy:
@@ -219,6 +222,18 @@ class BlockPoolBatchEngine:
     def _agent_lock(self, agent_id):
         with self._lock:
             return self._agent_locks.setdefault(agent_id, threading.RLock())
+
+
+class _StoreStep:
+    """One layer of a store: ``kept`` blocks (adopted as they are) or ``n_blocks`` to allocate for
+    ``keys``/``values``; ``lent`` says the arrays are the loaned cache's own (adopted, no copy).
+    A copied layer's arrays are made from its ``copy_from`` jobs (``copying.copy_jobs``)."""
+
+    __slots__ = ("kept", "n_blocks", "keys", "values", "ring_index", "lent", "copy_from")
+
+    def __init__(self, kept, n_blocks, keys, values, ring_index, lent, copy_from=None):
+        self.kept, self.n_blocks, self.keys, self.values = kept, n_blocks, keys, values
+        self.ring_index, self.lent, self.copy_from = ring_index, lent, copy_from
 
 
 def _runs(agent_blocks):

@@ -10,7 +10,7 @@ on a 2-core CPU; tiling is a plain copy). The same arguments give the same array
 import mlx.core as mx
 
 from .cache_layers import default_ring_index, make_cache_layer
-from .copying import fused_copy
+from .copying import copy_jobs
 
 
 def random_cache(spec, total_tokens, seed=0):
@@ -59,8 +59,9 @@ def scattered_copy(pool, agent_blocks, agent_id):
             made.append(copy)
             start, stop = block.token_range(pool.spec.block_tokens)
             width = copy.run.capacity
-            copy.run.keys = fused_copy([block.run.keys[..., start:stop, :]], spare=width - (stop - start))
-            copy.run.values = fused_copy([block.run.values[..., start:stop, :]], spare=width - (stop - start))
+            copy.run.keys, copy.run.values = copy_jobs(
+                ([(buffer, start, stop)], width) for buffer in (block.run.keys, block.run.values)
+            )
             table.add_block(copy)
     except BaseException:
         pool.free(made)
