@@ -68,7 +68,7 @@ def measure(spec, n, runs, zero_copy_runs):
     live = kvcache.random_cache(spec, n)
     stored = engine.store("agent", live)
     scattered = kvcache.scattered_copy(pool, stored, "scattered")
-    runs_arrays = [a for b in stored.all_blocks() if b.index == 0 for a in (b.run.keys, b.run.values)]
+    runs_arrays = [a for i in range(spec.n_layers) for a in (stored.whole_run(i).keys, stored.whole_run(i).values)]
     restored_bytes = sum(a.nbytes for a in runs_arrays)
 
     plain = _median_s(lambda: [mx.array(a) for a in runs_arrays], runs)
@@ -119,7 +119,7 @@ def render(result, write_line):
 
 def _store_again(engine, live):
     table = engine.store("agent", live)
-    return [table.all_blocks()[0].run.keys]
+    return [table.whole_run(0).keys]
 
 
 def _first_step_ratio(engine, spec, live, runs):
@@ -145,7 +145,7 @@ def _park_after_growth_ms(engine, spec, live):
         for c in cache:
             c.update_and_fetch(k, v)
         mx.eval(_arrays(cache))
-    return _seconds(lambda: [engine.store("agent", cache).all_blocks()[0].run.keys]) * 1e3
+    return _seconds(lambda: [engine.store("agent", cache).whole_run(0).keys]) * 1e3
 
 
 def _native_copy(spec, live):

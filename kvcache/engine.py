@@ -53,30 +53,37 @@ class BlockPoolBatchEngine:
         with self._agent_lock(agent_id):
             total_tokens = self._check_cache(cache)
             old = self._agents.get(agent_id)
-            plan = [self._plan_layer(agent_id, old, i, c, total_tokens) for i, c in enumerate(cache)]
-            copied = [step for step in plan if step.copy_from is not None]
-            made = copy_jobs(job for step in copied for job in step.copy_from)
-            for step, keys, values in zip(copied, made[::2], made[1::2]):
-                step.keys, step.values = keys, values
+            plan = []
+
+            def copies():  # planned layer by layer, so the first copies start while the rest are planned
+                for layer_id, layer_cache in enumerate(cache):
+                    plan.append(self._plan_layer(agent_id, old, layer_id, layer_cache, total_tokens))
+                    yield from plan[-1].copy_from or ()
+
+            made = iter(copy_jobs(copies()))
+            for step in plan:
+                if step.copy_from is not None:
+                    step.keys, step.values = next(made), next(made)
             arrays = [a for step in plan for a in (step.keys, step.values)]  # copies, or pending writes
             mx.async_eval(arrays)  # the device copies while the blocks are booked
             table = AgentBlocks(agent_id, total_tokens)
-            new_blocks, adopted = [], {}
+            new_runs, adopted = [], {}
             try:
                 for layer_id, step in enumerate(plan):
-                    blocks = step.kept
-                    if blocks is None:
-                        blocks = self.pool.allocate(step.n_blocks, layer_id, agent_id)
-                        new_blocks.extend(blocks)
-                        blocks[0].run.keys, blocks[0].run.values = step.keys, step.values
+                    run = step.kept
+                    if run is None:
+                        run = self.pool.allocate_run(step.n_blocks, layer_id, agent_id)
+                        new_runs.append(run)
+                        run.keys, run.values = step.keys, step.values
                     if step.ring_index is not None:
                         table.ring_index[layer_id] = step.ring_index
                     if step.lent:
-                        adopted[layer_id] = (blocks[0].run, step.ring_index)
-                    table.add_blocks(blocks)
+                        adopted[layer_id] = (run, step.ring_index)
+                    table.add_run(run)
                 mx.eval(arrays)
             except BaseException:
-                self.pool.free(new_blocks)
+                for run in new_runs:
+                    self.pool.free_run(run)
                 raise
             self._replace(old, table)
             self._loans.restamp(agent_id, cache, total_tokens, adopted)
@@ -110,13 +117,13 @@ class BlockPoolBatchEngine:
         return offsets.pop()
 
     def _adoptable(self, old, layer_id, layer_cache, total_tokens):
-        """The agent's blocks of this layer if the cache still holds their run, else None."""
+        """The agent's run of this layer if the cache still holds it and it has room, else None."""
         run = old.whole_run(layer_id) if old is not None else None
         if run is None or not run.is_intact or layer_cache.keys is not run.keys or layer_cache.values is not run.values:
             return None
         if run.n_blocks < self.spec.blocks_needed(layer_id, total_tokens):
             return None  # full: copy into a run with room for the next token
-        return old.blocks_for_layer(layer_id)
+        return run
 
     def _outgrew_run(self, agent_id, layer_id, layer_cache, n_blocks):
         """True for a lent layer that mlx-lm grew into a buffer of exactly the ``n_blocks`` run it needs."""
@@ -128,13 +135,14 @@ class BlockPoolBatchEngine:
     def _replace(self, old, table):
         """Make ``table`` the agent's and free the blocks of ``old`` it did not keep (whole layers)."""
         if old is not None:
-            stale = []
             for layer_id in old.layer_ids:
-                blocks = old.blocks_for_layer(layer_id)
-                if table.num_blocks_for_layer(layer_id) and table.blocks_for_layer(layer_id)[0] is blocks[0]:
-                    continue  # adopted: the new table holds these very blocks
-                stale.extend(b for b in blocks if self.pool.is_allocated(b))
-            self.pool.free(stale)
+                run = old.whole_run(layer_id)
+                if run is not None and run is table.whole_run(layer_id):
+                    continue  # adopted: the new table holds this very run
+                if run is not None:
+                    self.pool.free_run(run)
+                else:
+                    self.pool.free([b for b in old.blocks_for_layer(layer_id) if self.pool.is_allocated(b)])
         self._agents[table.agent_id] = table
 
     # --- reconstruct ------------------------------------------------------------------------
@@ -225,7 +233,7 @@ class BlockPoolBatchEngine:
 
 
 class _StoreStep:
-    """One layer of a store: ``kept`` blocks (adopted as they are) or ``n_blocks`` to allocate for
+    """One layer of a store: a ``kept`` run (adopted as it is) or ``n_blocks`` to allocate for
     ``keys``/``values``; ``lent`` says the arrays are the loaned cache's own (adopted, no copy).
     A copied layer's arrays are made from its ``copy_from`` jobs (``copying.copy_jobs``)."""
 

@@ -29,17 +29,25 @@ class BlockRun:
     ``capacity`` is its token slots. ``keys``/``values`` are whatever the engine stored; a run
     nothing was stored into reads as zeros, made on first access in the reading thread (MLX
     binds an unevaluated array to the stream of the thread that made it).
-    ``n_allocated`` counts its blocks still allocated (kept by the pool under its lock): a run
-    is intact while ``n_allocated == n_blocks``, which checks a whole layer at once.
+    ``block_ids`` are its blocks in order; ``blocks`` their handles, made on first use (a store
+    books a whole run without making a handle per block). Which of its blocks are still
+    allocated is kept here, by the pool under its lock (``pool`` is None once all are freed):
+    a run is intact while none is freed, which checks a whole layer at once.
     """
 
-    def __init__(self, shapes, dtype, n_blocks):
+    _handles_lock = threading.Lock()
+
+    def __init__(self, shapes, dtype, layer_id, agent_id, block_ids, pool):
         self.shapes = shapes
         self.dtype = dtype
         self.capacity = shapes[0][2]
-        self.n_blocks = n_blocks
-        self.n_allocated = 0
-        self._keys = self._values = None
+        self.layer_id = layer_id
+        self.agent_id = agent_id
+        self.block_ids = block_ids
+        self.n_blocks = len(block_ids)
+        self.pool = pool
+        self.freed = set()  # indices of blocks freed one by one
+        self._keys = self._values = self._blocks = None
 
     @property
     def keys(self):
@@ -62,21 +70,43 @@ class BlockRun:
         self._values = array
 
     @property
+    def blocks(self):
+        """The run's block handles in order: always the same objects."""
+        if self._blocks is None:
+            with self._handles_lock:
+                if self._blocks is None:
+                    self._blocks = [Block(block_id, self, i) for i, block_id in enumerate(self.block_ids)]
+        return self._blocks
+
+    @property
+    def n_allocated(self):
+        return self.n_blocks - len(self.freed) if self.pool is not None else 0
+
+    @property
     def is_intact(self):
-        return self.n_allocated == self.n_blocks
+        return self.pool is not None and not self.freed
+
+    def __repr__(self):
+        return f"BlockRun(layer={self.layer_id}, agent={self.agent_id!r}, blocks={self.n_blocks})"
 
 
 class Block:
     """A block handle: its id, owner, and place in a ``BlockRun``. Its data is a view of the run."""
 
-    __slots__ = ("block_id", "layer_id", "agent_id", "run", "index")
+    __slots__ = ("block_id", "index", "run")
 
-    def __init__(self, block_id, layer_id, agent_id, run, index):
+    def __init__(self, block_id, run, index):
         self.block_id = block_id
-        self.layer_id = layer_id
-        self.agent_id = agent_id
         self.run = run
         self.index = index
+
+    @property
+    def layer_id(self):
+        return self.run.layer_id
+
+    @property
+    def agent_id(self):
+        return self.run.agent_id
 
     def token_range(self, block_tokens):
         """This block's slot range ``(start, stop)`` in its run's buffer."""
@@ -95,9 +125,8 @@ class BlockPool:
             raise SpecError(f"total_blocks={total_blocks!r}: a pool needs a positive whole number of blocks")
         self.spec = spec
         self.total_blocks = total_blocks
-        self._free_ids = list(range(total_blocks - 1, -1, -1))  # pop() gives the lowest id
-        self._allocated = {}  # block_id -> Block
-        self._blocks_by_agent = {}  # agent_id -> set of block ids
+        self._free_ids = list(range(total_blocks - 1, -1, -1))  # the end of the list is the lowest id
+        self._runs_by_agent = {}  # agent_id -> set of its runs with blocks still allocated
         self._lock = threading.Lock()
 
     # --- allocation -----------------------------------------------------------------------
@@ -106,11 +135,15 @@ class BlockPool:
 
         Raises ``PoolExhaustedError`` (and allocates nothing) when fewer blocks are free.
         """
+        return self.allocate_run(n_blocks, layer_id, agent_id).blocks
+
+    def allocate_run(self, n_blocks, layer_id, agent_id):
+        """``allocate``, returning the ``BlockRun`` (its handles are made only when asked for)."""
         if not isinstance(n_blocks, int) or n_blocks < 1:
             raise ValueError(f"n_blocks={n_blocks!r}: allocate a positive whole number of blocks")
         if not 0 <= layer_id < self.spec.n_layers:
             raise ValueError(f"layer_id={layer_id}: the model has layers 0..{self.spec.n_layers - 1}")
-        run = BlockRun(self.spec.kv_shape(self.spec.capacity_tokens(layer_id, n_blocks)), self.spec.dtype, n_blocks)
+        shapes = self.spec.kv_shape(self.spec.capacity_tokens(layer_id, n_blocks))
         with self._lock:
             if n_blocks > len(self._free_ids):
                 raise PoolExhaustedError(
@@ -119,53 +152,64 @@ class BlockPool:
                 )
             ids = self._free_ids[-n_blocks:][::-1]  # the lowest free ids first
             del self._free_ids[-n_blocks:]
-            blocks = [Block(block_id, layer_id, agent_id, run, i) for i, block_id in enumerate(ids)]
-            self._allocated.update(zip(ids, blocks))
-            run.n_allocated = n_blocks
-            self._blocks_by_agent.setdefault(agent_id, set()).update(ids)
-        return blocks
+            run = BlockRun(shapes, self.spec.dtype, layer_id, agent_id, ids, self)
+            self._runs_by_agent.setdefault(agent_id, set()).add(run)
+        return run
 
     def free(self, blocks):
         """Return blocks to the pool. All must be allocated (and distinct), or none is freed."""
         blocks = list(blocks)
         with self._lock:
-            allocated = self._allocated
-            stale = next((b for b in blocks if allocated.get(b.block_id) is not b), None)
+            stale = next((b for b in blocks if not self._holds(b)), None)
             if stale is not None or len({b.block_id for b in blocks}) != len(blocks):
                 what = f"{stale!r} is not allocated" if stale is not None else "a block is listed twice"
                 raise BlockOwnershipError(f"cannot free: {what}; nothing was freed")
             for block in blocks:
-                self._release(block)
+                block.run.freed.add(block.index)
+                self._free_ids.append(block.block_id)
+                if len(block.run.freed) == block.run.n_blocks:
+                    self._retire(block.run)
+
+    def free_run(self, run):
+        """Free the blocks of ``run`` still allocated; returns how many."""
+        with self._lock:
+            return self._free_whole(run) if run.pool is self else 0
 
     def free_agent(self, agent_id):
         """Free every block of ``agent_id``; returns how many were freed (0 for an unknown agent)."""
         with self._lock:
-            blocks = [self._allocated[i] for i in self._blocks_by_agent.get(agent_id, ())]
-            for block in blocks:
-                self._release(block)
-            return len(blocks)
+            return sum(self._free_whole(run) for run in list(self._runs_by_agent.get(agent_id, ())))
 
-    def _release(self, block):
-        del self._allocated[block.block_id]
-        block.run.n_allocated -= 1
-        owned = self._blocks_by_agent[block.agent_id]
-        owned.discard(block.block_id)
-        if not owned:
-            del self._blocks_by_agent[block.agent_id]
-        self._free_ids.append(block.block_id)
+    def _free_whole(self, run):
+        ids = [i for k, i in enumerate(run.block_ids) if k not in run.freed] if run.freed else run.block_ids
+        self._free_ids.extend(ids)
+        self._retire(run)
+        return len(ids)
+
+    def _retire(self, run):
+        """Forget ``run``, all of whose blocks are free now (the caller holds the lock)."""
+        run.pool = None
+        runs = self._runs_by_agent[run.agent_id]
+        runs.discard(run)
+        if not runs:
+            del self._runs_by_agent[run.agent_id]
+
+    def _holds(self, block):
+        run = block.run
+        return run.pool is self and block.index not in run.freed
 
     # --- queries ----------------------------------------------------------------------------
     def is_allocated(self, block):
         """True while ``block`` (this very handle) is allocated."""
-        return self._allocated.get(block.block_id) is block
+        return self._holds(block)
 
     def agent_ids(self):
         with self._lock:
-            return sorted(self._blocks_by_agent, key=str)
+            return sorted(self._runs_by_agent, key=str)
 
     def num_blocks_of(self, agent_id):
         with self._lock:
-            return len(self._blocks_by_agent.get(agent_id, ()))
+            return sum(run.n_allocated for run in self._runs_by_agent.get(agent_id, ()))
 
     @property
     def num_free_blocks(self):
@@ -173,7 +217,7 @@ class BlockPool:
 
     @property
     def num_used_blocks(self):
-        return len(self._allocated)
+        return self.total_blocks - len(self._free_ids)
 
     @property
     def free_bytes(self):

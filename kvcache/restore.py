@@ -2,22 +2,22 @@
 
 Each strategy is ``fn(spec, agent_blocks) -> [(keys, values, zero_copy)]``, one entry per
 layer; ``zero_copy`` says the arrays *are* a block run's buffers (shared with the pool, see
-``engine``). All the copies of one restore are made by one ``copying.copy_jobs`` call (one
-kernel launch on CUDA).
+``engine``). All the copies of one restore are made by one ``copying.copy_jobs`` call.
 
 - ``zero_copy`` (default): a layer whose blocks are one whole ``BlockRun`` in order gets the
   run's buffers themselves: nothing is copied, and since the buffer has room for the next
   token and only the cache holds it as a Python object, decoding writes in place. Any other
   layer is gathered.
-- ``gather``: the blocks are merged into maximal contiguous slices, copied into one new
-  buffer per layer.
-- ``concat``: the seed's design (EXP-006): every block is its own piece of the copy. Off CUDA
-  that is one ``mx.concatenate`` input per block, the measured baseline.
+- ``gather``: a private copy: the layer's blocks merged into maximal contiguous slices (a
+  stored layer is one slice), copied into one new buffer per layer by one op.
+- ``concat``: the seed's name (EXP-006) for the copying restore; it is ``gather``. The seed
+  concatenated one piece per block, one copy launch per 1 MiB block: on the H100 that ran at
+  10-19% of plain-copy bandwidth (docs/perf.md), merging the blocks first at ~100%.
 
 A gathered sliding layer is cut to its ring size (a hand-built table may hold more).
 """
 
-from .copying import copy_block_layers
+from .copying import copy_jobs
 from .errors import UnknownStrategyError
 
 
@@ -28,14 +28,10 @@ def zero_copy(spec, agent_blocks):
 
 
 def gather(spec, agent_blocks, layer_ids=None):
-    return _copied(spec, agent_blocks, layer_ids, merge=True)
+    return _copied(spec, agent_blocks, layer_ids)
 
 
-def concat(spec, agent_blocks):
-    return _copied(spec, agent_blocks, None, merge=False)
-
-
-STRATEGIES = {"zero_copy": zero_copy, "gather": gather, "concat": concat}
+STRATEGIES = {"zero_copy": zero_copy, "gather": gather, "concat": gather}
 DEFAULT_STRATEGY = "zero_copy"
 
 
@@ -47,12 +43,28 @@ def get_strategy(name):
     return STRATEGIES[name]
 
 
-def _copied(spec, agent_blocks, layer_ids, merge):
-    """New copies of the given layers (all by default); see ``copying.copy_block_layers``."""
+def _copied(spec, agent_blocks, layer_ids):
+    """New copies of the given layers (all by default): one copy per contiguous slice."""
     layer_ids = range(spec.n_layers) if layer_ids is None else layer_ids
-    layers = []
+    jobs = []
     for layer_id in layer_ids:
-        blocks = agent_blocks.blocks_for_layer(layer_id)
-        layers.append((blocks, spec.capacity_tokens(layer_id, len(blocks))))
-    made = copy_block_layers(layers, spec.block_tokens, merge)
+        run = agent_blocks.whole_run(layer_id)
+        n_blocks = agent_blocks.num_blocks_for_layer(layer_id)
+        slices = [(run, 0, run.capacity)] if run is not None else _merged(agent_blocks.blocks_for_layer(layer_id), spec)
+        tokens = min(spec.capacity_tokens(layer_id, n_blocks), sum(z - a for _, a, z in slices))
+        jobs.append(([(r.keys, a, z) for r, a, z in slices], tokens))
+        jobs.append(([(r.values, a, z) for r, a, z in slices], tokens))
+    made = copy_jobs(jobs)
     return [(keys, values, False) for keys, values in zip(made[::2], made[1::2])]
+
+
+def _merged(blocks, spec):
+    """Consecutive blocks of one run merged into ``(run, start, stop)`` token slices."""
+    slices = []
+    for block in blocks:
+        start, stop = block.token_range(spec.block_tokens)
+        if slices and slices[-1][0] is block.run and slices[-1][2] == start:
+            slices[-1] = (block.run, slices[-1][1], stop)
+        else:
+            slices.append((block.run, start, stop))
+    return slices

@@ -1,5 +1,6 @@
-"""Where the copying paths' time goes on the GPU (8K and 32K, Gemma 3 12B): planning in Python,
-the fused copy alone, the whole path, and a plain copy of the same bytes. Medians of 20 runs."""
+"""Where the copying paths' time goes (Gemma 3 12B; contexts from argv, default 8K and 32K):
+plain copies, gather of a stored and of a scattered table, store's copies alone and the whole
+store. Medians of 20 runs."""
 import statistics
 import sys
 import time
@@ -7,7 +8,7 @@ import time
 import mlx.core as mx
 
 import kvcache
-from kvcache import copying, cuda_copy
+from kvcache import copying
 
 
 def median_ms(fn, runs=20):
@@ -22,13 +23,8 @@ def median_ms(fn, runs=20):
     return statistics.median(times) * 1e3
 
 
-def python_ms(fn, runs=20):
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+def arrays(cache):
+    return [a for c in cache for a in (c.keys, c.values)]
 
 
 spec = kvcache.ModelCacheSpec.from_preset("gemma3-12b")
@@ -38,11 +34,13 @@ for n in [int(a) for a in sys.argv[1:]] or [8192, 32768]:
     engine = kvcache.BlockPoolBatchEngine(pool)
     table = engine.store("a", live)
     scattered = kvcache.scattered_copy(pool, table, "s")
-    runs = [a for b in table.all_blocks() if b.index == 0 for a in (b.run.keys, b.run.values)]
-    layers = [(scattered.blocks_for_layer(i), spec.capacity_tokens(i, scattered.num_blocks_for_layer(i)))
-              for i in range(spec.n_layers)]
-    print(f"{n} tokens: plain copy {median_ms(lambda: [mx.array(a) for a in runs]):.3f} ms"
-          f" | scattered gather: plan {python_ms(lambda: cuda_copy.plan_blocks(layers, 256)):.3f},"
-          f" copy_block_layers {median_ms(lambda: copying.copy_block_layers(layers, 256)):.3f},"
-          f" reconstruct {median_ms(lambda: [a for c in engine.reconstruct(scattered, 'gather') for a in (c.keys, c.values)]):.3f}"
-          f" | store {median_ms(lambda: [engine.store('a', live).all_blocks()[0].run.keys]):.3f}", flush=True)
+    runs = [a for i in range(spec.n_layers) for a in (table.whole_run(i).keys, table.whole_run(i).values)]
+    live_arrays = [a for c in live for a in (c.keys, c.values)]
+    caps = [spec.capacity_tokens(i, spec.blocks_needed(i, n)) for i in range(spec.n_layers) for _ in "kv"]
+    store_jobs = [([(a, 0, a.shape[2])], cap) for a, cap in zip(live_arrays, caps)]
+    print(f"{n} tokens: plain copy of the runs {median_ms(lambda: [mx.array(a) for a in runs]):.3f} ms,"
+          f" of the live cache {median_ms(lambda: [mx.array(a) for a in live_arrays]):.3f}"
+          f" | gather of the stored table {median_ms(lambda: arrays(engine.reconstruct('a', 'gather'))):.3f},"
+          f" of the scattered table {median_ms(lambda: arrays(engine.reconstruct(scattered, 'gather'))):.3f}"
+          f" | store: copy_jobs alone {median_ms(lambda: copying.copy_jobs(store_jobs)):.3f},"
+          f" engine.store {median_ms(lambda: [engine.store('a', live).whole_run(0).keys]):.3f}", flush=True)
