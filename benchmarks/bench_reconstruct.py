@@ -10,8 +10,9 @@ from . import workloads
 class Reconstruct8k:
     """EXP-006's case: one agent's 8K Gemma 3 12B cache (bf16, 832 MiB of KV).
 
-    ``zero_copy`` hands the pool's runs to the cache; ``concat`` is the seed's design, one
-    concatenate input per block (one full copy, ~1 s a call on a 2-core CPU).
+    ``zero_copy`` hands the pool's runs to the cache; ``concat`` is the seed's name for the
+    copying restore: one full copy (~1 s a call on a 2-core CPU). Until f04e9cc it was the
+    seed's design, one concatenate input per block; since then it is ``gather``.
     """
 
     params = ["zero_copy", "concat"]
