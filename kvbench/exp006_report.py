@@ -15,7 +15,7 @@ EXPECTED_ROWS = (
     ("mean", "Mean", "~2.5 ms", "-", None),
     ("std", "Std Dev", "~0.5 ms", "< 20% of mean", "std < 20% of mean"),
 )
-ROLES = {"zero_copy": "default", "concat": "baseline: the seed's design"}
+ROLES = {"zero_copy": "default", "concat": "the seed's name: gather of the stored table", "gather": "a scattered table"}
 
 
 def render_results(report, write_line):
