@@ -157,8 +157,9 @@ class BlockPoolBatchEngine:
         with self._agent_lock(agent_id):
             if not isinstance(agent_blocks, AgentBlocks):
                 agent_blocks = self.agent_blocks(agent_id)
-            self._check_blocks(agent_blocks)
-            self._loans.check(agent_id, _runs(agent_blocks))
+            runs = _runs(agent_blocks)
+            self._check_blocks(agent_blocks, runs)
+            self._loans.check(agent_id, runs)
             cache, lent = [], {}
             n = agent_blocks.total_tokens
             restored = restore(self.spec, agent_blocks)
@@ -166,7 +167,7 @@ class BlockPoolBatchEngine:
                 ring_index = agent_blocks.ring_index.get(layer_id, default_ring_index(layer, n)) if layer.is_sliding else None
                 cache.append(make_cache_layer(layer, keys, values, n, ring_index))
                 if zero_copy:
-                    lent[layer_id] = (agent_blocks.whole_run(layer_id), ring_index)
+                    lent[layer_id] = (runs[layer_id], ring_index)
             mx.eval([a for c in cache for a in (c.keys, c.values)])
             self._loans.lend(agent_id, cache, n, lent)
             return cache
@@ -175,11 +176,13 @@ class BlockPoolBatchEngine:
         """The seed's name (EXP-006) for ``reconstruct`` with the default strategy."""
         return self.reconstruct(agent_blocks)
 
-    def _check_blocks(self, agent_blocks):
+    def _check_blocks(self, agent_blocks, runs):
+        """Raise unless ``agent_blocks`` (whose whole ``runs`` are given) can be restored."""
         agent_id = agent_blocks.agent_id
         current = self._agents.get(agent_id)
-        freed = not agent_blocks.num_blocks or not all(
-            self._layer_allocated(agent_blocks, layer_id) for layer_id in agent_blocks.layer_ids
+        freed = not runs or not all(
+            run.is_intact if run is not None else self._blocks_allocated(agent_blocks, layer_id)
+            for layer_id, run in runs.items()
         )
         if current is not None and agent_blocks is not current and (freed or _shares_blocks(agent_blocks, current)):
             raise BlockOwnershipError(
@@ -199,10 +202,7 @@ class BlockPoolBatchEngine:
                     f"add spec.blocks_needed({layer_id}, {agent_blocks.total_tokens}) blocks"
                 )
 
-    def _layer_allocated(self, agent_blocks, layer_id):
-        run = agent_blocks.whole_run(layer_id)
-        if run is not None:
-            return run.is_intact
+    def _blocks_allocated(self, agent_blocks, layer_id):
         return all(self.pool.is_allocated(b) for b in agent_blocks.blocks_for_layer(layer_id))
 
     # --- agents -----------------------------------------------------------------------------
