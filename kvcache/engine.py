@@ -67,13 +67,15 @@ class BlockPoolBatchEngine:
             arrays = [a for step in plan for a in (step.keys, step.values)]  # copies, or pending writes
             mx.async_eval(arrays)  # the device copies while the blocks are booked
             table = AgentBlocks(agent_id, total_tokens)
-            new_runs, adopted = [], {}
+            new_runs = self.pool.allocate_runs(
+                [(step.n_blocks, i) for i, step in enumerate(plan) if step.kept is None], agent_id
+            )
+            unused, adopted = iter(new_runs), {}
             try:
                 for layer_id, step in enumerate(plan):
                     run = step.kept
                     if run is None:
-                        run = self.pool.allocate_run(step.n_blocks, layer_id, agent_id)
-                        new_runs.append(run)
+                        run = next(unused)
                         run.keys, run.values = step.keys, step.values
                     if step.ring_index is not None:
                         table.ring_index[layer_id] = step.ring_index

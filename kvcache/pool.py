@@ -139,22 +139,37 @@ class BlockPool:
 
     def allocate_run(self, n_blocks, layer_id, agent_id):
         """``allocate``, returning the ``BlockRun`` (its handles are made only when asked for)."""
-        if not isinstance(n_blocks, int) or n_blocks < 1:
-            raise ValueError(f"n_blocks={n_blocks!r}: allocate a positive whole number of blocks")
-        if not 0 <= layer_id < self.spec.n_layers:
-            raise ValueError(f"layer_id={layer_id}: the model has layers 0..{self.spec.n_layers - 1}")
-        shapes = self.spec.kv_shape(self.spec.capacity_tokens(layer_id, n_blocks))
+        return self.allocate_runs([(n_blocks, layer_id)], agent_id)[0]
+
+    def allocate_runs(self, requests, agent_id):
+        """One ``BlockRun`` per ``(n_blocks, layer_id)`` request, for ``agent_id``: all or none.
+
+        Raises ``PoolExhaustedError`` (and allocates nothing) when the requests need more
+        blocks than are free.
+        """
+        shapes = []
+        for n_blocks, layer_id in requests:
+            if not isinstance(n_blocks, int) or n_blocks < 1:
+                raise ValueError(f"n_blocks={n_blocks!r}: allocate a positive whole number of blocks")
+            if not 0 <= layer_id < self.spec.n_layers:
+                raise ValueError(f"layer_id={layer_id}: the model has layers 0..{self.spec.n_layers - 1}")
+            shapes.append(self.spec.kv_shape(self.spec.capacity_tokens(layer_id, n_blocks)))
+        wanted = sum(n for n, _ in requests)
         with self._lock:
-            if n_blocks > len(self._free_ids):
+            if wanted > len(self._free_ids):
+                what = f"layer {requests[0][1]}" if len(requests) == 1 else f"{len(requests)} layers"
                 raise PoolExhaustedError(
-                    f"pool exhausted: asked for {n_blocks} blocks for agent {agent_id!r} layer {layer_id}, "
+                    f"pool exhausted: asked for {wanted} blocks for agent {agent_id!r} ({what}), "
                     f"{len(self._free_ids)} of {self.total_blocks} free; free other agents or make a larger pool"
                 )
-            ids = self._free_ids[-n_blocks:][::-1]  # the lowest free ids first
-            del self._free_ids[-n_blocks:]
-            run = BlockRun(shapes, self.spec.dtype, layer_id, agent_id, ids, self)
-            self._runs_by_agent.setdefault(agent_id, set()).add(run)
-        return run
+            runs = []
+            for (n_blocks, layer_id), shape in zip(requests, shapes):
+                ids = self._free_ids[-n_blocks:][::-1]  # the lowest free ids first
+                del self._free_ids[-n_blocks:]
+                runs.append(BlockRun(shape, self.spec.dtype, layer_id, agent_id, ids, self))
+            if runs:
+                self._runs_by_agent.setdefault(agent_id, set()).update(runs)
+        return runs
 
     def free(self, blocks):
         """Return blocks to the pool. All must be allocated (and distinct), or none is freed."""

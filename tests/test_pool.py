@@ -44,12 +44,26 @@ def test_exhaustion_allocates_nothing_and_says_how_many(spec):
     pool = BlockPool(spec, total_blocks=10)
     pool.allocate(7, 0, "a")
     before = counts(pool)
-    with pytest.raises(PoolExhaustedError, match=r"asked for 4 blocks for agent 'b' layer 2, 3 of 10 free"):
+    with pytest.raises(PoolExhaustedError, match=r"asked for 4 blocks for agent 'b' \(layer 2\), 3 of 10 free"):
         pool.allocate(4, 2, "b")
     assert counts(pool) == before
     assert [b.block_id for b in pool.allocate(3, 2, "b")] == [7, 8, 9]  # exactly what was left
     with pytest.raises(PoolExhaustedError, match=r"0 of 10 free"):
         pool.allocate(1, 0, "c")
+
+
+def test_allocate_runs_gives_every_run_or_none(spec):
+    pool = BlockPool(spec, total_blocks=10)
+    pool.allocate(4, 0, "a")
+    before = counts(pool)
+    with pytest.raises(PoolExhaustedError, match=r"asked for 7 blocks for agent 'b' \(3 layers\), 6 of 10 free"):
+        pool.allocate_runs([(2, 0), (2, 1), (3, 2)], "b")
+    assert counts(pool) == before
+    runs = pool.allocate_runs([(2, 0), (1, 1), (3, 2)], "b")
+    assert [(r.layer_id, r.n_blocks, r.agent_id) for r in runs] == [(0, 2, "b"), (1, 1, "b"), (2, 3, "b")]
+    assert [b.block_id for r in runs for b in r.blocks] == [4, 5, 6, 7, 8, 9]
+    assert all(pool.is_allocated(b) for r in runs for b in r.blocks) and pool.num_free_blocks == 0
+    assert pool.allocate_runs([], "c") == [] and pool.agent_ids() == ["a", "b"]
 
 
 @pytest.mark.parametrize("n_blocks,layer_id,message", [
