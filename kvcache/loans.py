@@ -22,6 +22,7 @@ class Loan:
         self.total_tokens = total_tokens
         self._refs = [weakref.ref(cache[i]) for i in watched]
         self._watched = {i: (vars(cache[i]), run, ring) for i, (run, ring) in watched.items()}
+        self._state_ids = {id(state) for state, _, _ in self._watched.values()}  # alive: held above
 
     def moved_to(self, current_runs):
         """The token count a watched cache moved to, or None while every one is as lent."""
@@ -38,7 +39,8 @@ class Loan:
         return None
 
     def covers(self, cache):
-        return any(vars(c) is state for c in cache for state, _, _ in self._watched.values())
+        """True if a layer of ``cache`` is one this loan watches (O(1) per layer)."""
+        return any(id(vars(c)) in self._state_ids for c in cache)
 
     def is_dropped(self):
         return all(ref() is None for ref in self._refs)
