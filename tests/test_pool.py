@@ -145,6 +145,45 @@ def test_free_agent_frees_that_agent_only(spec):
     assert counts(pool)[:2] == (7, 3)
 
 
+def test_free_run_frees_what_is_left_of_a_run_once(spec):
+    pool = BlockPool(spec, total_blocks=10)
+    run = pool.allocate_run(4, 0, "a")
+    other = pool.allocate_run(2, 1, "a")
+    pool.free(run.blocks[1:2])  # one block freed on its own first
+    assert not run.is_intact and run.n_allocated == 3
+    assert pool.free_run(run) == 3 and pool.free_run(run) == 0
+    assert not any(pool.is_allocated(b) for b in run.blocks) and run.n_allocated == 0
+    assert counts(pool)[:2] == (8, 2) and pool.num_blocks_of("a") == 2 and other.is_intact
+    assert BlockPool(spec, total_blocks=10).free_run(other) == 0  # another pool's run: nothing
+    assert pool.is_allocated(other.blocks[0])
+
+
+def test_block_handles_are_made_once_per_run(spec):
+    pool = BlockPool(spec, total_blocks=10)
+    run = pool.allocate_run(3, 0, "a")
+    handles = run.blocks
+    assert run.blocks is handles and [b.index for b in handles] == [0, 1, 2]
+    assert [b.block_id for b in handles] == run.block_ids and all(b.run is run for b in handles)
+    table = AgentBlocks("a", total_tokens=9)
+    table.add_run(run)
+    assert table.whole_run(0) is run and table.num_blocks_for_layer(0) == 3
+    assert all(x is y for x, y in zip(table.blocks_for_layer(0), handles))
+
+
+def test_agent_blocks_takes_a_whole_run_into_an_empty_layer_only(spec):
+    pool = BlockPool(spec, total_blocks=10)
+    table = AgentBlocks("a", total_tokens=9)
+    table.add_run(pool.allocate_run(3, 0, "a"))
+    with pytest.raises(ValueError, match=r"layer 0 already has blocks"):
+        table.add_run(pool.allocate_run(3, 0, "a"))
+    with pytest.raises(BlockOwnershipError, match=r"belongs to agent 'b', not 'a'"):
+        table.add_run(pool.allocate_run(1, 1, "b"))
+    (extra,) = pool.allocate(1, 0, "a")
+    table.add_block(extra)  # a run layer turned into a list: no longer one whole run
+    assert table.whole_run(0) is None and table.num_blocks_for_layer(0) == 4
+    assert table.layer_ids == [0]
+
+
 # --- AgentBlocks --------------------------------------------------------------------------------
 def test_agent_blocks_keeps_each_layer_in_token_order(spec):
     pool = BlockPool(spec, total_blocks=10)
