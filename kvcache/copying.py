@@ -29,6 +29,7 @@ def copy_jobs(jobs):
 
 
 def _concatenate(pieces, tokens):
+    """One job as one MLX op: a fresh buffer, whatever the number of pieces."""
     views, held = [], 0
     for buffer, start, stop in pieces:
         stop = min(stop, start + tokens - held)
