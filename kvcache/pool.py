@@ -71,11 +71,11 @@ class BlockRun:
 
     @property
     def blocks(self):
-        """The run's block handles in order: always the same objects."""
+        """The run's block handles in order, a tuple: always the same objects."""
         if self._blocks is None:
             with self._handles_lock:
                 if self._blocks is None:
-                    self._blocks = [Block(block_id, self, i) for i, block_id in enumerate(self.block_ids)]
+                    self._blocks = tuple(Block(block_id, self, i) for i, block_id in enumerate(self.block_ids))
         return self._blocks
 
     @property
@@ -135,7 +135,7 @@ class BlockPool:
 
         Raises ``PoolExhaustedError`` (and allocates nothing) when fewer blocks are free.
         """
-        return self.allocate_run(n_blocks, layer_id, agent_id).blocks
+        return list(self.allocate_run(n_blocks, layer_id, agent_id).blocks)
 
     def allocate_run(self, n_blocks, layer_id, agent_id):
         """``allocate``, returning the ``BlockRun`` (its handles are made only when asked for)."""

@@ -52,20 +52,20 @@ def scattered_copy(pool, agent_blocks, agent_id):
 
     table = AgentBlocks(agent_id, agent_blocks.total_tokens)
     table.ring_index.update(agent_blocks.ring_index)
-    made = []
+    blocks = agent_blocks.all_blocks()
+    runs = pool.allocate_runs([(1, block.layer_id) for block in blocks], agent_id)  # all or none
     try:
-        for block in agent_blocks.all_blocks():
-            (copy,) = pool.allocate(1, block.layer_id, agent_id)
-            made.append(copy)
+        jobs = []
+        for block, run in zip(blocks, runs):
             start, stop = block.token_range(pool.spec.block_tokens)
-            width = copy.run.capacity
-            copy.run.keys, copy.run.values = copy_jobs(
-                ([(buffer, start, stop)], width) for buffer in (block.run.keys, block.run.values)
-            )
-            table.add_block(copy)
+            jobs += [([(block.run.keys, start, stop)], run.capacity), ([(block.run.values, start, stop)], run.capacity)]
+            table.add_block(run.blocks[0])
+        made = iter(copy_jobs(jobs))
+        for run in runs:
+            run.keys, run.values = next(made), next(made)
+        mx.eval([a for run in runs for a in (run.keys, run.values)])
     except BaseException:
-        pool.free(made)
+        for run in runs:
+            pool.free_run(run)
         raise
-    mx.eval([a for b in made for a in (b.run.keys, b.run.values)])
     return table
-
