@@ -92,7 +92,7 @@ class BlockPoolBatchEngine:
             return table
 
     def _plan_layer(self, agent_id, old, layer_id, layer_cache, total_tokens):
-        """How one layer is stored: adopted (its blocks kept or its grown buffer taken) or copied."""
+        """How one layer is stored: adopted (its run kept, or its grown buffer taken) or copied."""
         ring_index = layer_cache._idx if self.spec.layers[layer_id].is_sliding else None
         kept = self._adoptable(old, layer_id, layer_cache, total_tokens)
         if kept is not None:
