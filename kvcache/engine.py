@@ -64,8 +64,8 @@ class BlockPoolBatchEngine:
             for step in plan:
                 if step.copy_from is not None:
                     step.keys, step.values = next(made), next(made)
-            arrays = [a for step in plan for a in (step.keys, step.values)]  # copies, or pending writes
-            mx.async_eval(arrays)  # the device copies while the blocks are booked
+            mx.async_eval([a for step in plan if step.lent for a in (step.keys, step.values)])  # pending writes
+            arrays = [a for step in plan for a in (step.keys, step.values)]  # copy_jobs started the copies
             table = AgentBlocks(agent_id, total_tokens)
             new_runs = self.pool.allocate_runs(
                 [(step.n_blocks, i) for i, step in enumerate(plan) if step.kept is None], agent_id

@@ -28,22 +28,6 @@ def zero_copy(spec, agent_blocks):
 
 
 def gather(spec, agent_blocks, layer_ids=None):
-    return _copied(spec, agent_blocks, layer_ids)
-
-
-STRATEGIES = {"zero_copy": zero_copy, "gather": gather, "concat": gather}
-DEFAULT_STRATEGY = "zero_copy"
-
-
-def get_strategy(name):
-    """The strategy called ``name`` (None means the default)."""
-    name = DEFAULT_STRATEGY if name is None else name
-    if name not in STRATEGIES:
-        raise UnknownStrategyError(f"unknown restore strategy {name!r}: choose one of {', '.join(STRATEGIES)}")
-    return STRATEGIES[name]
-
-
-def _copied(spec, agent_blocks, layer_ids):
     """New copies of the given layers (all by default): one copy per contiguous slice."""
     layer_ids = range(spec.n_layers) if layer_ids is None else layer_ids
     jobs = []
@@ -56,6 +40,18 @@ def _copied(spec, agent_blocks, layer_ids):
         jobs.append(([(r.values, a, z) for r, a, z in slices], tokens))
     made = copy_jobs(jobs)
     return [(keys, values, False) for keys, values in zip(made[::2], made[1::2])]
+
+
+STRATEGIES = {"zero_copy": zero_copy, "gather": gather, "concat": gather}
+DEFAULT_STRATEGY = "zero_copy"
+
+
+def get_strategy(name):
+    """The strategy called ``name`` (None means the default)."""
+    name = DEFAULT_STRATEGY if name is None else name
+    if name not in STRATEGIES:
+        raise UnknownStrategyError(f"unknown restore strategy {name!r}: choose one of {', '.join(STRATEGIES)}")
+    return STRATEGIES[name]
 
 
 def _merged(blocks, spec):

@@ -186,3 +186,11 @@ def git(repo, *args):
         capture_output=True,
         text=True,
     ).stdout.strip()
+
+
+def asv_repo(repo, asv_conf):
+    """A new git repository at ``repo`` (branch main, no commits) holding ``asv_conf`` as asv.conf.json."""
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "asv.conf.json").write_text(asv_conf)
+    return repo

@@ -36,7 +36,7 @@ from matplotlib import image
 
 from kvbench import cli
 
-from conftest import git
+from conftest import asv_repo, git
 
 MAC_CHROME = "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome"  # GitHub's macOS runners
 
@@ -159,12 +159,10 @@ def save_results(results_dir, commit, date, samples):
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
     """``(html_dir, commits)``: asv's dashboard and the p95 page over N_COMMITS planted commits."""
-    repo = tmp_path_factory.mktemp("dash") / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    (repo / "asv.conf.json").write_text(
+    repo = asv_repo(
+        tmp_path_factory.mktemp("dash") / "repo",
         '{"version": 1, "project": "kvcache", "repo": ".", "branches": ["main"], "results_dir": "results",'
-        ' "html_dir": "html", "show_commit_url": "https://example.org/c/"}\n'
+        ' "html_dir": "html", "show_commit_url": "https://example.org/c/"}\n',
     )
     (repo / "budgets.json").write_text(json.dumps({"budgets_ms": {ZERO_COPY: BUDGET_MS}}))
     commits = []

@@ -32,6 +32,15 @@ def engine_for(spec, total_blocks=400):
     return BlockPoolBatchEngine(BlockPool(spec, total_blocks))
 
 
+def stored_prefill(tiny, n):
+    """``(tokens, original, engine)``: a prefill of ``n`` of ``n + 10`` tokens, stored as "agent"."""
+    tokens = prompt(n + 10, seed=n)
+    original = tiny.prefill(tokens[:n])
+    engine = engine_for(tiny.spec)
+    engine.store("agent", original)
+    return tokens, original, engine
+
+
 def run_of(engine, agent_id, layer_id):
     return engine.agent_blocks(agent_id).blocks_for_layer(layer_id)[0].run
 
@@ -41,10 +50,7 @@ def run_of(engine, agent_id, layer_id):
 @pytest.mark.parametrize("name", MODELS)
 def test_restored_cache_continues_like_the_original(tiny_models, name, n, strategy):
     tiny = tiny_models[name]
-    tokens = prompt(n + 10, seed=n)
-    original = tiny.prefill(tokens[:n])
-    engine = engine_for(tiny.spec)
-    engine.store("agent", original)
+    tokens, original, engine = stored_prefill(tiny, n)
     restored = engine.reconstruct("agent", strategy)
     assert_caches_equal(original, restored)
     assert_same_continuation(tiny, original, restored, tokens[n:])
@@ -56,10 +62,7 @@ def test_restored_cache_continues_like_the_original(tiny_models, name, n, strate
 def test_a_block_per_run_table_continues_like_the_original(tiny_models, name, n, strategy):
     """A table whose every block is a run of its own (a fragmented pool) restores through gather."""
     tiny = tiny_models[name]
-    tokens = prompt(n + 10, seed=n)
-    original = tiny.prefill(tokens[:n])
-    engine = engine_for(tiny.spec)
-    engine.store("agent", original)
+    tokens, original, engine = stored_prefill(tiny, n)
     table = scattered_copy(engine.pool, engine.agent_blocks("agent"), "agent-copy")
     assert all(b.run.n_blocks == 1 for b in table.all_blocks())
     restored = engine.reconstruct(table, strategy)

@@ -28,7 +28,7 @@ from asv.util import write_json
 
 from kvbench import cli
 
-from conftest import git
+from conftest import asv_repo, git
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MACHINE = "safety-box"
@@ -84,11 +84,9 @@ def save_results(results_dir, commit, date, zero_copy_samples, machine=MACHINE):
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     """``(repo, commits, files)``: 5 commits on main, results for each; +10 ms per call from commit 3."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    (repo / "asv.conf.json").write_text(
-        '{"version": 1, "repo": ".", "branches": ["main"], "results_dir": "results", "html_dir": "html"}\n'
+    repo = asv_repo(
+        tmp_path / "repo",
+        '{"version": 1, "repo": ".", "branches": ["main"], "results_dir": "results", "html_dir": "html"}\n',
     )
     commits, files = [], []
     rng = np.random.default_rng(0)

@@ -19,7 +19,7 @@ from asv.util import write_json
 
 from kvbench import cli
 
-from conftest import git
+from conftest import asv_repo, git
 
 MACHINE = "box"
 ENV = "virtualenv-py3.11"
@@ -68,12 +68,10 @@ def save_results(results_dir, commit, date, benchmarks, record_samples=True, env
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     """A git repository with HISTORY on main, an asv.conf.json, and asv results for every commit."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    (repo / "asv.conf.json").write_text(
+    repo = asv_repo(
+        tmp_path / "repo",
         '// asv config\n{"version": 1, "repo": ".", "branches": ["main"], "results_dir": "results",'
-        ' "html_dir": "html", "show_commit_url": "https://example.org/c/"}\n'
+        ' "html_dir": "html", "show_commit_url": "https://example.org/c/"}\n',
     )
     commits = []
     for message in HISTORY:
