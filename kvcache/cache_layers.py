@@ -51,30 +51,30 @@ def default_ring_index(layer, total_tokens):
 
 def check_layer(cache, spec, layer_id):
     """Raise ``CacheMismatchError`` unless the layer fits ``spec`` (kind, window, shapes, dtype)."""
-    layer = spec.layers[layer_id]
-    expected = RotatingKVCache if layer.is_sliding else KVCache
-    where = f"cache layer {layer_id}"
+    window = spec.windows[layer_id]
+    expected = KVCache if window is None else RotatingKVCache
     if not isinstance(cache, expected):
         raise CacheMismatchError(
-            f"{where} is {type(cache).__name__}, the spec expects {expected.__name__}: "
+            f"cache layer {layer_id} is {type(cache).__name__}, the spec expects {expected.__name__}: "
             "store caches of the model the pool's spec was made from"
         )
-    if cache.keys is None or cache.offset < 1:
-        raise CacheMismatchError(f"{where} is empty: run the prompt through the model before storing")
-    if layer.is_sliding and (cache.max_size, cache.keep) != (layer.window, layer.keep):
+    keys, values = cache.keys, cache.values
+    if keys is None or cache.offset < 1:
+        raise CacheMismatchError(f"cache layer {layer_id} is empty: run the prompt through the model before storing")
+    if window is not None and (cache.max_size, cache.keep) != (window, spec.layers[layer_id].keep):
         raise CacheMismatchError(
-            f"{where} has window {cache.max_size} (keep {cache.keep}), the spec says "
-            f"{layer.window} (keep {layer.keep}): store caches of the model the spec was made from"
+            f"cache layer {layer_id} has window {cache.max_size} (keep {cache.keep}), the spec says "
+            f"{window} (keep {spec.layers[layer_id].keep}): store caches of the model the spec was made from"
         )
-    expected = spec.kv_shape(cache.keys.shape[2])
-    got = (tuple(cache.keys.shape), tuple(cache.values.shape))
+    expected = spec.kv_shape(keys.shape[2])
+    got = (keys.shape, values.shape)
     if got != expected:
         raise CacheMismatchError(
-            f"{where} keys/values have shapes {got[0]}/{got[1]}, the spec expects "
+            f"cache layer {layer_id} keys/values have shapes {got[0]}/{got[1]}, the spec expects "
             f"{expected[0]}/{expected[1]}: store caches of the model the spec was made from, batch size 1"
         )
-    if cache.keys.dtype != spec.dtype or cache.values.dtype != spec.dtype:
+    if keys.dtype != spec.dtype or values.dtype != spec.dtype:
         raise CacheMismatchError(
-            f"{where} holds {cache.keys.dtype}, the spec says {spec.dtype}: "
+            f"cache layer {layer_id} holds {keys.dtype}, the spec says {spec.dtype}: "
             "make the spec with the model's dtype (ModelCacheSpec.from_model)"
         )

@@ -12,8 +12,8 @@ cache decodes in place instead of reallocating (and copying) a whole layer on it
     sliding, window = 1024:               [blk0][blk1][blk2][blk3]  = the ring of 1024 slots
 """
 
-import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import mlx.core as mx
 
@@ -141,27 +141,30 @@ class ModelCacheSpec:
             self.bytes_per_token_per_layer
         )
 
+    @cached_property
+    def windows(self):
+        """Each layer's window, None on global layers (read on every store and restore)."""
+        return tuple(layer.window if layer.is_sliding else None for layer in self.layers)
+
     def tokens_held(self, layer_id, total_tokens):
         """How many of ``total_tokens`` layer ``layer_id`` keeps."""
-        layer = self.layers[layer_id]
-        return min(total_tokens, layer.window) if layer.is_sliding else total_tokens
+        window = self.windows[layer_id]
+        return total_tokens if window is None else min(total_tokens, window)
 
     def blocks_needed(self, layer_id, total_tokens):
         """Blocks layer ``layer_id`` holds for a context: its tokens plus the next one's slot.
 
         Sliding layers never hold more than their window: ``ceil(window / block_tokens)``.
         """
-        layer = self.layers[layer_id]
-        slots = total_tokens + 1
-        if layer.is_sliding:
-            slots = min(slots, layer.window)
-        return math.ceil(slots / self.block_tokens)
+        window = self.windows[layer_id]
+        slots = total_tokens + 1 if window is None else min(total_tokens + 1, window)
+        return -(-slots // self.block_tokens)
 
     def capacity_tokens(self, layer_id, n_blocks):
         """Token slots a run of ``n_blocks`` blocks materializes (a sliding ring stops at its window)."""
-        layer = self.layers[layer_id]
+        window = self.windows[layer_id]
         slots = n_blocks * self.block_tokens
-        return min(slots, layer.window) if layer.is_sliding else slots
+        return slots if window is None else min(slots, window)
 
     def kv_shape(self, n_tokens):
         """Shapes ``(keys, values)`` of ``n_tokens`` of one layer, batch of one."""
