@@ -53,11 +53,12 @@ class BlockPoolBatchEngine:
         with self._agent_lock(agent_id):
             total_tokens = self._check_cache(cache)
             old = self._agents.get(agent_id)
+            lent = self._loans.lent_layers(agent_id, cache)
             plan = []
 
             def copies():  # planned layer by layer, so the first copies start while the rest are planned
                 for layer_id, layer_cache in enumerate(cache):
-                    plan.append(self._plan_layer(agent_id, old, layer_id, layer_cache, total_tokens))
+                    plan.append(self._plan_layer(old, layer_id, layer_cache, total_tokens, layer_id in lent))
                     yield from plan[-1].copy_from or ()
 
             made = iter(copy_jobs(copies()))
@@ -84,22 +85,23 @@ class BlockPoolBatchEngine:
                     table.add_run(run)
                 mx.eval(arrays)
             except BaseException:
-                for run in new_runs:
-                    self.pool.free_run(run)
+                self.pool.free_runs(new_runs)
                 raise
             self._replace(old, table)
             self._loans.restamp(agent_id, cache, total_tokens, adopted)
             return table
 
-    def _plan_layer(self, agent_id, old, layer_id, layer_cache, total_tokens):
-        """How one layer is stored: adopted (its run kept, or its grown buffer taken) or copied."""
-        ring_index = layer_cache._idx if self.spec.layers[layer_id].is_sliding else None
-        kept = self._adoptable(old, layer_id, layer_cache, total_tokens)
-        if kept is not None:
-            return _StoreStep(kept, 0, layer_cache.keys, layer_cache.values, ring_index, lent=True)
+    def _plan_layer(self, old, layer_id, layer_cache, total_tokens, lent):
+        """How one layer is stored: adopted (a ``lent`` layer's run kept, or its grown buffer
+        taken) or copied."""
+        ring_index = layer_cache._idx if self.spec.windows[layer_id] is not None else None
         n_blocks = self.spec.blocks_needed(layer_id, total_tokens)
-        if self._outgrew_run(agent_id, layer_id, layer_cache, n_blocks):
-            return _StoreStep(None, n_blocks, layer_cache.keys, layer_cache.values, ring_index, lent=True)
+        if lent:
+            kept = self._adoptable(old, layer_id, layer_cache, n_blocks)
+            if kept is not None:
+                return _StoreStep(kept, 0, layer_cache.keys, layer_cache.values, ring_index, lent=True)
+            if self._outgrew_run(layer_id, layer_cache, n_blocks):
+                return _StoreStep(None, n_blocks, layer_cache.keys, layer_cache.values, ring_index, lent=True)
         ranges, ring_index = held_ranges(layer_cache, self.spec, layer_id)
         capacity = self.spec.capacity_tokens(layer_id, n_blocks)
         jobs = [([(buffer, a, z) for a, z in ranges], capacity) for buffer in (layer_cache.keys, layer_cache.values)]
@@ -118,33 +120,31 @@ class BlockPoolBatchEngine:
             )
         return offsets.pop()
 
-    def _adoptable(self, old, layer_id, layer_cache, total_tokens):
-        """The agent's run of this layer if the cache still holds it and it has room, else None."""
+    def _adoptable(self, old, layer_id, layer_cache, n_blocks):
+        """The agent's run of this layer if the cache still holds it and it has ``n_blocks``, else None."""
         run = old.whole_run(layer_id) if old is not None else None
         if run is None or not run.is_intact or layer_cache.keys is not run.keys or layer_cache.values is not run.values:
             return None
-        if run.n_blocks < self.spec.blocks_needed(layer_id, total_tokens):
+        if run.n_blocks < n_blocks:
             return None  # full: copy into a run with room for the next token
         return run
 
-    def _outgrew_run(self, agent_id, layer_id, layer_cache, n_blocks):
+    def _outgrew_run(self, layer_id, layer_cache, n_blocks):
         """True for a lent layer that mlx-lm grew into a buffer of exactly the ``n_blocks`` run it needs."""
-        if not self._loans.is_lent(agent_id, layer_cache):
-            return False
         check_layer(layer_cache, self.spec, layer_id)
         return layer_cache.keys.shape[2] == self.spec.capacity_tokens(layer_id, n_blocks)
 
     def _replace(self, old, table):
         """Make ``table`` the agent's and free the blocks of ``old`` it did not keep (whole layers)."""
         if old is not None:
+            dropped = []
             for layer_id in old.layer_ids:
                 run = old.whole_run(layer_id)
-                if run is not None and run is table.whole_run(layer_id):
-                    continue  # adopted: the new table holds this very run
-                if run is not None:
-                    self.pool.free_run(run)
-                else:
+                if run is None:
                     self.pool.free([b for b in old.blocks_for_layer(layer_id) if self.pool.is_allocated(b)])
+                elif run is not table.whole_run(layer_id):  # else adopted: the new table holds this very run
+                    dropped.append(run)
+            self.pool.free_runs(dropped)
         self._agents[table.agent_id] = table
 
     # --- reconstruct ------------------------------------------------------------------------

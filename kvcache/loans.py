@@ -22,7 +22,7 @@ class Loan:
         self.total_tokens = total_tokens
         self._refs = [weakref.ref(cache[i]) for i in watched]
         self._watched = {i: (vars(cache[i]), run, ring) for i, (run, ring) in watched.items()}
-        self._state_ids = {id(state) for state, _, _ in self._watched.values()}  # alive: held above
+        self.state_ids = {id(state) for state, _, _ in self._watched.values()}  # alive: held above
 
     def moved_to(self, current_runs):
         """The token count a watched cache moved to, or None while every one is as lent."""
@@ -40,7 +40,7 @@ class Loan:
 
     def covers(self, cache):
         """True if a layer of ``cache`` is one this loan watches (O(1) per layer)."""
-        return any(id(vars(c)) in self._state_ids for c in cache)
+        return any(id(vars(c)) in self.state_ids for c in cache)
 
     def is_dropped(self):
         return all(ref() is None for ref in self._refs)
@@ -52,9 +52,13 @@ class LoanBook:
     def __init__(self):
         self._loans = {}  # agent_id -> [Loan]
 
-    def is_lent(self, agent_id, layer_cache):
-        """True if ``layer_cache`` is a layer of a cache lent from ``agent_id``."""
-        return any(loan.covers([layer_cache]) for loan in self._loans.get(agent_id, ()))
+    def lent_layers(self, agent_id, cache):
+        """The indices of the layers of ``cache`` lent from ``agent_id`` (O(1) per layer)."""
+        loans = self._loans.get(agent_id)
+        if not loans:
+            return set()
+        watched = set().union(*(loan.state_ids for loan in loans))
+        return {i for i, c in enumerate(cache) if id(vars(c)) in watched}
 
     def lend(self, agent_id, cache, total_tokens, watched):
         if watched:

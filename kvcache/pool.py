@@ -147,13 +147,7 @@ class BlockPool:
         Raises ``PoolExhaustedError`` (and allocates nothing) when the requests need more
         blocks than are free.
         """
-        shapes = []
-        for n_blocks, layer_id in requests:
-            if not isinstance(n_blocks, int) or n_blocks < 1:
-                raise ValueError(f"n_blocks={n_blocks!r}: allocate a positive whole number of blocks")
-            if not 0 <= layer_id < self.spec.n_layers:
-                raise ValueError(f"layer_id={layer_id}: the model has layers 0..{self.spec.n_layers - 1}")
-            shapes.append(self.spec.kv_shape(self.spec.capacity_tokens(layer_id, n_blocks)))
+        shapes = [self._run_shapes(n_blocks, layer_id) for n_blocks, layer_id in requests]
         wanted = sum(n for n, _ in requests)
         with self._lock:
             if wanted > len(self._free_ids):
@@ -187,13 +181,25 @@ class BlockPool:
 
     def free_run(self, run):
         """Free the blocks of ``run`` still allocated; returns how many."""
+        return self.free_runs([run])
+
+    def free_runs(self, runs):
+        """Free the blocks of every run in ``runs`` still allocated; returns how many."""
         with self._lock:
-            return self._free_whole(run) if run.pool is self else 0
+            return sum(self._free_whole(run) for run in runs if run.pool is self)
 
     def free_agent(self, agent_id):
         """Free every block of ``agent_id``; returns how many were freed (0 for an unknown agent)."""
         with self._lock:
             return sum(self._free_whole(run) for run in list(self._runs_by_agent.get(agent_id, ())))
+
+    def _run_shapes(self, n_blocks, layer_id):
+        """Shapes of the keys and values of a run of ``n_blocks`` blocks of layer ``layer_id``."""
+        if not isinstance(n_blocks, int) or n_blocks < 1:
+            raise ValueError(f"n_blocks={n_blocks!r}: allocate a positive whole number of blocks")
+        if not 0 <= layer_id < self.spec.n_layers:
+            raise ValueError(f"layer_id={layer_id}: the model has layers 0..{self.spec.n_layers - 1}")
+        return self.spec.kv_shape(self.spec.capacity_tokens(layer_id, n_blocks))
 
     def _free_whole(self, run):
         ids = [i for k, i in enumerate(run.block_ids) if k not in run.freed] if run.freed else run.block_ids

@@ -65,7 +65,6 @@ def scattered_copy(pool, agent_blocks, agent_id):
             run.keys, run.values = next(made), next(made)
         mx.eval([a for run in runs for a in (run.keys, run.values)])
     except BaseException:
-        for run in runs:
-            pool.free_run(run)
+        pool.free_runs(runs)
         raise
     return table
