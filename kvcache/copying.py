@@ -37,10 +37,9 @@ def _concatenate(pieces, tokens):
             continue
         views.append(buffer if (start, stop) == (0, buffer.shape[2]) else buffer[:, :, start:stop])
         held += stop - start
-    if len(views) == 1:  # one op either way: a padded copy, or a copy (a concatenate of one would alias)
-        view = views[0]
-        return mx.pad(view, ((0, 0), (0, 0), (0, tokens - held), (0, 0))) if held < tokens else mx.array(view)
-    if held < tokens:
+    if held < tokens:  # concatenated, not padded: mx.pad fills the whole output, then copies over it
         B, H, _, D = views[0].shape
         views.append(mx.zeros((B, H, tokens - held, D), views[0].dtype))
+    if len(views) == 1:
+        return mx.array(views[0])  # mx.concatenate of one array would alias it
     return mx.concatenate(views, axis=2)
