@@ -4,7 +4,11 @@ For each context length, with a synthetic cache of a preset's shape (``kvcache.r
 
 - copy efficiency of every path that must copy (``concat``, ``gather`` of a block-per-run
   table, ``store`` of a live cache): plain-copy time / path time, where the plain copy is
-  MLX copying the very arrays the path produces (``mx.array`` of each), in the same run;
+  MLX copying the same bytes (``mx.array`` of each array, evaluated together), timed in
+  turn with the paths in every round. ``concat``'s reference is the stored runs, ``store``'s
+  the live cache's arrays; ``gather`` of a block-per-run table is given against both the
+  stored runs (contiguous memory) and the table's own block buffers (the same buffers it
+  reads: one per block, each a separate allocation);
 - zero-copy restore p50 / p95 over many single calls;
 - the first decode step's cache work (``update_and_fetch`` on every layer) after a zero-copy
   restore, over the same after a native prefill (mlx-lm's capacity rounding: at a multiple of
@@ -69,22 +73,23 @@ def measure(spec, n, runs, zero_copy_runs):
     stored = engine.store("agent", live)
     scattered = kvcache.scattered_copy(pool, stored, "scattered")
     runs_arrays = [a for i in range(spec.n_layers) for a in (stored.whole_run(i).keys, stored.whole_run(i).values)]
+    scattered_arrays = [a for b in scattered.all_blocks() for a in (b.run.keys, b.run.values)]
+    live_arrays = [a for c in live for a in (c.keys, c.values)]
     restored_bytes = sum(a.nbytes for a in runs_arrays)
 
-    plain = _median_s(lambda: [mx.array(a) for a in runs_arrays], runs)
-    live_arrays = [a for c in live for a in (c.keys, c.values)]
-    plain_live = _median_s(lambda: [mx.array(a) for a in live_arrays], runs)
-    row = {
-        "context": n,
-        "restored_mib": restored_bytes / 2**20,
-        "plain_copy_ms": plain * 1e3,
-        "concat_ms": _median_s(lambda: _arrays(engine.reconstruct("agent", strategy="concat")), runs) * 1e3,
-        "gather_ms": _median_s(lambda: _arrays(engine.reconstruct(scattered, strategy="gather")), runs) * 1e3,
-        "store_ms": _median_s(lambda: _store_again(engine, live), runs) * 1e3,
-        "plain_copy_of_live_ms": plain_live * 1e3,
-    }
+    ms = _interleaved_median_ms({
+        "plain_copy": lambda: [mx.array(a) for a in runs_arrays],
+        "concat": lambda: _arrays(engine.reconstruct("agent", strategy="concat")),
+        "plain_copy_of_scattered": lambda: [mx.array(a) for a in scattered_arrays],
+        "gather": lambda: _arrays(engine.reconstruct(scattered, strategy="gather")),
+        "plain_copy_of_live": lambda: [mx.array(a) for a in live_arrays],
+        "store": lambda: _store_again(engine, live),
+    }, runs)
+    row = {"context": n, "restored_mib": restored_bytes / 2**20, "scattered_buffers": len(scattered_arrays)}
+    row.update({f"{name}_ms": value for name, value in ms.items()})
     row["concat_efficiency"] = row["plain_copy_ms"] / row["concat_ms"]
     row["gather_efficiency"] = row["plain_copy_ms"] / row["gather_ms"]
+    row["gather_same_buffers_efficiency"] = row["plain_copy_of_scattered_ms"] / row["gather_ms"]
     row["store_efficiency"] = row["plain_copy_of_live_ms"] / row["store_ms"]
 
     zero = [_seconds(lambda: _arrays(engine.reconstruct("agent"))) * 1e3 for _ in range(zero_copy_runs)]
@@ -102,14 +107,16 @@ def render(result, write_line):
     """The result as a markdown table, one ``write_line`` call per line."""
     write_line(f"\n{result['preset']} on {result['device']} (MLX {result['mlx']}); medians of "
                f"{result['runs']} runs, zero-copy over {result['zero_copy_runs']} calls")
-    write_line("| context | MiB | plain copy ms | concat ms (eff) | gather ms (eff) | store ms (eff) "
+    write_line("| context | MiB | plain copy ms | concat ms (eff) | plain copy of the scattered buffers ms "
+               "| gather ms (eff vs plain copy / vs scattered buffers) | store ms (eff) "
                "| zero-copy p50 / p95 ms | first step restored/native | peak added zero-copy / concat "
                "| park after growth ms |")
-    write_line("|---|---|---|---|---|---|---|---|---|---|")
+    write_line("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in result["rows"]:
         write_line(
             f"| {r['context']} | {r['restored_mib']:.0f} | {r['plain_copy_ms']:.1f} "
-            f"| {r['concat_ms']:.1f} ({r['concat_efficiency']:.0%}) | {r['gather_ms']:.1f} ({r['gather_efficiency']:.0%}) "
+            f"| {r['concat_ms']:.1f} ({r['concat_efficiency']:.0%}) | {r['plain_copy_of_scattered_ms']:.1f} "
+            f"| {r['gather_ms']:.1f} ({r['gather_efficiency']:.0%} / {r['gather_same_buffers_efficiency']:.0%}) "
             f"| {r['store_ms']:.1f} ({r['store_efficiency']:.0%}) "
             f"| {r['zero_copy_p50_ms']:.3f} / {r['zero_copy_p95_ms']:.3f} | {r['first_step_ratio']:.2f} "
             f"| {r['zero_copy_peak_fraction']:.1%} / {r['concat_peak_fraction']:.0%} "
@@ -191,6 +198,14 @@ def _seconds(fn):
     return time.perf_counter() - start
 
 
-def _median_s(fn, runs):
-    _seconds(fn)  # warm-up
-    return statistics.median(_seconds(fn) for _ in range(runs))
+def _interleaved_median_ms(paths, runs):
+    """Median ms of each of ``paths`` (name -> fn) over ``runs`` rounds, each round timing
+    every path once in turn: a change of the machine's load between rounds hits every path
+    alike, so the ratios between them hold better than from one path's runs after another's."""
+    times = {name: [] for name in paths}
+    for fn in paths.values():
+        _seconds(fn)  # warm-up
+    for _ in range(runs):
+        for name, fn in paths.items():
+            times[name].append(_seconds(fn))
+    return {name: statistics.median(samples) * 1e3 for name, samples in times.items()}
