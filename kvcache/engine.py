@@ -54,11 +54,12 @@ class BlockPoolBatchEngine:
             total_tokens = self._check_cache(cache)
             old = self._agents.get(agent_id)
             lent = self._loans.lent_layers(agent_id, cache)
+            sizes = self.spec.run_sizes(total_tokens)
             plan = []
 
             def copies():  # planned layer by layer, so the first copies start while the rest are planned
                 for layer_id, layer_cache in enumerate(cache):
-                    plan.append(self._plan_layer(old, layer_id, layer_cache, total_tokens, layer_id in lent))
+                    plan.append(self._plan_layer(old, layer_id, layer_cache, sizes[layer_id], layer_id in lent))
                     yield from plan[-1].copy_from or ()
 
             made = iter(copy_jobs(copies()))
@@ -91,19 +92,19 @@ class BlockPoolBatchEngine:
             self._loans.restamp(agent_id, cache, total_tokens, adopted)
             return table
 
-    def _plan_layer(self, old, layer_id, layer_cache, total_tokens, lent):
-        """How one layer is stored: adopted (a ``lent`` layer's run kept, or its grown buffer
-        taken) or copied."""
+    def _plan_layer(self, old, layer_id, layer_cache, size, lent):
+        """How one layer is stored in a run of ``size`` (``spec.run_sizes``): adopted (a ``lent``
+        layer's run kept, or its grown buffer taken) or copied."""
+        n_blocks, capacity = size
         ring_index = layer_cache._idx if self.spec.windows[layer_id] is not None else None
-        n_blocks = self.spec.blocks_needed(layer_id, total_tokens)
         if lent:
             kept = self._adoptable(old, layer_id, layer_cache, n_blocks)
             if kept is not None:
                 return _StoreStep(kept, 0, layer_cache.keys, layer_cache.values, ring_index, lent=True)
-            if self._outgrew_run(layer_id, layer_cache, n_blocks):
+            check_layer(layer_cache, self.spec, layer_id)
+            if layer_cache.keys.shape[2] == capacity:  # mlx-lm grew it into exactly the run it needs
                 return _StoreStep(None, n_blocks, layer_cache.keys, layer_cache.values, ring_index, lent=True)
         ranges, ring_index = held_ranges(layer_cache, self.spec, layer_id)
-        capacity = self.spec.capacity_tokens(layer_id, n_blocks)
         jobs = [([(buffer, a, z) for a, z in ranges], capacity) for buffer in (layer_cache.keys, layer_cache.values)]
         return _StoreStep(None, n_blocks, None, None, ring_index, lent=False, copy_from=jobs)
 
@@ -128,11 +129,6 @@ class BlockPoolBatchEngine:
         if run.n_blocks < n_blocks:
             return None  # full: copy into a run with room for the next token
         return run
-
-    def _outgrew_run(self, layer_id, layer_cache, n_blocks):
-        """True for a lent layer that mlx-lm grew into a buffer of exactly the ``n_blocks`` run it needs."""
-        check_layer(layer_cache, self.spec, layer_id)
-        return layer_cache.keys.shape[2] == self.spec.capacity_tokens(layer_id, n_blocks)
 
     def _replace(self, old, table):
         """Make ``table`` the agent's and free the blocks of ``old`` it did not keep (whole layers)."""

@@ -166,6 +166,24 @@ class ModelCacheSpec:
         slots = n_blocks * self.block_tokens
         return slots if window is None else min(slots, window)
 
+    def run_sizes(self, total_tokens):
+        """Per layer, ``(blocks_needed, capacity_tokens)`` of a run for a context (remembered:
+        a store asks for every layer each time)."""
+        sizes = self._run_sizes.get(total_tokens)
+        if sizes is None:
+            if len(self._run_sizes) >= 1024:
+                self._run_sizes.clear()
+            sizes = []
+            for layer_id in range(len(self.layers)):
+                n_blocks = self.blocks_needed(layer_id, total_tokens)
+                sizes.append((n_blocks, self.capacity_tokens(layer_id, n_blocks)))
+            sizes = self._run_sizes[total_tokens] = tuple(sizes)
+        return sizes
+
+    @cached_property
+    def _run_sizes(self):
+        return {}
+
     def kv_shape(self, n_tokens):
         """Shapes ``(keys, values)`` of ``n_tokens`` of one layer, batch of one."""
         return (
