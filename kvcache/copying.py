@@ -18,9 +18,9 @@ PIPELINE = 16  # arrays per mx.async_eval: the device starts copying while the r
 
 def copy_jobs(jobs):
     """One new array per job, in order (see the module docstring); evaluation has started."""
-    made = []
+    made, zeros = [], {}
     for pieces, tokens in jobs:
-        made.append(_concatenate(pieces, tokens))
+        made.append(_concatenate(pieces, tokens, zeros))
         if len(made) % PIPELINE == 0:
             mx.async_eval(made[-PIPELINE:])
     if len(made) % PIPELINE:
@@ -28,8 +28,9 @@ def copy_jobs(jobs):
     return made
 
 
-def _concatenate(pieces, tokens):
-    """One job as one MLX op: a fresh buffer, whatever the number of pieces."""
+def _concatenate(pieces, tokens, zeros):
+    """One job as one MLX op: a fresh buffer, whatever the number of pieces. A zero tail is
+    taken from ``zeros`` ((shape, dtype) -> array), shared by the jobs of one call."""
     views, held = [], 0
     for buffer, start, stop in pieces:
         stop = min(stop, start + tokens - held)
@@ -39,7 +40,10 @@ def _concatenate(pieces, tokens):
         held += stop - start
     if held < tokens:  # concatenated, not padded: mx.pad fills the whole output, then copies over it
         B, H, _, D = views[0].shape
-        views.append(mx.zeros((B, H, tokens - held, D), views[0].dtype))
+        key = ((B, H, tokens - held, D), views[0].dtype)
+        if key not in zeros:
+            zeros[key] = mx.zeros(*key)
+        views.append(zeros[key])
     if len(views) == 1:
         return mx.array(views[0])  # mx.concatenate of one array would alias it
     return mx.concatenate(views, axis=2)
