@@ -20,15 +20,15 @@ def held_ranges(cache, spec, layer_id):
     Returns ``(ranges, ring_index)``; ``ring_index`` is None on global layers. Keys and values
     share the ranges. Raises ``CacheMismatchError`` when the layer does not fit ``spec``.
     """
-    layer = spec.layers[layer_id]
     check_layer(cache, spec, layer_id)
-    n = cache.offset
-    if not layer.is_sliding:
+    n, window = cache.offset, spec.windows[layer_id]
+    if window is None:
         return [(0, n)], None
     size = cache.keys.shape[2]
-    if size > layer.window:  # between prefill chunks: temporal order, keep sinks + the last tokens
-        return [(0, layer.keep), (size - (layer.window - layer.keep), size)], layer.window
-    if n < layer.window:
+    if size > window:  # between prefill chunks: temporal order, keep sinks + the last tokens
+        keep = spec.layers[layer_id].keep
+        return [(0, keep), (size - (window - keep), size)], window
+    if n < window:
         return [(0, n)], n
     return [(0, size)], cache._idx
 
@@ -73,7 +73,7 @@ def check_layer(cache, spec, layer_id):
             f"cache layer {layer_id} keys/values have shapes {got[0]}/{got[1]}, the spec expects "
             f"{expected[0]}/{expected[1]}: store caches of the model the spec was made from, batch size 1"
         )
-    if keys.dtype != spec.dtype or values.dtype != spec.dtype:
+    if not (keys.dtype == spec.dtype and values.dtype == spec.dtype):  # == is cheaper than != on mx.Dtype
         raise CacheMismatchError(
             f"cache layer {layer_id} holds {keys.dtype}, the spec says {spec.dtype}: "
             "make the spec with the model's dtype (ModelCacheSpec.from_model)"
