@@ -9,6 +9,10 @@ starts every ``PIPELINE`` arrays, so the device copies while the rest are built 
 MLX shares memory between arrays whenever it can (slices are views; a concatenate of one
 array is that array). A buffer that shares memory cannot be written in place, so the first
 decode step on it would copy the whole layer. Every array made here is a fresh buffer.
+
+A concatenate moves one element per thread through MLX's strided copy, which runs well below
+a plain copy's bandwidth for 2-byte elements; so pieces are concatenated as the widest
+unsigned words a row divides into (``mx.view``: no copy) and the result viewed back.
 """
 
 import mlx.core as mx
@@ -31,19 +35,32 @@ def copy_jobs(jobs):
 def _concatenate(pieces, tokens, zeros):
     """One job as one MLX op: a fresh buffer, whatever the number of pieces. A zero tail is
     taken from ``zeros`` ((shape, dtype) -> array), shared by the jobs of one call."""
-    views, held = [], 0
+    parts, held = [], 0
     for buffer, start, stop in pieces:
         stop = min(stop, start + tokens - held)
-        if stop <= start:
-            continue
-        views.append(buffer if (start, stop) == (0, buffer.shape[2]) else buffer[:, :, start:stop])
-        held += stop - start
-    if held < tokens:  # concatenated, not padded: mx.pad fills the whole output, then copies over it
+        if stop > start:
+            parts.append((buffer, start, stop))
+            held += stop - start
+    if len(parts) == 1 and held == tokens:  # a copy (a concatenate of one array would alias it)
+        buffer, start, stop = parts[0]
+        return mx.array(buffer if (start, stop) == (0, buffer.shape[2]) else buffer[:, :, start:stop])
+    dtype = parts[0][0].dtype
+    word = _word(parts[0][0])
+    views = []
+    for buffer, start, stop in parts:
+        wide = mx.view(buffer, word) if word is not None else buffer  # a view of a whole buffer shares it
+        views.append(wide if (start, stop) == (0, buffer.shape[2]) else wide[:, :, start:stop])
+    if held < tokens:
         B, H, _, D = views[0].shape
         key = ((B, H, tokens - held, D), views[0].dtype)
         if key not in zeros:
             zeros[key] = mx.zeros(*key)
         views.append(zeros[key])
-    if len(views) == 1:
-        return mx.array(views[0])  # mx.concatenate of one array would alias it
-    return mx.concatenate(views, axis=2)
+    joined = mx.concatenate(views, axis=2)
+    return mx.view(joined, dtype) if word is not None else joined
+
+
+def _word(buffer):
+    """The widest unsigned integer dtype, wider than the buffer's, that a row (last axis) divides into."""
+    row = buffer.shape[3] * buffer.dtype.size
+    return next((w for w in (mx.uint64, mx.uint32) if w.size > buffer.dtype.size and row % w.size == 0), None)

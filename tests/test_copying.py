@@ -9,8 +9,8 @@ from kvcache import copying
 H, D = 2, 64
 
 
-def buffer(tokens, seed, d=D):
-    return mx.random.normal((1, H, tokens, d), key=mx.random.key(seed)).astype(mx.bfloat16)
+def buffer(tokens, seed, d=D, dtype=mx.bfloat16):
+    return mx.random.normal((1, H, tokens, d), key=mx.random.key(seed)).astype(dtype)
 
 
 def reference(pieces, tokens):
@@ -23,6 +23,7 @@ def reference(pieces, tokens):
 
 def jobs_with_every_shape():
     a, b, c = buffer(700, 1), buffer(300, 2), buffer(64, 3, d=128)
+    odd, six, wide = buffer(40, 4, d=3), buffer(40, 5, d=6), buffer(40, 6, dtype=mx.float32)
     return [
         ([(a, 0, 700)], 700),  # a whole buffer
         ([(a, 0, 500)], 768),  # a head with a zero tail (a store's spare slots)
@@ -30,6 +31,9 @@ def jobs_with_every_shape():
         ([(a, 256, 512), (b, 0, 256), (a, 0, 256)], 700),  # blocks of two buffers, cut at 700
         ([(b, 0, 0), (b, 10, 20)], 10),  # an empty range is skipped
         ([(c, 0, 64)], 64),  # another head size in the same call
+        ([(odd, 0, 20), (odd, 30, 40)], 40),  # rows of 6 bytes: concatenated as they are
+        ([(six, 0, 40)], 64),  # rows of 12 bytes: as 4-byte words
+        ([(wide, 10, 30), (wide, 0, 10)], 48),  # float32
     ]
 
 
@@ -39,7 +43,7 @@ def test_copy_jobs_matches_the_reference_for_every_job_shape():
     mx.eval(made)
     assert len(made) == len(jobs)
     for array, (pieces, tokens) in zip(made, jobs):
-        assert array.shape == (1, H, tokens, pieces[0][0].shape[3]) and array.dtype == mx.bfloat16
+        assert array.shape == (1, H, tokens, pieces[0][0].shape[3]) and array.dtype == pieces[0][0].dtype
         np.testing.assert_array_equal(np.array(array.astype(mx.float32)), reference(pieces, tokens))
 
 
