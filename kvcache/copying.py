@@ -11,13 +11,15 @@ array is that array). A buffer that shares memory cannot be written in place, so
 decode step on it would copy the whole layer. Every array made here is a fresh buffer.
 
 A concatenate moves one element per thread through MLX's strided copy, which runs well below
-a plain copy's bandwidth for 2-byte elements; so pieces are concatenated as the widest
-unsigned words a row divides into (``mx.view``: no copy) and the result viewed back.
+a plain copy's bandwidth for 2-byte elements; so big pieces are concatenated as the widest
+unsigned words a row divides into (``mx.view``: no copy) and the result viewed back. Each
+view is one more op for the host to issue, so small pieces (a block) are copied as they are.
 """
 
 import mlx.core as mx
 
 PIPELINE = 16  # arrays per mx.async_eval: the device starts copying while the rest are built
+WORDS_FROM_BYTES = 32 * 2**20  # pieces this big on average are copied as words (docs/perf.md: H100)
 
 
 def copy_jobs(jobs):
@@ -45,7 +47,7 @@ def _concatenate(pieces, tokens, zeros):
         buffer, start, stop = parts[0]
         return mx.array(buffer if (start, stop) == (0, buffer.shape[2]) else buffer[:, :, start:stop])
     dtype = parts[0][0].dtype
-    word = _word(parts[0][0])
+    word = _word(parts[0][0], held // len(parts))
     views = []
     for buffer, start, stop in parts:
         wide = mx.view(buffer, word) if word is not None else buffer  # a view of a whole buffer shares it
@@ -60,7 +62,10 @@ def _concatenate(pieces, tokens, zeros):
     return mx.view(joined, dtype) if word is not None else joined
 
 
-def _word(buffer):
-    """The widest unsigned integer dtype, wider than the buffer's, that a row (last axis) divides into."""
+def _word(buffer, piece_tokens):
+    """The widest unsigned integer dtype, wider than the buffer's, that a row (last axis) divides
+    into; None for pieces under ``WORDS_FROM_BYTES`` or rows no wider word divides."""
+    if piece_tokens * buffer.nbytes // buffer.shape[2] < WORDS_FROM_BYTES:
+        return None
     row = buffer.shape[3] * buffer.dtype.size
     return next((w for w in (mx.uint64, mx.uint32) if w.size > buffer.dtype.size and row % w.size == 0), None)

@@ -3,6 +3,7 @@ in place by the next decode step, is tested end to end in test_engine_restore)."
 
 import mlx.core as mx
 import numpy as np
+import pytest
 
 from kvcache import copying
 
@@ -37,7 +38,9 @@ def jobs_with_every_shape():
     ]
 
 
-def test_copy_jobs_matches_the_reference_for_every_job_shape():
+@pytest.mark.parametrize("words_from_bytes", [0, copying.WORDS_FROM_BYTES])  # as words / as elements
+def test_copy_jobs_matches_the_reference_for_every_job_shape(monkeypatch, words_from_bytes):
+    monkeypatch.setattr(copying, "WORDS_FROM_BYTES", words_from_bytes)
     jobs = jobs_with_every_shape() * 3  # more than one PIPELINE chunk
     made = copying.copy_jobs(jobs)
     mx.eval(made)

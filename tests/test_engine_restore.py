@@ -10,7 +10,7 @@ import mlx.core as mx
 import pytest
 
 from kvcache import STRATEGIES, AgentOnLoanError, BlockPool, BlockPoolBatchEngine, LayerSpec, ModelCacheSpec
-from kvcache import random_cache, scattered_copy
+from kvcache import copying, random_cache, scattered_copy
 
 from conftest import (
     arrays_equal,
@@ -186,8 +186,10 @@ def _stored_engine(spec, n):
     return engine
 
 
+@pytest.mark.parametrize("words_from_bytes", [0, copying.WORDS_FROM_BYTES])  # stored as words / as elements
 @pytest.mark.parametrize("kind,n", [("global", 4000), ("sliding_window", 5000)])
-def test_first_decode_step_after_zero_copy_restore_writes_in_place(kind, n):
+def test_first_decode_step_after_zero_copy_restore_writes_in_place(kind, n, words_from_bytes, monkeypatch):
+    monkeypatch.setattr(copying, "WORDS_FROM_BYTES", words_from_bytes)
     spec = _big_layer_spec(kind)
     layer_bytes = spec.kv_bytes(4096)
     restored = _stored_engine(spec, n).reconstruct("agent")
