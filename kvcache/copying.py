@@ -39,19 +39,20 @@ def _concatenate(pieces, tokens, zeros):
     taken from ``zeros`` ((shape, dtype) -> array), shared by the jobs of one call."""
     parts, held = [], 0
     for buffer, start, stop in pieces:
-        stop = min(stop, start + tokens - held)
+        if held + stop - start > tokens:
+            stop = start + tokens - held
         if stop > start:
             parts.append((buffer, start, stop))
             held += stop - start
     if len(parts) == 1 and held == tokens:  # a copy (a concatenate of one array would alias it)
         buffer, start, stop = parts[0]
-        return mx.array(buffer if (start, stop) == (0, buffer.shape[2]) else buffer[:, :, start:stop])
+        return mx.array(buffer if start == 0 and stop == buffer.shape[2] else buffer[:, :, start:stop])
     dtype = parts[0][0].dtype
     word = _word(parts[0][0], held // len(parts))
     views = []
     for buffer, start, stop in parts:
         wide = mx.view(buffer, word) if word is not None else buffer  # a view of a whole buffer shares it
-        views.append(wide if (start, stop) == (0, buffer.shape[2]) else wide[:, :, start:stop])
+        views.append(wide if start == 0 and stop == buffer.shape[2] else wide[:, :, start:stop])
     if held < tokens:
         B, H, _, D = views[0].shape
         key = ((B, H, tokens - held, D), views[0].dtype)
