@@ -33,8 +33,11 @@ def gather(spec, agent_blocks, layer_ids=None):
     jobs = []
     for layer_id in layer_ids:
         run = agent_blocks.whole_run(layer_id)
+        if run is not None:  # a stored layer: its run, whole
+            jobs += [([(run.keys, 0, run.capacity)], run.capacity), ([(run.values, 0, run.capacity)], run.capacity)]
+            continue
+        slices = _merged(agent_blocks.blocks_for_layer(layer_id), spec)
         n_blocks = agent_blocks.num_blocks_for_layer(layer_id)
-        slices = [(run, 0, run.capacity)] if run is not None else _merged(agent_blocks.blocks_for_layer(layer_id), spec)
         tokens = min(spec.capacity_tokens(layer_id, n_blocks), sum(z - a for _, a, z in slices))
         jobs.append(([(r.keys, a, z) for r, a, z in slices], tokens))
         jobs.append(([(r.values, a, z) for r, a, z in slices], tokens))
