@@ -1,0 +1,56 @@
+"""``kvcache-bench costs``: a real small run through the library, what its rows hold, and its
+one-line refusals of bad arguments. Times are only checked to be there, never compared."""
+
+import json
+
+import pytest
+
+from kvbench import cli
+
+PRESET, CONTEXTS = "gemma3-1b", (600, 1024)
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    out = tmp_path_factory.mktemp("costs") / "costs.json"
+    argv = ["costs", "--preset", PRESET, "--contexts", ",".join(map(str, CONTEXTS)), "--runs", "2",
+            "--zero-copy-runs", "5", "--json", str(out)]
+    assert cli.main(argv) == 0
+    return json.loads(out.read_text())
+
+
+def test_a_row_per_context_with_every_path_timed(result):
+    assert [row["context"] for row in result["rows"]] == list(CONTEXTS)
+    for row in result["rows"]:
+        for path in ("plain_copy", "concat", "plain_copy_of_scattered", "gather", "plain_copy_of_live", "store"):
+            assert row[f"{path}_ms"] > 0
+        assert row["concat_efficiency"] == pytest.approx(row["plain_copy_ms"] / row["concat_ms"])
+        assert row["gather_same_buffers_efficiency"] == pytest.approx(row["plain_copy_of_scattered_ms"] / row["gather_ms"])
+        assert row["store_efficiency"] == pytest.approx(row["plain_copy_of_live_ms"] / row["store_ms"])
+        assert row["zero_copy_p50_ms"] <= row["zero_copy_p95_ms"]
+
+
+def test_the_scattered_table_has_one_buffer_per_block_array(result):
+    from kvcache import ModelCacheSpec
+
+    spec = ModelCacheSpec.from_preset(PRESET)
+    for row in result["rows"]:
+        blocks = sum(spec.blocks_needed(i, row["context"]) for i in range(spec.n_layers))
+        assert row["scattered_buffers"] == 2 * blocks  # keys and values of every block
+
+
+def test_memory_a_restore_adds(result):
+    for row in result["rows"]:
+        assert row["zero_copy_peak_fraction"] <= 0.05  # shares the pool's buffers
+        assert 0.95 <= row["concat_peak_fraction"] <= 1.05  # one private copy, no intermediate
+
+
+@pytest.mark.parametrize("argv", [
+    ["costs", "--contexts", "2k"],
+    ["costs", "--preset", "no-such-model"],
+    ["costs", "--runs", "0"],
+])
+def test_bad_arguments_get_one_line(argv, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("kvcache-bench costs:") and "\n" not in err
