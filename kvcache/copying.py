@@ -10,23 +10,25 @@ MLX shares memory between arrays whenever it can (slices are views; a concatenat
 array is that array). A buffer that shares memory cannot be written in place, so the first
 decode step on it would copy the whole layer. Every array made here is a fresh buffer.
 
-A concatenate moves one element per thread through MLX's strided copy, which runs well below
-a plain copy's bandwidth for 2-byte elements; so big pieces are concatenated as the widest
-unsigned words a row divides into (``mx.view``: no copy) and the result viewed back. Each
-view is one more op for the host to issue, so small pieces (a block) are copied as they are.
+A concatenate moves one element at a time through MLX's strided copy, which runs well below
+a plain copy's bandwidth for 2-byte elements; so pieces are concatenated as the widest
+unsigned words a row divides into (``mx.view``: no copy) and the result viewed back. On a
+GPU each view is one more op for the host to issue, which small pieces (a block) do not win
+back: there only big pieces go as words (``WORDS_FROM_BYTES``, measured in docs/perf.md).
 """
 
 import mlx.core as mx
 
 PIPELINE = 16  # arrays per mx.async_eval: the device starts copying while the rest are built
-WORDS_FROM_BYTES = 32 * 2**20  # pieces this big on average are copied as words (docs/perf.md: H100)
+WORDS_FROM_BYTES = {"cpu": 0, "gpu": 32 * 2**20}  # per device type: pieces this big on average go as words
 
 
 def copy_jobs(jobs):
     """One new array per job, in order (see the module docstring); evaluation has started."""
     made, zeros = [], {}
+    words_from = WORDS_FROM_BYTES[mx.default_device().type.name]
     for pieces, tokens in jobs:
-        made.append(_concatenate(pieces, tokens, zeros))
+        made.append(_concatenate(pieces, tokens, zeros, words_from))
         if len(made) % PIPELINE == 0:
             mx.async_eval(made[-PIPELINE:])
     if len(made) % PIPELINE:
@@ -34,9 +36,10 @@ def copy_jobs(jobs):
     return made
 
 
-def _concatenate(pieces, tokens, zeros):
+def _concatenate(pieces, tokens, zeros, words_from):
     """One job as one MLX op: a fresh buffer, whatever the number of pieces. A zero tail is
-    taken from ``zeros`` ((shape, dtype) -> array), shared by the jobs of one call."""
+    taken from ``zeros`` ((shape, dtype) -> array), shared by the jobs of one call; pieces of
+    ``words_from`` bytes on average are concatenated as words."""
     parts, held = [], 0
     for buffer, start, stop in pieces:
         if held + stop - start > tokens:
@@ -47,8 +50,9 @@ def _concatenate(pieces, tokens, zeros):
     if len(parts) == 1 and held == tokens:  # a copy (a concatenate of one array would alias it)
         buffer, start, stop = parts[0]
         return mx.array(buffer if start == 0 and stop == buffer.shape[2] else buffer[:, :, start:stop])
-    dtype = parts[0][0].dtype
-    word = _word(parts[0][0], held // len(parts))
+    first = parts[0][0]
+    piece_bytes = held // len(parts) * (first.nbytes // first.shape[2])
+    word = _word(first) if piece_bytes >= words_from else None
     views = []
     for buffer, start, stop in parts:
         wide = mx.view(buffer, word) if word is not None else buffer  # a view of a whole buffer shares it
@@ -60,13 +64,10 @@ def _concatenate(pieces, tokens, zeros):
             zeros[key] = mx.zeros(*key)
         views.append(zeros[key])
     joined = mx.concatenate(views, axis=2)
-    return mx.view(joined, dtype) if word is not None else joined
+    return mx.view(joined, first.dtype) if word is not None else joined
 
 
-def _word(buffer, piece_tokens):
-    """The widest unsigned integer dtype, wider than the buffer's, that a row (last axis) divides
-    into; None for pieces under ``WORDS_FROM_BYTES`` or rows no wider word divides."""
-    if piece_tokens * buffer.nbytes // buffer.shape[2] < WORDS_FROM_BYTES:
-        return None
+def _word(buffer):
+    """The widest unsigned integer dtype, wider than the buffer's, that a row (last axis) divides into."""
     row = buffer.shape[3] * buffer.dtype.size
     return next((w for w in (mx.uint64, mx.uint32) if w.size > buffer.dtype.size and row % w.size == 0), None)

@@ -38,9 +38,9 @@ def jobs_with_every_shape():
     ]
 
 
-@pytest.mark.parametrize("words_from_bytes", [0, copying.WORDS_FROM_BYTES])  # as words / as elements
+@pytest.mark.parametrize("words_from_bytes", [0, float("inf")])  # as words / as elements
 def test_copy_jobs_matches_the_reference_for_every_job_shape(monkeypatch, words_from_bytes):
-    monkeypatch.setattr(copying, "WORDS_FROM_BYTES", words_from_bytes)
+    monkeypatch.setattr(copying, "WORDS_FROM_BYTES", {"cpu": words_from_bytes, "gpu": words_from_bytes})
     jobs = jobs_with_every_shape() * 3  # more than one PIPELINE chunk
     made = copying.copy_jobs(jobs)
     mx.eval(made)

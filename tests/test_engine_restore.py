@@ -186,10 +186,10 @@ def _stored_engine(spec, n):
     return engine
 
 
-@pytest.mark.parametrize("words_from_bytes", [0, copying.WORDS_FROM_BYTES])  # stored as words / as elements
+@pytest.mark.parametrize("words_from_bytes", [0, float("inf")])  # stored as words / as elements
 @pytest.mark.parametrize("kind,n", [("global", 4000), ("sliding_window", 5000)])
 def test_first_decode_step_after_zero_copy_restore_writes_in_place(kind, n, words_from_bytes, monkeypatch):
-    monkeypatch.setattr(copying, "WORDS_FROM_BYTES", words_from_bytes)
+    monkeypatch.setattr(copying, "WORDS_FROM_BYTES", {"cpu": words_from_bytes, "gpu": words_from_bytes})
     spec = _big_layer_spec(kind)
     layer_bytes = spec.kv_bytes(4096)
     restored = _stored_engine(spec, n).reconstruct("agent")

@@ -1,46 +1,51 @@
-"""Where the copying paths' time goes (Gemma 3 12B; contexts from argv, default 8K and 32K):
-plain copies, gather of a stored and of a scattered table, store's copies alone and the whole
-store. Medians of 20 runs."""
-import statistics
+"""Where the copying paths' time goes (Gemma 3 12B; contexts from argv, default 2K, 8K, 32K):
+plain copies; ``copy_jobs`` alone with a store's jobs and with a fragmented gather's jobs,
+concatenating as words by this device's rule (``copying.WORDS_FROM_BYTES``), always, or never;
+the whole ``engine.store``. Every variant is timed in turn in each of 30 rounds; medians."""
 import sys
-import time
 
 import mlx.core as mx
 
 import kvcache
+from kvbench.restore_costs import _interleaved_median_ms
 from kvcache import copying
 
-
-def median_ms(fn, runs=20):
-    for _ in range(3):
-        mx.eval(fn())
-    times = []
-    for _ in range(runs):
-        mx.synchronize()
-        start = time.perf_counter()
-        mx.eval(fn())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+RULES = {"": copying.WORDS_FROM_BYTES[mx.default_device().type.name], ", always as words": 0,
+         ", never as words": float("inf")}
 
 
-def arrays(cache):
-    return [a for c in cache for a in (c.keys, c.values)]
+def copies(jobs, words_from_bytes):
+    def run():
+        default = copying.WORDS_FROM_BYTES
+        copying.WORDS_FROM_BYTES = {"cpu": words_from_bytes, "gpu": words_from_bytes}
+        try:
+            return copying.copy_jobs(jobs)
+        finally:
+            copying.WORDS_FROM_BYTES = default
+    return run
 
 
-spec = kvcache.ModelCacheSpec.from_preset("gemma3-12b")
-for n in [int(a) for a in sys.argv[1:]] or [8192, 32768]:
+def breakdown(spec, n):
+    """Median ms of every variant at ``n`` tokens."""
     live = kvcache.random_cache(spec, n)
     pool = kvcache.BlockPool(spec, 3 * sum(spec.blocks_needed(i, n) for i in range(spec.n_layers)))
     engine = kvcache.BlockPoolBatchEngine(pool)
-    table = engine.store("a", live)
-    scattered = kvcache.scattered_copy(pool, table, "s")
-    runs = [a for i in range(spec.n_layers) for a in (table.whole_run(i).keys, table.whole_run(i).values)]
+    scattered = kvcache.scattered_copy(pool, engine.store("a", live), "s")
     live_arrays = [a for c in live for a in (c.keys, c.values)]
-    caps = [spec.capacity_tokens(i, spec.blocks_needed(i, n)) for i in range(spec.n_layers) for _ in "kv"]
-    store_jobs = [([(a, 0, a.shape[2])], cap) for a, cap in zip(live_arrays, caps)]
-    print(f"{n} tokens: plain copy of the runs {median_ms(lambda: [mx.array(a) for a in runs]):.3f} ms,"
-          f" of the live cache {median_ms(lambda: [mx.array(a) for a in live_arrays]):.3f}"
-          f" | gather of the stored table {median_ms(lambda: arrays(engine.reconstruct('a', 'gather'))):.3f},"
-          f" of the scattered table {median_ms(lambda: arrays(engine.reconstruct(scattered, 'gather'))):.3f}"
-          f" | store: copy_jobs alone {median_ms(lambda: copying.copy_jobs(store_jobs)):.3f},"
-          f" engine.store {median_ms(lambda: [engine.store('a', live).whole_run(0).keys]):.3f}", flush=True)
+    sizes = spec.run_sizes(n)
+    store_jobs = [([(a, 0, a.shape[2])], sizes[i // 2][1]) for i, a in enumerate(live_arrays)]
+    gather_jobs = [([(getattr(b.run, part), 0, b.run.capacity) for b in scattered.blocks_for_layer(i)],
+                    sizes[i][1]) for i in range(spec.n_layers) for part in ("keys", "values")]
+    block_arrays = [a for b in scattered.all_blocks() for a in (b.run.keys, b.run.values)]
+    variants = {"plain copy of the live cache": lambda: [mx.array(a) for a in live_arrays]}
+    variants |= {f"store's copies{rule}": copies(store_jobs, value) for rule, value in RULES.items()}
+    variants["engine.store"] = lambda: [engine.store("a", live).whole_run(0).keys]
+    variants["plain copy of the scattered block buffers"] = lambda: [mx.array(a) for a in block_arrays]
+    variants |= {f"scattered gather's copies{rule}": copies(gather_jobs, value) for rule, value in RULES.items()}
+    return _interleaved_median_ms(variants, 30)
+
+
+gemma = kvcache.ModelCacheSpec.from_preset("gemma3-12b")
+for context in [int(a) for a in sys.argv[1:]] or [2048, 8192, 32768]:
+    for name, value in breakdown(gemma, context).items():
+        print(f"{context} tokens | {name}: {value:.3f} ms", flush=True)
