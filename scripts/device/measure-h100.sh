@@ -11,8 +11,10 @@ source .device/b/install-mlx-cuda.sh || exit 1
 export PYTHONPATH="$PYTHONPATH:$PWD:/tmp/site"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 # correctness on the GPU: restored caches continue exactly (tiny real models)
-python3 -m pytest -q -p no:cacheprovider tests/test_copying.py tests/test_pool.py tests/test_engine_restore.py 2>&1 | tail -n 5 | tee "$OUT/pytest-gpu.txt"
+python3 -m pytest -q -p no:cacheprovider tests/test_copying.py tests/test_pool.py tests/test_engine_restore.py \
+  tests/test_restore_costs.py 2>&1 | tail -n 5 | tee "$OUT/pytest-gpu.txt"
 python3 scripts/device/copy_breakdown.py 2048 8192 32768 2>&1 | tee "$OUT/breakdown.txt"
+python3 scripts/store_python_time.py 2>&1 | tee "$OUT/store-python.txt"  # this host's Python, copies stubbed
 for run in 1 2; do  # twice: the spread between runs is part of the result
   python3 -m kvbench.cli costs --contexts 2048,8192,32768 --runs 20 --zero-copy-runs 1000 --json "$OUT/costs-$run.json" 2>&1
 done
