@@ -199,13 +199,13 @@ def _seconds(fn):
 
 
 def _interleaved_median_ms(paths, runs):
-    """Median ms of each of ``paths`` (name -> fn) over ``runs`` rounds, each round timing
-    every path once in turn: a change of the machine's load between rounds hits every path
-    alike, so the ratios between them hold better than from one path's runs after another's."""
+    """Median ms of each of ``paths`` (name -> fn) over ``runs`` rounds. Each round times every
+    path once in turn, so a change of the machine's load hits every path alike; each timed
+    call follows an untimed one of the same path, so MLX's buffer cache holds that path's
+    sizes (as in a steady state) rather than the previous path's."""
     times = {name: [] for name in paths}
-    for fn in paths.values():
-        _seconds(fn)  # warm-up
     for _ in range(runs):
         for name, fn in paths.items():
+            _seconds(fn)  # warm-up: this path's buffer sizes in MLX's cache
             times[name].append(_seconds(fn))
     return {name: statistics.median(samples) * 1e3 for name, samples in times.items()}
