@@ -33,6 +33,13 @@ def held_ranges(cache, spec, layer_id):
     return [(0, size)], cache._idx
 
 
+def layer_copy_jobs(cache, spec, layer_id, capacity):
+    """The ``copying`` jobs (keys, values) that store the layer into a run of ``capacity``
+    slots, and its ring index (``held_ranges``)."""
+    ranges, ring_index = held_ranges(cache, spec, layer_id)
+    return [([(buffer, a, z) for a, z in ranges], capacity) for buffer in (cache.keys, cache.values)], ring_index
+
+
 def make_cache_layer(layer, keys, values, total_tokens, ring_index):
     """An mlx-lm cache object for one layer over ``keys``/``values`` (taken as they are)."""
     if layer.is_sliding:

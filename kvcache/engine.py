@@ -24,7 +24,7 @@ import threading
 import mlx.core as mx
 
 from .agent_blocks import AgentBlocks
-from .cache_layers import check_layer, default_ring_index, held_ranges, make_cache_layer
+from .cache_layers import check_layer, default_ring_index, layer_copy_jobs, make_cache_layer
 from .copying import copy_jobs
 from .errors import BlockOwnershipError, CacheMismatchError, UnknownAgentError
 from .loans import LoanBook
@@ -104,8 +104,7 @@ class BlockPoolBatchEngine:
             check_layer(layer_cache, self.spec, layer_id)
             if layer_cache.keys.shape[2] == capacity:  # mlx-lm grew it into exactly the run it needs
                 return _StoreStep(None, n_blocks, layer_cache.keys, layer_cache.values, ring_index, lent=True)
-        ranges, ring_index = held_ranges(layer_cache, self.spec, layer_id)
-        jobs = [([(buffer, a, z) for a, z in ranges], capacity) for buffer in (layer_cache.keys, layer_cache.values)]
+        jobs, ring_index = layer_copy_jobs(layer_cache, self.spec, layer_id, capacity)
         return _StoreStep(None, n_blocks, None, None, ring_index, lent=False, copy_from=jobs)
 
     def _check_cache(self, cache):
