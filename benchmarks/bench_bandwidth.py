@@ -7,6 +7,8 @@ once per commit in ``setup_cache``; each ``track_`` returns one number of it:
   <= 1.25, i.e. >= 80% of plain-copy bandwidth, is the target). Lower is better, as asv's
   regression detection assumes for every series. The gather of a block-per-run table is
   given against a copy of the stored runs (contiguous) and of its own block buffers;
+- ``store_bookkeeping_ms``: a store's time beyond its copies (checks, plan, allocation, table):
+  a fixed cost per store of 48 layers, which no bandwidth ratio can hold;
 - ``first_step_ratio``: first decode step's cache work after a zero-copy restore / after a
   native prefill (<= 1.10 is the target);
 - ``*_peak_fraction``: MLX peak memory a restore adds / bytes restored (zero-copy <= 0.05,
@@ -53,6 +55,18 @@ class RestoreCosts:
 
     def track_store_over_plain_copy(self, row):
         return 1 / row["store_efficiency"]
+
+    def track_store_copies_over_plain_copy(self, row):
+        if "store_copies_efficiency" not in row:
+            raise SkipNotImplemented("this commit's costs do not time a store's copies alone")
+        return 1 / row["store_copies_efficiency"]
+
+    def track_store_bookkeeping_ms(self, row):
+        if "store_bookkeeping_ms" not in row:
+            raise SkipNotImplemented("this commit's costs do not time a store's copies alone")
+        return row["store_bookkeeping_ms"]
+
+    track_store_bookkeeping_ms.unit = "ms"
 
     def track_first_step_ratio(self, row):
         return row["first_step_ratio"]

@@ -8,7 +8,9 @@ For each context length, with a synthetic cache of a preset's shape (``kvcache.r
   turn with the paths in every round. ``concat``'s reference is the stored runs, ``store``'s
   the live cache's arrays; ``gather`` of a block-per-run table is given against both the
   stored runs (contiguous memory) and the table's own block buffers (the same buffers it
-  reads: one per block, each a separate allocation);
+  reads: one per block, each a separate allocation). ``store`` is also split into its copies
+  (the very ``copy_jobs`` call a store makes, alone) and the rest, its bookkeeping in ms
+  (checks, plan, allocation, table, freeing): a fixed cost per store, not per byte;
 - zero-copy restore p50 / p95 over many single calls;
 - the first decode step's cache work (``update_and_fetch`` on every layer) after a zero-copy
   restore, over the same after a native prefill (mlx-lm's capacity rounding: at a multiple of
@@ -28,7 +30,8 @@ import mlx.core as mx
 import numpy as np
 
 import kvcache
-from kvcache.cache_layers import make_cache_layer
+from kvcache.cache_layers import layer_copy_jobs, make_cache_layer
+from kvcache.copying import copy_jobs
 
 from .errors import UserError
 
@@ -75,6 +78,8 @@ def measure(spec, n, runs, zero_copy_runs):
     runs_arrays = [a for i in range(spec.n_layers) for a in (stored.whole_run(i).keys, stored.whole_run(i).values)]
     scattered_arrays = [a for b in scattered.all_blocks() for a in (b.run.keys, b.run.values)]
     live_arrays = [a for c in live for a in (c.keys, c.values)]
+    sizes = spec.run_sizes(n)
+    store_jobs = [job for i, c in enumerate(live) for job in layer_copy_jobs(c, spec, i, sizes[i][1])[0]]
     restored_bytes = sum(a.nbytes for a in runs_arrays)
 
     ms = _interleaved_median_ms({
@@ -83,6 +88,7 @@ def measure(spec, n, runs, zero_copy_runs):
         "plain_copy_of_scattered": lambda: [mx.array(a) for a in scattered_arrays],
         "gather": lambda: _arrays(engine.reconstruct(scattered, strategy="gather")),
         "plain_copy_of_live": lambda: [mx.array(a) for a in live_arrays],
+        "store_copies": lambda: copy_jobs(store_jobs),
         "store": lambda: _store_again(engine, live),
     }, runs)
     row = {"context": n, "restored_mib": restored_bytes / 2**20, "scattered_buffers": len(scattered_arrays)}
@@ -91,6 +97,8 @@ def measure(spec, n, runs, zero_copy_runs):
     row["gather_efficiency"] = row["plain_copy_ms"] / row["gather_ms"]
     row["gather_same_buffers_efficiency"] = row["plain_copy_of_scattered_ms"] / row["gather_ms"]
     row["store_efficiency"] = row["plain_copy_of_live_ms"] / row["store_ms"]
+    row["store_copies_efficiency"] = row["plain_copy_of_live_ms"] / row["store_copies_ms"]
+    row["store_bookkeeping_ms"] = row["store_ms"] - row["store_copies_ms"]
 
     zero = [_seconds(lambda: _arrays(engine.reconstruct("agent"))) * 1e3 for _ in range(zero_copy_runs)]
     row["zero_copy_p50_ms"] = float(np.percentile(zero, 50))
@@ -108,16 +116,18 @@ def render(result, write_line):
     write_line(f"\n{result['preset']} on {result['device']} (MLX {result['mlx']}); medians of "
                f"{result['runs']} runs, zero-copy over {result['zero_copy_runs']} calls")
     write_line("| context | MiB | plain copy ms | concat ms (eff) | plain copy of the scattered buffers ms "
-               "| gather ms (eff vs plain copy / vs scattered buffers) | store ms (eff) "
+               "| gather ms (eff vs plain copy / vs scattered buffers) | store ms (eff; its copies' eff) "
+               "| store bookkeeping ms "
                "| zero-copy p50 / p95 ms | first step restored/native | peak added zero-copy / concat "
                "| park after growth ms |")
-    write_line("|---|---|---|---|---|---|---|---|---|---|---|")
+    write_line("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in result["rows"]:
         write_line(
             f"| {r['context']} | {r['restored_mib']:.0f} | {r['plain_copy_ms']:.1f} "
             f"| {r['concat_ms']:.1f} ({r['concat_efficiency']:.0%}) | {r['plain_copy_of_scattered_ms']:.1f} "
             f"| {r['gather_ms']:.1f} ({r['gather_efficiency']:.0%} / {r['gather_same_buffers_efficiency']:.0%}) "
-            f"| {r['store_ms']:.1f} ({r['store_efficiency']:.0%}) "
+            f"| {r['store_ms']:.1f} ({r['store_efficiency']:.0%}; {r['store_copies_efficiency']:.0%}) "
+            f"| {r['store_bookkeeping_ms']:.2f} "
             f"| {r['zero_copy_p50_ms']:.3f} / {r['zero_copy_p95_ms']:.3f} | {r['first_step_ratio']:.2f} "
             f"| {r['zero_copy_peak_fraction']:.1%} / {r['concat_peak_fraction']:.0%} "
             f"| {r['park_after_growth_ms']:.2f} |"

@@ -22,11 +22,13 @@ def result(tmp_path_factory):
 def test_a_row_per_context_with_every_path_timed(result):
     assert [row["context"] for row in result["rows"]] == list(CONTEXTS)
     for row in result["rows"]:
-        for path in ("plain_copy", "concat", "plain_copy_of_scattered", "gather", "plain_copy_of_live", "store"):
+        for path in ("plain_copy", "concat", "plain_copy_of_scattered", "gather", "plain_copy_of_live", "store_copies",
+                     "store"):
             assert row[f"{path}_ms"] > 0
         assert row["concat_efficiency"] == pytest.approx(row["plain_copy_ms"] / row["concat_ms"])
         assert row["gather_same_buffers_efficiency"] == pytest.approx(row["plain_copy_of_scattered_ms"] / row["gather_ms"])
         assert row["store_efficiency"] == pytest.approx(row["plain_copy_of_live_ms"] / row["store_ms"])
+        assert row["store_bookkeeping_ms"] == pytest.approx(row["store_ms"] - row["store_copies_ms"])
         assert row["zero_copy_p50_ms"] <= row["zero_copy_p95_ms"]
 
 
