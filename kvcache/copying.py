@@ -3,8 +3,9 @@
 A *job* describes one new (1, H, tokens, D) array: ``(pieces, tokens)``, where pieces are
 ``(buffer, start, stop)`` token ranges of (1, H, S, D) buffers, taken in order along the token
 axis, then zeros up to ``tokens`` (or cut at ``tokens``). ``copy_jobs`` makes all the arrays of
-a store or a restore in one call: each job is one MLX op (a copy per piece), and evaluation
-starts every ``PIPELINE`` arrays, so the device copies while the rest are built and booked.
+a store or a restore in one call: each job is one copying MLX op (a copy per piece), and
+evaluation starts every ``PIPELINE`` arrays, so the device copies while the rest are built and
+booked.
 
 MLX shares memory between arrays whenever it can (slices are views; a concatenate of one
 array is that array). A buffer that shares memory cannot be written in place, so the first
@@ -37,9 +38,9 @@ def copy_jobs(jobs):
 
 
 def _concatenate(pieces, tokens, zeros, words_from):
-    """One job as one MLX op: a fresh buffer, whatever the number of pieces. A zero tail is
-    taken from ``zeros`` ((shape, dtype) -> array), shared by the jobs of one call; pieces of
-    ``words_from`` bytes on average are concatenated as words."""
+    """One job as one copying op (views aside): a fresh buffer, whatever the number of pieces.
+    A zero tail is taken from ``zeros`` ((shape, dtype) -> array), shared by the jobs of one
+    call; pieces of ``words_from`` bytes on average are concatenated as words."""
     parts, held = [], 0
     for buffer, start, stop in pieces:
         if held + stop - start > tokens:

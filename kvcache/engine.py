@@ -24,7 +24,12 @@ import threading
 import mlx.core as mx
 
 from .agent_blocks import AgentBlocks
-from .cache_layers import check_layer, default_ring_index, layer_copy_jobs, make_cache_layer
+from .cache_layers import (
+    check_layer,
+    default_ring_index,
+    layer_copy_jobs,
+    make_cache_layer,
+)
 from .copying import copy_jobs
 from .errors import BlockOwnershipError, CacheMismatchError, UnknownAgentError
 from .loans import LoanBook
