@@ -49,22 +49,16 @@ class RestoreCosts:
         return 1 / row["gather_efficiency"]
 
     def track_gather_over_plain_copy_of_same_buffers(self, row):
-        if "gather_same_buffers_efficiency" not in row:
-            raise SkipNotImplemented("this commit's costs do not copy the scattered buffers")
-        return 1 / row["gather_same_buffers_efficiency"]
+        return 1 / _measured(row, "gather_same_buffers_efficiency")
 
     def track_store_over_plain_copy(self, row):
         return 1 / row["store_efficiency"]
 
     def track_store_copies_over_plain_copy(self, row):
-        if "store_copies_efficiency" not in row:
-            raise SkipNotImplemented("this commit's costs do not time a store's copies alone")
-        return 1 / row["store_copies_efficiency"]
+        return 1 / _measured(row, "store_copies_efficiency")
 
     def track_store_bookkeeping_ms(self, row):
-        if "store_bookkeeping_ms" not in row:
-            raise SkipNotImplemented("this commit's costs do not time a store's copies alone")
-        return row["store_bookkeeping_ms"]
+        return _measured(row, "store_bookkeeping_ms")
 
     track_store_bookkeeping_ms.unit = "ms"
 
@@ -80,3 +74,9 @@ class RestoreCosts:
     def track_park_after_growth_over_store(self, row):
         return row["park_after_growth_ms"] / row["store_ms"]
 
+
+def _measured(row, key):
+    """``row[key]``; a commit whose costs did not measure it yet skips the benchmark."""
+    if key not in row:
+        raise SkipNotImplemented(f"this commit's kvbench.restore_costs does not measure {key}")
+    return row[key]

@@ -82,7 +82,7 @@ def measure(spec, n, runs, zero_copy_runs):
     store_jobs = [job for i, c in enumerate(live) for job in layer_copy_jobs(c, spec, i, sizes[i][1])[0]]
     restored_bytes = sum(a.nbytes for a in runs_arrays)
 
-    ms = _interleaved_median_ms({
+    ms = interleaved_median_ms({
         "plain_copy": lambda: [mx.array(a) for a in runs_arrays],
         "concat": lambda: _arrays(engine.reconstruct("agent", strategy="concat")),
         "plain_copy_of_scattered": lambda: [mx.array(a) for a in scattered_arrays],
@@ -208,7 +208,7 @@ def _seconds(fn):
     return time.perf_counter() - start
 
 
-def _interleaved_median_ms(paths, runs):
+def interleaved_median_ms(paths, runs):
     """Median ms of each of ``paths`` (name -> fn) over ``runs`` rounds. Each round times every
     path once in turn, so a change of the machine's load hits every path alike; each timed
     call follows an untimed one of the same path, so MLX's buffer cache holds that path's

@@ -127,7 +127,7 @@ class BlockPool:
         self.total_blocks = total_blocks
         self._free_ids = list(range(total_blocks - 1, -1, -1))  # the end of the list is the lowest id
         self._runs_by_agent = {}  # agent_id -> set of its runs with blocks still allocated
-        self._shapes = {}  # (n_blocks, layer_id) -> a run's (keys, values) shapes, once validated
+        self._shapes = {}  # (n_blocks, layer_id) -> a run's (keys, values) shapes
         self._lock = threading.Lock()
 
     # --- allocation -----------------------------------------------------------------------
@@ -196,14 +196,13 @@ class BlockPool:
 
     def _run_shapes(self, n_blocks, layer_id):
         """Shapes of the keys and values of a run of ``n_blocks`` blocks of layer ``layer_id``."""
-        shapes = self._shapes.get((n_blocks, layer_id)) if type(n_blocks) is int else None
-        if shapes is None:
-            if not isinstance(n_blocks, int) or n_blocks < 1:
-                raise ValueError(f"n_blocks={n_blocks!r}: allocate a positive whole number of blocks")
-            if not 0 <= layer_id < self.spec.n_layers:
-                raise ValueError(f"layer_id={layer_id}: the model has layers 0..{self.spec.n_layers - 1}")
-            shapes = self._shapes[(n_blocks, layer_id)] = self.spec.kv_shape(self.spec.capacity_tokens(layer_id, n_blocks))
-        return shapes
+        if not isinstance(n_blocks, int) or n_blocks < 1:
+            raise ValueError(f"n_blocks={n_blocks!r}: allocate a positive whole number of blocks")
+        if not 0 <= layer_id < self.spec.n_layers:
+            raise ValueError(f"layer_id={layer_id}: the model has layers 0..{self.spec.n_layers - 1}")
+        if (n_blocks, layer_id) not in self._shapes:
+            self._shapes[(n_blocks, layer_id)] = self.spec.kv_shape(self.spec.capacity_tokens(layer_id, n_blocks))
+        return self._shapes[(n_blocks, layer_id)]
 
     def _free_whole(self, run):
         ids = [i for k, i in enumerate(run.block_ids) if k not in run.freed] if run.freed else run.block_ids

@@ -29,6 +29,12 @@ def zero_copy(spec, agent_blocks):
 
 def gather(spec, agent_blocks, layer_ids=None):
     """New copies of the given layers (all by default): one copy per contiguous slice."""
+    made = copy_jobs(gather_jobs(spec, agent_blocks, layer_ids))
+    return [(keys, values, False) for keys, values in zip(made[::2], made[1::2])]
+
+
+def gather_jobs(spec, agent_blocks, layer_ids=None):
+    """The ``copying`` jobs of ``gather``: keys then values of each layer."""
     layer_ids = range(spec.n_layers) if layer_ids is None else layer_ids
     jobs = []
     for layer_id in layer_ids:
@@ -41,8 +47,7 @@ def gather(spec, agent_blocks, layer_ids=None):
         tokens = min(spec.capacity_tokens(layer_id, n_blocks), sum(z - a for _, a, z in slices))
         jobs.append(([(r.keys, a, z) for r, a, z in slices], tokens))
         jobs.append(([(r.values, a, z) for r, a, z in slices], tokens))
-    made = copy_jobs(jobs)
-    return [(keys, values, False) for keys, values in zip(made[::2], made[1::2])]
+    return jobs
 
 
 STRATEGIES = {"zero_copy": zero_copy, "gather": gather, "concat": gather}

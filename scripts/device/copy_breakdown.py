@@ -7,8 +7,10 @@ import sys
 import mlx.core as mx
 
 import kvcache
-from kvbench.restore_costs import _interleaved_median_ms
+from kvbench.restore_costs import interleaved_median_ms
 from kvcache import copying
+from kvcache.cache_layers import layer_copy_jobs
+from kvcache.restore import gather_jobs
 
 RULES = {"": copying.WORDS_FROM_BYTES[mx.default_device().type.name], ", always as words": 0,
          ", never as words": float("inf")}
@@ -33,16 +35,15 @@ def breakdown(spec, n):
     scattered = kvcache.scattered_copy(pool, engine.store("a", live), "s")
     live_arrays = [a for c in live for a in (c.keys, c.values)]
     sizes = spec.run_sizes(n)
-    store_jobs = [([(a, 0, a.shape[2])], sizes[i // 2][1]) for i, a in enumerate(live_arrays)]
-    gather_jobs = [([(getattr(b.run, part), 0, b.run.capacity) for b in scattered.blocks_for_layer(i)],
-                    sizes[i][1]) for i in range(spec.n_layers) for part in ("keys", "values")]
+    store_jobs = [job for i, c in enumerate(live) for job in layer_copy_jobs(c, spec, i, sizes[i][1])[0]]
+    scattered_jobs = gather_jobs(spec, scattered)
     block_arrays = [a for b in scattered.all_blocks() for a in (b.run.keys, b.run.values)]
     variants = {"plain copy of the live cache": lambda: [mx.array(a) for a in live_arrays]}
     variants |= {f"store's copies{rule}": copies(store_jobs, value) for rule, value in RULES.items()}
     variants["engine.store"] = lambda: [engine.store("a", live).whole_run(0).keys]
     variants["plain copy of the scattered block buffers"] = lambda: [mx.array(a) for a in block_arrays]
-    variants |= {f"scattered gather's copies{rule}": copies(gather_jobs, value) for rule, value in RULES.items()}
-    return _interleaved_median_ms(variants, 30)
+    variants |= {f"scattered gather's copies{rule}": copies(scattered_jobs, value) for rule, value in RULES.items()}
+    return interleaved_median_ms(variants, 30)
 
 
 gemma = kvcache.ModelCacheSpec.from_preset("gemma3-12b")
