@@ -41,6 +41,10 @@ def _concatenate(pieces, tokens, zeros, words_from):
     """One job as one copying op (views aside): a fresh buffer, whatever the number of pieces.
     A zero tail is taken from ``zeros`` ((shape, dtype) -> array), shared by the jobs of one
     call; pieces of ``words_from`` bytes on average are concatenated as words."""
+    if len(pieces) == 1:  # most jobs: a whole buffer (a copy; a concatenate of it would alias it)
+        buffer, start, stop = pieces[0]
+        if start == 0 and stop == tokens == buffer.shape[2]:
+            return mx.array(buffer)
     parts, held = [], 0
     for buffer, start, stop in pieces:
         if held + stop - start > tokens:
