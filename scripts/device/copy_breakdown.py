@@ -1,7 +1,9 @@
 """Where the copying paths' time goes (Gemma 3 12B; contexts from argv, default 2K, 8K, 32K):
-plain copies; ``copy_jobs`` alone with a store's jobs and with a fragmented gather's jobs,
-concatenating as words by this device's rule (``copying.WORDS_FROM_BYTES``), always, or never;
-the whole ``engine.store``. Every variant is timed in turn in each of 30 rounds; medians."""
+plain copies, and as many copies of 4 KiB arrays (what the host alone costs per copy op);
+``copy_jobs`` alone with a store's jobs and with a fragmented gather's jobs, concatenating as
+words by this device's rule (``copying.WORDS_FROM_BYTES``), always, or never; the store's jobs
+without the room for the next token (a plain copy each: what the zero tails cost); the whole
+``engine.store``. Every variant is timed in turn in each of 30 rounds; medians."""
 import sys
 
 import mlx.core as mx
@@ -38,8 +40,13 @@ def breakdown(spec, n):
     store_jobs = [job for i, c in enumerate(live) for job in layer_copy_jobs(c, spec, i, sizes[i][1])[0]]
     scattered_jobs = gather_jobs(spec, scattered)
     block_arrays = [a for b in scattered.all_blocks() for a in (b.run.keys, b.run.values)]
+    tiny = [mx.zeros((1, 8, 1, 256), mx.bfloat16) for _ in live_arrays]
+    mx.eval(tiny)
     variants = {"plain copy of the live cache": lambda: [mx.array(a) for a in live_arrays]}
+    variants[f"plain copy of {len(tiny)} arrays of 4 KiB"] = lambda: [mx.array(a) for a in tiny]
     variants |= {f"store's copies{rule}": copies(store_jobs, value) for rule, value in RULES.items()}
+    untailed = [(pieces, sum(z - a for _, a, z in pieces)) for pieces, _ in store_jobs]
+    variants["store's copies without the room for the next token"] = lambda: copying.copy_jobs(untailed)
     variants["engine.store"] = lambda: [engine.store("a", live).whole_run(0).keys]
     variants["plain copy of the scattered block buffers"] = lambda: [mx.array(a) for a in block_arrays]
     variants |= {f"scattered gather's copies{rule}": copies(scattered_jobs, value) for rule, value in RULES.items()}
