@@ -166,7 +166,11 @@ class BlockPoolBatchEngine:
             n = agent_blocks.total_tokens
             restored = restore(self.spec, agent_blocks)
             for layer_id, (layer, (keys, values, zero_copy)) in enumerate(zip(self.spec.layers, restored)):
-                ring_index = agent_blocks.ring_index.get(layer_id, default_ring_index(layer, n)) if layer.is_sliding else None
+                ring_index = None
+                if self.spec.windows[layer_id] is not None:
+                    ring_index = agent_blocks.ring_index.get(layer_id)
+                    if ring_index is None:
+                        ring_index = default_ring_index(layer, n)
                 cache.append(make_cache_layer(layer, keys, values, n, ring_index))
                 if zero_copy:
                     lent[layer_id] = (runs[layer_id], ring_index)
@@ -195,6 +199,8 @@ class BlockPoolBatchEngine:
             raise UnknownAgentError(
                 f"agent {agent_id!r} has no blocks in the pool (never stored, or freed): store its cache again"
             )
+        if agent_blocks is current:
+            return  # made by ``store`` from ``spec.run_sizes``: every layer has room for its tokens
         for layer_id in range(self.spec.n_layers):
             n_blocks = agent_blocks.num_blocks_for_layer(layer_id)
             held = self.spec.tokens_held(layer_id, agent_blocks.total_tokens)
