@@ -15,7 +15,7 @@ python3 -m pytest -q -p no:cacheprovider tests/test_copying.py tests/test_pool.p
   tests/test_restore_costs.py 2>&1 | tail -n 5 | tee "$OUT/pytest-gpu.txt"
 python3 scripts/device/copy_breakdown.py 2048 8192 32768 2>&1 | tee "$OUT/breakdown.txt"
 python3 scripts/store_python_time.py 2>&1 | tee "$OUT/store-python.txt"  # this host's Python, copies stubbed
-for run in 1 2; do  # twice: the spread between runs is part of the result
+for run in 1 2 3; do  # three times: the spread between runs is part of the result
   python3 -m kvbench.cli costs --contexts 2048,8192,32768 --runs 20 --zero-copy-runs 1000 --json "$OUT/costs-$run.json" 2>&1
 done
 python3 -m kvbench.cli exp006 --strategy zero_copy concat gather --copy-runs 100 --out "$OUT/exp006" 2>&1 | grep -E "verdict|p50"
