@@ -14,7 +14,8 @@
 #       .asv/html    asv's dashboard with the p95 page (browse: .venv/bin/asv preview)
 #       .asv/p95.json  p95 series per benchmark, regressions and budget overruns
 # Exit: 0 done; 1 a benchmark failed at some commit (the other results are kept and published);
-#       2 bad input; another status: the step that failed (its message says which).
+#       2 bad input; 3 asv run itself failed (nothing published); another status: the step
+#       that failed (its message says which).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -50,11 +51,11 @@ run_status=0
 git rev-list --first-parent -n "$N" main |
   "$bin/asv" run --record-samples --skip-existing-commits --machine "$machine" "${config_opts[@]}" HASHFILE:- ||
   run_status=$?
-case $run_status in
+case $run_status in  # commits measured already are skipped with exit 0
   0) ;;
-  1) echo "$job: every one of the last $N commits is measured on $machine already; nothing to run" ;;
   2) echo "$job: some benchmarks FAILED (asv exit 2; see '· failed' above); their results are recorded as missing" ;;
-  *) echo "$job: asv run exited $run_status" >&2; exit "$run_status" ;;
+  *) echo "$job: asv run exited $run_status (its error is above, e.g. a benchmark suite that does not import); nothing was published" >&2
+     exit 3 ;;
 esac
 
 echo "== $job [3/4] asv publish: dashboard in .asv/html ($(date -u +%H:%M:%S))"

@@ -434,3 +434,18 @@ def assert_series(repo, commits):
     [series] = json.loads((repo / ".asv" / "p95.json").read_text())["series"]
     assert [p["commit"] for p in series["points"]] == commits
     assert all(p["source"] == "samples" and p["n_samples"] == 20 for p in series["points"])  # 2 rounds of 10
+
+
+def test_main_job_fails_on_a_suite_that_does_not_import_and_keeps_the_results(tmp_path, main_job):
+    """asv exits 1 when it cannot discover the benchmarks: the job says so and exits 3, not 0
+    as for "nothing to run"; what earlier runs measured is untouched."""
+    repo, log = tmp_path / "tiny", tmp_path / "home" / "main-job.log"
+    tiny_project(repo, tmp_path / "sentinel")  # no sentinel file: nothing blocks
+    assert main_job(repo).wait(timeout=300) == 0, log.read_text()
+    before = snapshot(repo / ".asv" / "results")
+    (repo / "benchmarks" / "bench_tiny.py").write_text("raise ImportError('a broken suite')\n")
+    git(repo, "commit", "-qam", "a suite that does not import")
+    assert main_job(repo).wait(timeout=300) == 3, log.read_text()
+    assert "main-job: asv run exited 1" in log.read_text() and "nothing to run" not in log.read_text()
+    after = snapshot(repo / ".asv" / "results")
+    assert {path: after.get(path, (None,))[0] for path in before} == {p: e[0] for p, e in before.items()}
