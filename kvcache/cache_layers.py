@@ -35,8 +35,12 @@ def held_ranges(cache, spec, layer_id):
 
 def layer_copy_jobs(cache, spec, layer_id, capacity):
     """The ``copying`` jobs (keys, values) that store the layer into a run of ``capacity``
-    slots, and its ring index (``held_ranges``)."""
+    slots, and its ring index (``held_ranges``). A buffer of exactly ``capacity`` slots whose
+    tokens start at slot 0 is copied whole: one copy instead of its tokens plus a zero tail
+    (the slots past them are never read before they are written)."""
     ranges, ring_index = held_ranges(cache, spec, layer_id)
+    if len(ranges) == 1 and ranges[0][0] == 0 and cache.keys.shape[2] == capacity:
+        ranges = [(0, capacity)]
     return [([(buffer, a, z) for a, z in ranges], capacity) for buffer in (cache.keys, cache.values)], ring_index
 
 

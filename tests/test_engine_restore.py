@@ -8,11 +8,14 @@ import gc
 
 import mlx.core as mx
 import pytest
+from mlx_lm.models.cache import make_prompt_cache
 
 from kvcache import STRATEGIES, AgentOnLoanError, BlockPool, BlockPoolBatchEngine, LayerSpec, ModelCacheSpec
 from kvcache import copying, random_cache, scattered_copy
+from kvcache.cache_layers import layer_copy_jobs
 
 from conftest import (
+    TinyModel,
     arrays_equal,
     assert_caches_equal,
     assert_same_continuation,
@@ -66,6 +69,27 @@ def test_a_block_per_run_table_continues_like_the_original(tiny_models, name, n,
     table = scattered_copy(engine.pool, engine.agent_blocks("agent"), "agent-copy")
     assert all(b.run.n_blocks == 1 for b in table.all_blocks())
     restored = engine.reconstruct(table, strategy)
+    assert_caches_equal(original, restored)
+    assert_same_continuation(tiny, original, restored, tokens[n:])
+
+
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
+@pytest.mark.parametrize("n,copied,capacity", [(200, 256, 256), (256, 256, 512)])
+def test_a_global_layer_is_copied_whole_when_its_buffer_is_the_runs_size(gemma, n, copied, capacity, strategy):
+    """With 256-token blocks, mlx-lm's buffer of a 200-token prefill (256 slots) is exactly its
+    run: stored by one copy of the whole buffer, spare slots included. At 256 tokens the buffer
+    is full and the run needs room for the next token: its tokens, then a zero tail. Either way
+    the restored cache continues exactly."""
+    tiny = TinyModel(gemma.name, gemma.model, ModelCacheSpec.from_model(gemma.model, block_tokens=256), make_prompt_cache)
+    tokens = prompt(n + 10, seed=n)
+    original = tiny.prefill(tokens[:n])
+    layer_id = tiny.spec.layer_types.index("global")
+    jobs, _ = layer_copy_jobs(original[layer_id], tiny.spec, layer_id, capacity)
+    assert [([(a, z) for _, a, z in pieces], tokens_) for pieces, tokens_ in jobs] == [([(0, copied)], capacity)] * 2
+    engine = engine_for(tiny.spec)
+    engine.store("agent", original)
+    restored = engine.reconstruct("agent", strategy)
+    assert restored[layer_id].keys.shape[2] == capacity
     assert_caches_equal(original, restored)
     assert_same_continuation(tiny, original, restored, tokens[n:])
 
@@ -296,7 +320,6 @@ def test_parking_a_cache_that_mlx_lm_grew_adopts_the_grown_buffer():
     buffer of 256 more slots: one 256-token block), and parks again: the grown buffers become the
     agent's runs without a copy, and the model continues as if never parked."""
     from conftest import make_gemma
-    from mlx_lm.models.cache import make_prompt_cache
 
     model = make_gemma(window=600)
     spec = ModelCacheSpec.from_model(model, block_tokens=256)
