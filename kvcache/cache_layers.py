@@ -4,7 +4,9 @@ A global layer (``KVCache``) stores its ``offset`` tokens in temporal order. A s
 (``RotatingKVCache``) stores its ring as it is, with the ring slot of the next token
 (``_idx``): ring order is restored exactly, so no reordering copy is ever needed. Only a
 cache caught between prefill chunks (buffer longer than the window, temporal order) is cut
-down to its ``keep`` sink tokens and the last ``window - keep`` tokens.
+down to its ``keep`` sink tokens and the last ``window - keep`` tokens. The slots of a run
+past the stored tokens are never read before they are written: they hold zeros, or whatever
+the layer's buffer held there when it is copied whole (``layer_copy_jobs``).
 
 ``offset`` stays the absolute token count on every layer: it is the RoPE position.
 """
