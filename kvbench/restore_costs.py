@@ -78,8 +78,7 @@ def measure(spec, n, runs, zero_copy_runs):
     runs_arrays = [a for i in range(spec.n_layers) for a in (stored.whole_run(i).keys, stored.whole_run(i).values)]
     scattered_arrays = [a for b in scattered.all_blocks() for a in (b.run.keys, b.run.values)]
     live_arrays = [a for c in live for a in (c.keys, c.values)]
-    sizes = spec.run_sizes(n)
-    store_jobs = [job for i, c in enumerate(live) for job in layer_copy_jobs(c, spec, i, sizes[i][1])[0]]
+    store_jobs = store_copy_jobs(spec, live)
     restored_bytes = sum(a.nbytes for a in runs_arrays)
 
     ms = interleaved_median_ms({
@@ -109,6 +108,12 @@ def measure(spec, n, runs, zero_copy_runs):
     row["first_step_ratio"] = _first_step_ratio(engine, spec, live, runs)
     row["park_after_growth_ms"] = _park_after_growth_ms(engine, spec, live)
     return row
+
+
+def store_copy_jobs(spec, cache):
+    """The ``copying`` jobs ``engine.store`` makes for ``cache`` when it adopts nothing."""
+    sizes = spec.run_sizes(cache[0].offset)
+    return [job for i, c in enumerate(cache) for job in layer_copy_jobs(c, spec, i, sizes[i][1])[0]]
 
 
 def render(result, write_line):

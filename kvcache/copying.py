@@ -54,7 +54,7 @@ def _concatenate(pieces, tokens, zeros, words_from):
             held += stop - start
     if len(parts) == 1 and held == tokens:  # a copy (a concatenate of one array would alias it)
         buffer, start, stop = parts[0]
-        return mx.array(buffer if start == 0 and stop == buffer.shape[2] else buffer[:, :, start:stop])
+        return mx.array(buffer[:, :, start:stop])
     first = parts[0][0]
     piece_bytes = held // len(parts) * (first.nbytes // first.shape[2])
     word = _word(first) if piece_bytes >= words_from else None

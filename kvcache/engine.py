@@ -167,7 +167,7 @@ class BlockPoolBatchEngine:
             restored = restore(self.spec, agent_blocks)
             for layer_id, (layer, (keys, values, zero_copy)) in enumerate(zip(self.spec.layers, restored)):
                 ring_index = None
-                if self.spec.windows[layer_id] is not None:
+                if self.spec.windows[layer_id] is not None:  # the default only when missing: a hot path
                     ring_index = agent_blocks.ring_index.get(layer_id)
                     if ring_index is None:
                         ring_index = default_ring_index(layer, n)

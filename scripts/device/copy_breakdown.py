@@ -9,9 +9,8 @@ import sys
 import mlx.core as mx
 
 import kvcache
-from kvbench.restore_costs import interleaved_median_ms
+from kvbench.restore_costs import interleaved_median_ms, store_copy_jobs
 from kvcache import copying
-from kvcache.cache_layers import layer_copy_jobs
 from kvcache.restore import gather_jobs
 
 RULES = {"": copying.WORDS_FROM_BYTES[mx.default_device().type.name], ", always as words": 0,
@@ -36,8 +35,7 @@ def breakdown(spec, n):
     engine = kvcache.BlockPoolBatchEngine(pool)
     scattered = kvcache.scattered_copy(pool, engine.store("a", live), "s")
     live_arrays = [a for c in live for a in (c.keys, c.values)]
-    sizes = spec.run_sizes(n)
-    store_jobs = [job for i, c in enumerate(live) for job in layer_copy_jobs(c, spec, i, sizes[i][1])[0]]
+    store_jobs = store_copy_jobs(spec, live)
     scattered_jobs = gather_jobs(spec, scattered)
     block_arrays = [a for b in scattered.all_blocks() for a in (b.run.keys, b.run.values)]
     tiny = [mx.zeros((1, 8, 1, 256), mx.bfloat16) for _ in live_arrays]
