@@ -49,7 +49,7 @@ PY
 echo "== $job [2/4] asv run: the last $N commits of main not yet measured on $machine ($(date -u +%H:%M:%S))"
 run_status=0
 git rev-list --first-parent -n "$N" main |
-  "$bin/asv" run --record-samples --skip-existing-commits --machine "$machine" "${config_opts[@]}" HASHFILE:- ||
+  "$bin/asv" run --record-samples --skip-existing-commits --machine "$machine" ${config_opts[@]+"${config_opts[@]}"} HASHFILE:- ||
   run_status=$?
 case $run_status in  # commits measured already are skipped with exit 0
   0) ;;
@@ -59,10 +59,10 @@ case $run_status in  # commits measured already are skipped with exit 0
 esac
 
 echo "== $job [3/4] asv publish: dashboard in .asv/html ($(date -u +%H:%M:%S))"
-"$bin/asv" publish "${config_opts[@]}"
+"$bin/asv" publish ${config_opts[@]+"${config_opts[@]}"}
 
 echo "== $job [4/4] kvcache-bench p95: p95 series, regressions and budget overruns ($(date -u +%H:%M:%S))"
-"$bin/kvcache-bench" p95 --results .asv/results --html .asv/html --json .asv/p95.json "${config_opts[@]}"
+"$bin/kvcache-bench" p95 --results .asv/results --html .asv/html --json .asv/p95.json ${config_opts[@]+"${config_opts[@]}"}
 
 echo "== $job done ($(date -u +%H:%M:%S)). Browse the dashboard: $bin/asv preview (serves .asv/html; Ctrl-C stops it)"
 [ "$run_status" -ne 2 ] || exit 1

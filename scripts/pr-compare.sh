@@ -34,7 +34,7 @@ mkdir -p out
 
 echo "== $job [2/4] asv continuous: measure BASE and HEAD ($(date -u +%H:%M:%S))"
 run_status=0
-"$bin/asv" continuous --machine "$machine" "${config_opts[@]}" "$base" "$head" || run_status=$?
+"$bin/asv" continuous --machine "$machine" ${config_opts[@]+"${config_opts[@]}"} "$base" "$head" || run_status=$?
 case $run_status in
   0) ;;
   1) echo "$job: asv continuous saw a benchmark get slower (exit 1); the p95 gate decides" ;;
@@ -43,12 +43,12 @@ case $run_status in
 esac
 
 echo "== $job [3/4] asv compare BASE HEAD -> out/asv-compare.md ($(date -u +%H:%M:%S))"
-"$bin/asv" compare --machine "$machine" "${config_opts[@]}" "$base" "$head" >out/asv-compare.md
+"$bin/asv" compare --machine "$machine" ${config_opts[@]+"${config_opts[@]}"} "$base" "$head" >out/asv-compare.md
 cat out/asv-compare.md
 
 echo "== $job [4/4] kvcache-bench gate BASE HEAD -> out/gate.md, out/pr-comment.md ($(date -u +%H:%M:%S))"
 gate_status=0
-"$bin/kvcache-bench" gate --machine "$machine" --min-rise-ms "${GATE_MIN_RISE_MS:-0}" "${config_opts[@]}" "$base" "$head" >out/gate.md || gate_status=$?
+"$bin/kvcache-bench" gate --machine "$machine" --min-rise-ms "${GATE_MIN_RISE_MS:-0}" ${config_opts[@]+"${config_opts[@]}"} "$base" "$head" >out/gate.md || gate_status=$?
 cat out/gate.md
 {
   echo "### Benchmarks: ${head:0:12} against ${base:0:12} on $machine"
