@@ -11,8 +11,8 @@ import pytest
 
 import kvcache
 from kvbench import cli
-from kvbench.exp006_env import git_state
-from kvbench.exp006_stats import CONDITIONAL_GO, GO, NO_GO, judge, reference_contexts, summarize, verdict
+from kvbench.exp006.env import git_state
+from kvbench.exp006.stats import CONDITIONAL_GO, GO, NO_GO, judge, reference_contexts, summarize, verdict
 
 PRESET, CONTEXTS, RUNS = "gemma3-1b", (512, 1024), 5
 STRATEGIES = ("zero_copy", "concat", "gather")

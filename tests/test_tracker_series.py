@@ -1,9 +1,9 @@
-"""The p95 series analysis (kvbench.series) on generated samples."""
+"""The p95 series analysis (kvbench.tracker.series) on generated samples."""
 
 import numpy as np
 
-from kvbench.asv_results import Measurement
-from kvbench.series import budget_flags, build_series, regression_flags
+from kvbench.tracker.read import Measurement
+from kvbench.tracker.series import budget_flags, build_series, regression_flags
 
 BENCH = "bench_x.X.time_x"
 

@@ -4,7 +4,7 @@
 fields by name and computes nothing but formatting (judgments come from ``exp006_stats``).
 """
 
-from .exp006_stats import P95_TARGET_MS
+from .stats import P95_TARGET_MS
 
 SEED_P95 = {2048: "~1 ms", 4096: "~2 ms", 8192: "~4 ms", 16384: "~8 ms"}
 # (stats field, seed's row name, seed's prediction, seed's target, criterion judging the row)

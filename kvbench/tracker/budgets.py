@@ -14,7 +14,7 @@ import os
 from asv.util import UserError as AsvUserError
 from asv.util import load_json
 
-from .errors import UserError
+from ..errors import UserError
 
 DEFAULT_BUDGETS = os.path.join("benchmarks", "budgets.json")
 

@@ -12,10 +12,10 @@ import os
 import sys
 
 from . import budgets as budgets_mod
-from . import html_report, project, tables
+from . import html_page, project, tables
 from . import series as series_mod
-from .asv_results import read_measurements
-from .errors import UserError
+from .read import read_measurements
+from ..errors import UserError
 
 MIN_RISE_HELP = "a p95 rise must also exceed this many ms: a noise floor for a shared machine (default 0)"
 
@@ -62,8 +62,8 @@ def run(args):
         _write_json(args.json, all_series, flags, args.threshold, proj.commit_url)
     if html_dir:
         try:
-            page = html_report.write_page(html_dir, all_series, flags, args.threshold, proj.commit_url)
-            linked = html_report.link_from_index(html_dir)
+            page = html_page.write_page(html_dir, all_series, flags, args.threshold, proj.commit_url)
+            linked = html_page.link_from_index(html_dir)
         except OSError as error:
             raise UserError(f"cannot write the p95 page into {html_dir}: {error.strerror}")
         if not linked:

@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .exp006_stats import P95_TARGET_MS
+from .stats import P95_TARGET_MS
 
 
 def histogram(report, path):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from asv.config import Config
 from asv.util import UserError as AsvUserError
 
-from .errors import UserError
+from ..errors import UserError
 
 DEFAULT_CONFIG = "asv.conf.json"
 

@@ -20,7 +20,7 @@ import mlx.core as mx
 
 import kvcache
 
-from .exp006_stats import summarize
+from .stats import summarize
 
 AGENT = "exp006"
 SCATTERED_AGENT = "exp006-scattered"

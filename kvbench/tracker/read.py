@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from asv.results import Results
 from asv.util import UserError as AsvUserError
 
-from .errors import UserError
+from ..errors import UserError
 
 SECONDS_TO_MS = 1000.0
 

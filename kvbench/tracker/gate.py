@@ -13,8 +13,8 @@ Exit 0: no regression; 1: a regression; 2: bad input.
 from dataclasses import dataclass, replace
 
 from . import project, stats, tables
-from .asv_results import read_measurements
-from .errors import UserError
+from .read import read_measurements
+from ..errors import UserError
 from .p95 import MIN_RISE_HELP, check_min_rise, check_threshold, warn
 
 

@@ -18,12 +18,12 @@ import mlx.core as mx
 
 import kvcache
 
-from . import exp006_plots
-from .errors import UserError
-from .exp006_env import environment, load_average
-from .exp006_measure import measure_context
-from .exp006_report import render_results
-from .exp006_stats import COPYING_STRATEGIES, judge, reference_contexts, summarize, verdict
+from . import plots as exp006_plots
+from ..errors import UserError
+from .env import environment, load_average
+from .measure import measure_context
+from .report import render_results
+from .stats import COPYING_STRATEGIES, judge, reference_contexts, summarize, verdict
 
 DEFAULT_STRATEGIES = ("zero_copy", "concat")
 DEFAULT_CONTEXTS = "2048,4096,8192,16384"
