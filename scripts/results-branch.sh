@@ -65,6 +65,19 @@ restore_missing() {
   rm -f "$index" "$missing"
 }
 
+# Remove from index $1 every path that is not an asv results file (benchmarks.json,
+# MACHINE/*.json): the branch holds data only, whatever else lies in $results_dir.
+drop_non_results() {
+  GIT_INDEX_FILE=$1 rgit ls-files -z | while IFS= read -r -d '' path; do
+    case $path in
+      */*/*) ;;
+      *.json) continue ;;
+    esac
+    echo "results-branch: not pushing $path (not an asv results file)" >&2
+    GIT_INDEX_FILE=$1 rgit rm -q --cached -- "$path" >/dev/null
+  done
+}
+
 # Commit the branch's tree plus every file of $results_dir (added or changed) on top of $1
 # (empty: a first, parentless commit); print the commit, or nothing when nothing is new.
 commit_results() {
@@ -72,11 +85,13 @@ commit_results() {
   index=$(mktemp)
   if [ -n "$parent" ]; then GIT_INDEX_FILE=$index rgit read-tree "$parent"; else GIT_INDEX_FILE=$index rgit read-tree --empty; fi
   GIT_INDEX_FILE=$index rgit --work-tree="$results_dir" add --ignore-removal -- "$results_dir"
+  drop_non_results "$index"
   tree=$(GIT_INDEX_FILE=$index rgit write-tree)
   rm -f "$index"
   if [ -n "$parent" ] && [ "$tree" = "$(rgit rev-parse "$parent^{tree}")" ]; then return 0; fi
   if [ -z "$parent" ] && [ -z "$(rgit ls-tree "$tree")" ]; then return 0; fi
-  local message="asv results after $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo 'an unknown commit')"
+  local message
+  message="asv results after $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo 'an unknown commit')"
   if [ -n "$parent" ]; then
     rgit commit-tree "$tree" -p "$parent" -m "$message"
   else
