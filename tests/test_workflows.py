@@ -25,7 +25,9 @@ SCRIPTS = ROOT / "scripts"
 SHA_PIN = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 SELF_HOSTED = ["self-hosted", "macOS", "ARM64"]
 # Each suppression of a zizmor finding, reviewed: {(workflow file, audit)}.
-REVIEWED_SUPPRESSIONS = {("benchmarks-pr-comment.yml", "dangerous-triggers")}
+REVIEWED_SUPPRESSIONS = {("benchmarks-pr-comment.yml", "dangerous-triggers"),
+                         ("benchmarks-pr.yml", "dangerous-triggers"),
+                         ("benchmarks-pr-label.yml", "dangerous-triggers")}
 
 
 def load(path):
@@ -40,9 +42,9 @@ def steps():
     return [(name, job_id, step) for name, job_id, job in jobs() for step in job.get("steps", [])]
 
 
-def test_the_four_workflows_exist():
+def test_the_five_workflows_exist():
     assert [path.name for path in WORKFLOW_FILES] == [
-        "benchmarks-main.yml", "benchmarks-pr-comment.yml", "benchmarks-pr.yml", "tests.yml"]
+        "benchmarks-main.yml", "benchmarks-pr-comment.yml", "benchmarks-pr-label.yml", "benchmarks-pr.yml", "tests.yml"]
 
 
 def test_workflows_match_github_schema():
@@ -104,11 +106,14 @@ def test_permissions_are_empty_at_the_top_and_widened_per_job():
     writers = {(name, job_id): job["permissions"] for name, job_id, job in jobs()
                if "write" in job["permissions"].values()}
     assert writers == {
-        ("benchmarks-main.yml", "benchmark"): {"contents": "write"},
+        ("benchmarks-main.yml", "results"): {"contents": "write"},
         ("benchmarks-main.yml", "deploy"): {"pages": "write", "id-token": "write"},
         ("benchmarks-pr-comment.yml", "comment"): {
             "actions": "read", "contents": "read", "pull-requests": "write"},
+        ("benchmarks-pr-label.yml", "unlabel"): {"pull-requests": "write"},
     }
+    # None of them runs on the self-hosted runner, where a reviewed fork's code has run.
+    assert all(jobs_by_id()[key]["runs-on"] == "ubuntu-latest" for key in writers)
 
 
 def test_no_expression_inside_a_shell_command():
@@ -116,9 +121,13 @@ def test_no_expression_inside_a_shell_command():
         assert "${{" not in step.get("run", ""), f"{name}/{job_id}: pass values through env:"
 
 
+def jobs_by_id():
+    return {(name, job_id): job for name, job_id, job in jobs()}
+
+
 def test_checkouts_do_not_keep_credentials():
     checkouts = [(name, step) for name, _, step in steps() if step.get("uses", "").startswith("actions/checkout@")]
-    assert len(checkouts) == 4
+    assert len(checkouts) == 5
     for name, step in checkouts:
         assert step["with"]["persist-credentials"] is False, name
 
@@ -127,7 +136,7 @@ def test_uploads_from_a_dot_folder_include_hidden_files():
     # upload-artifact >= 4.4 silently skips paths with a component starting with "." otherwise.
     uploads = [step["with"] for _, _, step in steps() if step.get("uses", "").startswith("actions/upload-artifact@")]
     dotted = [upload for upload in uploads if re.search(r"(^|/)\.\w", upload["path"])]
-    assert [upload["path"] for upload in dotted] == [".asv/html"]
+    assert [upload["path"] for upload in dotted] == [".asv/results", ".asv/html"]
     assert all(upload.get("include-hidden-files") is True for upload in dotted)
 
 
@@ -135,25 +144,91 @@ def test_only_the_results_steps_get_a_token():
     holders = [(name, step["run"]) for name, _, step in steps()
                if "github.token" in json.dumps(step.get("env", {}))]
     assert holders == [
-        ("benchmarks-main.yml", "bash scripts/results-branch.sh fetch"),
+        ("benchmarks-main.yml", "bash scripts/results-branch.sh fetch"),  # contents: read
         ("benchmarks-main.yml", "bash scripts/results-branch.sh push"),
         ("benchmarks-pr-comment.yml", 'bash scripts/ci-pr-comment.sh "$RUNNER_TEMP/pr-benchmarks"'),
+        ("benchmarks-pr-label.yml",
+         'gh api --method DELETE "repos/$GITHUB_REPOSITORY/issues/$PR_NUMBER/labels/run-benchmarks" --silent'),
     ]
+    assert not [text for text in map(Path.read_text, WORKFLOW_FILES) if "secrets." in text]
 
 
-def test_self_hosted_runner_gets_no_fork_code_without_the_label():
+def test_self_hosted_runner_gets_no_fork_code_without_the_label_and_no_write_token():
     self_hosted = {(name, job_id): job for name, job_id, job in jobs() if job["runs-on"] == SELF_HOSTED}
     assert set(self_hosted) == {("benchmarks-main.yml", "benchmark"), ("benchmarks-pr.yml", "compare")}
+    assert all(job["permissions"] == {"contents": "read"} for job in self_hosted.values())
     condition = " ".join(self_hosted["benchmarks-pr.yml", "compare"]["if"].split())
     assert condition == (
-        "(github.event.action != 'labeled' && github.event.pull_request.head.repo.full_name == github.repository)"
-        " || (github.event.action == 'labeled' && github.event.label.name == 'run-benchmarks')")
-    assert list(load(WORKFLOWS / "benchmarks-pr.yml")["on"]) == ["pull_request"]
+        "(github.event.pull_request.head.repo.full_name == github.repository && github.event.action != 'labeled')"
+        " || (github.event.pull_request.head.repo.full_name != github.repository && github.event.action == 'labeled'"
+        " && github.event.label.name == 'run-benchmarks')")
+    # pull_request_target runs main's copy of the file: a fork cannot edit the condition away.
+    assert list(load(WORKFLOWS / "benchmarks-pr.yml")["on"]) == ["pull_request_target"]
 
 
-def test_main_results_are_written_by_one_run_at_a_time_and_dispatch_inputs_go_through_env():
+def test_a_push_to_a_labelled_fork_pr_removes_the_label():
+    workflow = load(WORKFLOWS / "benchmarks-pr-label.yml")
+    assert workflow["on"] == {"pull_request_target": {"branches": ["main"], "types": ["synchronize"]}}
+    job = workflow["jobs"]["unlabel"]
+    assert " ".join(job["if"].split()) == (
+        "github.event.pull_request.head.repo.full_name != github.repository"
+        " && contains(github.event.pull_request.labels.*.name, 'run-benchmarks')")
+    assert [step.get("uses") for step in job["steps"]] == [None]  # no checkout: no PR code
+
+
+def test_self_hosted_jobs_keep_their_caches_and_check_the_runner_first():
+    for key in [("benchmarks-main.yml", "benchmark"), ("benchmarks-pr.yml", "compare")]:
+        first, *rest = jobs_by_id()[key]["steps"]
+        assert first["uses"].startswith("actions/checkout@") and first["with"]["clean"] is False, key
+        assert [step.get("run") for step in rest[:2]] == [
+            "bash scripts/ci-workspace.sh", "bash scripts/runner-check.sh"], key
+
+
+def test_main_runs_never_overlap_and_a_backfill_is_never_replaced_by_a_push():
     workflow = load(WORKFLOWS / "benchmarks-main.yml")
-    assert workflow["concurrency"]["cancel-in-progress"] is False
+    assert workflow["concurrency"] == {
+        "group": "benchmarks-main-mac-arm64-1-${{ github.event_name == 'workflow_dispatch'"
+                 " && format('dispatch-{0}', github.run_id) || 'push' }}",
+        "cancel-in-progress": False}
+
+
+def test_comment_runs_group_by_pr_and_skipped_runs_never_join():
+    workflow = load(WORKFLOWS / "benchmarks-pr-comment.yml")
+    assert "concurrency" not in workflow and "concurrency" not in workflow["jobs"]["which"]
+    which, comment = workflow["jobs"]["which"], workflow["jobs"]["comment"]
+    assert " ".join(which["if"].split()) == (
+        "github.event.workflow_run.event == 'pull_request_target' && (github.event.workflow_run.conclusion == 'success'"
+        " || github.event.workflow_run.conclusion == 'failure')")
+    assert comment["needs"] == "which"
+    assert comment["concurrency"] == {"group": "benchmarks-pr-comment-${{ needs.which.outputs.pr }}",
+                                      "cancel-in-progress": False}
+    download = [step for step in comment["steps"] if step.get("uses", "").startswith("actions/download-artifact@")]
+    assert download[0]["continue-on-error"] is True  # no artifact: the comment says the run failed
+
+
+def parse_run_name(run_name, tmp_path):
+    """Run the comment workflow's step that reads the PR and the head from the run's name."""
+    step = load(WORKFLOWS / "benchmarks-pr-comment.yml")["jobs"]["which"]["steps"][0]
+    output = tmp_path / "github_output"
+    output.write_text("")
+    result = subprocess.run(["bash", "-e", "-c", step["run"]], capture_output=True, text=True,
+                            env={**os.environ, "RUN_NAME": run_name, "GITHUB_OUTPUT": str(output)})
+    return result, dict(line.split("=", 1) for line in output.read_text().splitlines())
+
+
+def test_the_run_name_carries_the_pr_and_the_head_to_the_comment(tmp_path):
+    run_name = load(WORKFLOWS / "benchmarks-pr.yml")["run-name"]
+    rendered = (run_name.replace("${{ github.event.pull_request.number }}", "42")
+                .replace("${{ github.event.pull_request.head.sha }}", "ab" * 20))
+    result, outputs = parse_run_name(rendered, tmp_path)
+    assert result.returncode == 0 and outputs == {"pr": "42", "head": "ab" * 20}, result.stdout
+    for forged in ["benchmarks of PR #42 at main", "benchmarks of PR #4$(id) at " + "ab" * 20, "anything"]:
+        result, outputs = parse_run_name(forged, tmp_path)
+        assert result.returncode == 1 and outputs == {} and "::error::" in result.stdout
+
+
+def test_dispatch_inputs_go_through_env():
+    workflow = load(WORKFLOWS / "benchmarks-main.yml")
     assert set(workflow["on"]["workflow_dispatch"]["inputs"]) == {"range", "commits"}
     env = {key: value for step in workflow["jobs"]["benchmark"]["steps"] for key, value in step.get("env", {}).items()}
     assert env["BACKFILL_RANGE"] == "${{ inputs.range }}" and env["N"] == "${{ inputs.commits }}"
@@ -356,7 +431,8 @@ def test_summary_of_a_malformed_report_fails_with_one_line(tmp_path, report_text
 
 def run_script(name, *args, **env):
     environment = {key: value for key, value in os.environ.items()
-                   if key not in ("ASV_MACHINE", "N", "BACKFILL_RANGE", "BASE_SHA", "HEAD_SHA", "PR_NUMBER")}
+                   if key not in ("ASV_MACHINE", "N", "BACKFILL_RANGE", "BASE_SHA", "HEAD_SHA", "PR_NUMBER",
+                                  "RUN_HEAD_SHA", "RUN_URL", "RUN_CONCLUSION")}
     return subprocess.run(["bash", SCRIPTS / name, *args], env={**environment, **env},
                           capture_output=True, text=True, cwd=ROOT)
 
@@ -391,9 +467,12 @@ def artifact(tmp_path, number, report):
     return tmp_path
 
 
+MEASURED = {"PR_NUMBER": "42", "RUN_HEAD_SHA": "c" * 40}
+
+
 def test_comment_body_starts_with_the_marker_and_holds_the_report(tmp_path):
     result = run_script("ci-pr-comment.sh", str(artifact(tmp_path, "42\n", "| a | b |\n")), "--dry-run",
-                        RUN_URL="https://github.com/o/r/actions/runs/1")
+                        RUN_URL="https://github.com/o/r/actions/runs/1", **MEASURED)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "<!-- kvcache-benchmarks -->" and lines[1] == "| a | b |"
@@ -401,12 +480,36 @@ def test_comment_body_starts_with_the_marker_and_holds_the_report(tmp_path):
 
 
 def test_comment_body_of_a_huge_report_is_truncated_below_githubs_limit(tmp_path):
-    result = run_script("ci-pr-comment.sh", str(artifact(tmp_path, "42", "x" * 100_000)), "--dry-run")
+    result = run_script("ci-pr-comment.sh", str(artifact(tmp_path, "42", "x" * 100_000)), "--dry-run", **MEASURED)
     assert result.returncode == 0 and len(result.stdout) < 65_536 and "(truncated" in result.stdout
 
 
 @pytest.mark.parametrize("number", ["", "0", "12; rm -rf /", "$(id)", "1e3"])
 def test_comment_refuses_an_artifact_whose_pr_number_is_not_a_number(tmp_path, number):
-    result = run_script("ci-pr-comment.sh", str(artifact(tmp_path, number, "report")), "--dry-run")
+    result = run_script("ci-pr-comment.sh", str(artifact(tmp_path, number, "report")), "--dry-run", **MEASURED)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip().endswith("pr-number.txt does not hold a pull request number")
+
+
+def test_comment_refuses_an_artifact_that_names_another_pr(tmp_path):
+    result = run_script("ci-pr-comment.sh", str(artifact(tmp_path, "41", "report")), "--dry-run", **MEASURED)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "the artifact names PR #41, but the measured run was for PR #42" in result.stderr
+
+
+def test_comment_says_the_run_failed_when_it_left_no_report(tmp_path):
+    result = run_script("ci-pr-comment.sh", str(tmp_path / "not-downloaded"), "--dry-run", **MEASURED,
+                        RUN_CONCLUSION="failure", RUN_URL="https://github.com/o/r/actions/runs/9")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "<!-- kvcache-benchmarks -->", "### Benchmarks", "",
+        f"The benchmark run for {'c' * 12} ended (failure) before it uploaded a report: its log says why.",
+        "", "", "[Workflow run](https://github.com/o/r/actions/runs/9)"]
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"RUN_HEAD_SHA": "c" * 40}, "PR_NUMBER must be a pull request number"),
+    ({"PR_NUMBER": "42", "RUN_HEAD_SHA": "main"}, "RUN_HEAD_SHA must be a full 40-character commit hash")])
+def test_comment_needs_the_measured_pr_and_head(tmp_path, env, message):
+    result = run_script("ci-pr-comment.sh", str(artifact(tmp_path, "42", "report")), "--dry-run", **env)
+    assert result.returncode == 2 and message in result.stderr
