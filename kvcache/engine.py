@@ -3,18 +3,22 @@
 Ownership contract (the part that makes restore free):
 
 - ``store(agent_id, cache)`` copies each layer into a fresh ``BlockRun`` (one fused copy per
-  layer), except a layer of a cache restored zero-copy from this agent: whose arrays still
-  *are* the agent's run, or that mlx-lm grew into a new buffer of exactly a run's size. Such
-  a layer is adopted as it is, so parking a restored cache again copies nothing. A cache
-  that is not on loan is copied and stays usable.
+  layer), except a layer of a cache restored zero-copy from this agent whose arrays still
+  *are* the agent's run, or that mlx-lm grew into a new buffer of exactly a run's size: such a
+  layer is adopted as it is, so parking a restored cache again copies nothing. The blocks the
+  agent gives up count as free for its new state: the pool frees them and books the new runs
+  in one step, when the new state is recorded, and ``PoolExhaustedError`` means the new state
+  does not fit. A stored cache stays usable and keeps its data, but holds none of the pool's
+  arrays: an adopted layer is handed back as views of its data, so its next write copies
+  (MLX writes in place only into a buffer nothing else holds) instead of changing the pool.
 - ``reconstruct`` with the default ``zero_copy`` strategy *lends* the agent's runs to the
   returned cache: cache and pool hold the same arrays, and decoding writes into them in place
   (no whole-layer copy on the first step). While lent, the agent's stored state is the state
-  of that cache: store it back to record how far it advanced. Restoring an agent whose lent
-  cache has advanced (or been dropped after advancing) raises ``AgentOnLoanError`` rather
-  than returning data the cache may have overwritten (see ``loans``). Two live zero-copy
-  restores of one agent share memory: use one. ``gather`` and ``concat`` return private
-  copies and lend nothing.
+  of that cache: store it back to record how far it advanced. The runs go to one live cache
+  at a time: a zero-copy restore while a cache lent before is alive and not stored back raises
+  ``AgentOnLoanError`` (store that cache, or drop it, or restore with ``gather``), and so does
+  any restore of an agent whose lent cache moved on (or was dropped after moving) without
+  being stored (see ``loans``). ``gather`` and ``concat`` return private copies and lend nothing.
 
 Operations on one agent are serialized; different agents proceed in parallel.
 """
@@ -33,6 +37,7 @@ from .cache_layers import (
 from .copying import copy_jobs
 from .errors import BlockOwnershipError, CacheMismatchError, UnknownAgentError
 from .loans import LoanBook
+from . import restore as strategies
 from .restore import get_strategy
 
 
@@ -51,9 +56,8 @@ class BlockPoolBatchEngine:
     def store(self, agent_id, cache):
         """Put ``cache`` (a model's list of mlx-lm caches) into blocks; replaces what the agent had.
 
-        All-or-nothing: if the pool cannot hold the new blocks, ``PoolExhaustedError`` is
-        raised and the agent keeps what it had. The copies start before the blocks are booked,
-        so the device copies while Python does the bookkeeping.
+        All-or-nothing: if the pool cannot hold the new state (counting the blocks the agent
+        gives up as free), ``PoolExhaustedError`` is raised and the agent keeps what it had.
         """
         with self._agent_lock(agent_id):
             total_tokens = self._check_cache(cache)
@@ -71,30 +75,26 @@ class BlockPoolBatchEngine:
             for step in plan:
                 if step.copy_from is not None:
                     step.keys, step.values = next(made), next(made)
-            mx.async_eval([a for step in plan if step.lent for a in (step.keys, step.values)])  # pending writes
-            arrays = [a for step in plan for a in (step.keys, step.values)]  # copy_jobs started the copies
-            table = AgentBlocks(agent_id, total_tokens)
-            new_runs = self.pool.allocate_runs(
-                [(step.n_blocks, i) for i, step in enumerate(plan) if step.kept is None], agent_id
+            handed_back = [(cache[i], step.keys[:, :, :], step.values[:, :, :]) for i, step in enumerate(plan) if step.lent]
+            mx.eval([a for step in plan for a in (step.keys, step.values)] + [a for _, k, v in handed_back for a in (k, v)])
+            given_up = [] if old is None else [old.whole_run(i) for i in old.layer_ids if old.whole_run(i) is not plan[i].kept]
+            new_runs = self.pool.replace_runs(
+                [(step.n_blocks, i) for i, step in enumerate(plan) if step.kept is None], agent_id, given_up
             )
-            unused, adopted = iter(new_runs), {}
-            try:
-                for layer_id, step in enumerate(plan):
-                    run = step.kept
-                    if run is None:
-                        run = next(unused)
-                        run.keys, run.values = step.keys, step.values
-                    if step.ring_index is not None:
-                        table.ring_index[layer_id] = step.ring_index
-                    if step.lent:
-                        adopted[layer_id] = (run, step.ring_index)
-                    table.add_run(run)
-                mx.eval(arrays)
-            except BaseException:
-                self.pool.free_runs(new_runs)
-                raise
-            self._replace(old, table)
-            self._loans.restamp(agent_id, cache, total_tokens, adopted)
+            unused = iter(new_runs)
+            table = AgentBlocks(agent_id, total_tokens)
+            for layer_id, step in enumerate(plan):
+                run = step.kept
+                if run is None:
+                    run = next(unused)
+                    run.keys, run.values = step.keys, step.values
+                if step.ring_index is not None:
+                    table.ring_index[layer_id] = step.ring_index
+                table.add_run(run)
+            self._agents[agent_id] = table
+            self._loans.release(agent_id, cache)
+            for layer_cache, keys, values in handed_back:  # the cache keeps its data, not the pool's arrays
+                layer_cache.keys, layer_cache.values = keys, values
             return table
 
     def _plan_layer(self, old, layer_id, layer_cache, size, lent):
@@ -134,19 +134,6 @@ class BlockPoolBatchEngine:
             return None  # full: copy into a run with room for the next token
         return run
 
-    def _replace(self, old, table):
-        """Make ``table`` the agent's and free the blocks of ``old`` it did not keep (whole layers)."""
-        if old is not None:
-            dropped = []
-            for layer_id in old.layer_ids:
-                run = old.whole_run(layer_id)
-                if run is None:
-                    self.pool.free([b for b in old.blocks_for_layer(layer_id) if self.pool.is_allocated(b)])
-                elif run is not table.whole_run(layer_id):  # else adopted: the new table holds this very run
-                    dropped.append(run)
-            self.pool.free_runs(dropped)
-        self._agents[table.agent_id] = table
-
     # --- reconstruct ------------------------------------------------------------------------
     def reconstruct(self, agent_blocks, strategy=None):
         """mlx-lm cache objects (one per layer) from which the model continues exactly.
@@ -161,7 +148,7 @@ class BlockPoolBatchEngine:
                 agent_blocks = self.agent_blocks(agent_id)
             runs = _runs(agent_blocks)
             self._check_blocks(agent_blocks, runs)
-            self._loans.check(agent_id, runs)
+            self._loans.check(agent_id, runs, lending=restore is strategies.zero_copy)
             cache, lent = [], {}
             n = agent_blocks.total_tokens
             restored = restore(self.spec, agent_blocks)

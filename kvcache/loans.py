@@ -1,11 +1,13 @@
 """Loans: zero-copy restored caches that share an agent's block runs, and whether they moved.
 
-A cache restored zero-copy holds the pool's own run buffers, and decoding writes into them
-in place (a sliding ring overwrites stored tokens). So the pool must not hand the agent's
-data out again once such a cache has written without being stored back. Each lent layer is
-watched through the cache object's attribute dict (``vars(cache)``), which outlives the
-cache object: a cache that advanced and was then dropped is still seen to have advanced.
-A loan whose caches are all gone and never moved is forgotten.
+A cache restored zero-copy holds the pool's own run arrays, and decoding writes into them in
+place (a sliding ring overwrites stored tokens). So the pool hands an agent's runs to at most
+one live cache at a time, and never hands its data out again once such a cache has written
+without being stored back. Each lent layer is watched through the cache object's attribute
+dict (``vars(cache)``), which outlives the cache object: a cache that advanced and was then
+dropped is still seen to have advanced. A loan ends when its cache is stored back (the engine
+then hands the cache views of its data instead of the pool's arrays, see ``engine``) or when
+its caches are all gone without having moved.
 
 Not locked by itself: the engine calls it under the agent's lock.
 """
@@ -42,6 +44,10 @@ class Loan:
         """True if a layer of ``cache`` is one this loan watches (O(1) per layer)."""
         return any(id(vars(c)) in self.state_ids for c in cache)
 
+    def holds(self, current_runs):
+        """True if a watched layer still holds a run the agent stores."""
+        return any(current_runs.get(layer_id) is run for layer_id, (_, run, _) in self._watched.items())
+
     def is_dropped(self):
         return all(ref() is None for ref in self._refs)
 
@@ -64,8 +70,9 @@ class LoanBook:
         if watched:
             self._loans.setdefault(agent_id, []).append(Loan(cache, total_tokens, watched))
 
-    def check(self, agent_id, current_runs):
-        """Raise ``AgentOnLoanError`` if a cache lent from ``agent_id`` moved without being stored."""
+    def check(self, agent_id, current_runs, lending):
+        """Raise ``AgentOnLoanError`` if a cache lent from ``agent_id`` moved without being stored,
+        or, when ``lending`` the runs again, if such a cache is still alive."""
         kept = []
         for loan in self._loans.get(agent_id, ()):
             moved_to = loan.moved_to(current_runs)
@@ -75,14 +82,20 @@ class LoanBook:
                     f"{moved_to} tokens) without being stored: store(agent_id, cache) it first, or free_agent"
                 )
             if not loan.is_dropped():
+                if lending and loan.holds(current_runs):
+                    raise AgentOnLoanError(
+                        f"agent {agent_id!r} is lent to a live zero-copy restore ({loan.total_tokens} tokens) that was "
+                        "not stored back, and two caches must not share memory: store(agent_id, cache) or drop that "
+                        "cache first, or restore with strategy='gather' for a private copy"
+                    )
                 kept.append(loan)
         self._loans[agent_id] = kept
 
-    def restamp(self, agent_id, cache, total_tokens, adopted):
-        """After ``cache`` was stored: it is watched from its new state on, for the runs it kept."""
-        others = [loan for loan in self._loans.get(agent_id, ()) if not loan.covers(cache)]
-        self._loans[agent_id] = others
-        self.lend(agent_id, cache, total_tokens, adopted)
+    def release(self, agent_id, cache):
+        """``cache`` was stored back: its loans end."""
+        loans = self._loans.get(agent_id)
+        if loans:
+            self._loans[agent_id] = [loan for loan in loans if not loan.covers(cache)]
 
     def forget(self, agent_id):
         self._loans.pop(agent_id, None)

@@ -148,15 +148,29 @@ class BlockPool:
         Raises ``PoolExhaustedError`` (and allocates nothing) when the requests need more
         blocks than are free.
         """
+        return self.replace_runs(requests, agent_id, ())
+
+    def replace_runs(self, requests, agent_id, given_up):
+        """``allocate_runs``, freeing the runs ``given_up`` in the same step: all or nothing.
+
+        The blocks of ``given_up`` still allocated count as free for the requests, so an agent
+        whose new state fits the pool once its old runs are gone always gets it. Raises
+        ``PoolExhaustedError`` (and frees and allocates nothing) when the requests need more.
+        """
         shapes = [self._run_shapes(n_blocks, layer_id) for n_blocks, layer_id in requests]
         wanted = sum(n for n, _ in requests)
         with self._lock:
-            if wanted > len(self._free_ids):
+            released = [run for run in given_up if run.pool is self]
+            giving_up = sum(run.n_allocated for run in released)
+            if wanted > len(self._free_ids) + giving_up:
                 what = f"layer {requests[0][1]}" if len(requests) == 1 else f"{len(requests)} layers"
+                gives = f" and {giving_up} it gives up" if giving_up else ""
                 raise PoolExhaustedError(
                     f"pool exhausted: asked for {wanted} blocks for agent {agent_id!r} ({what}), "
-                    f"{len(self._free_ids)} of {self.total_blocks} free; free other agents or make a larger pool"
+                    f"{len(self._free_ids)} of {self.total_blocks} free{gives}; free other agents or make a larger pool"
                 )
+            for run in released:
+                self._free_whole(run)
             runs = []
             for (n_blocks, layer_id), shape in zip(requests, shapes):
                 ids = self._free_ids[-n_blocks:][::-1]  # the lowest free ids first

@@ -23,6 +23,8 @@ from .presets import PRESETS
 GLOBAL = "global"
 SLIDING = "sliding_window"
 
+MAX_KV_SIZE_KEEP = 4  # the sink tokens of mlx-lm's make_prompt_cache(model, max_kv_size)
+
 _DTYPES = {"bfloat16": mx.bfloat16, "float16": mx.float16, "float32": mx.float32}
 
 
@@ -62,11 +64,18 @@ class ModelCacheSpec:
 
     # --- constructors -------------------------------------------------------------------
     @classmethod
-    def from_model(cls, model, block_tokens=256, dtype=None):
-        """Read the layout from an mlx-lm model: its ``make_cache()`` and its ``args``."""
+    def from_model(cls, model, block_tokens=256, dtype=None, max_kv_size=None):
+        """Read the layout from an mlx-lm model: the caches ``make_prompt_cache(model,
+        max_kv_size)`` makes, and the model's ``args``.
+
+        As there, ``max_kv_size`` makes every layer a ``RotatingKVCache`` of that size keeping
+        4 sink tokens, unless the model makes its own caches (Gemma 3, Llama, gpt-oss).
+        """
         from mlx_lm.models.cache import make_prompt_cache
 
-        layers = tuple(_layer_from_cache(c, i) for i, c in enumerate(make_prompt_cache(model)))
+        _check_max_kv_size(max_kv_size)
+        caches = make_prompt_cache(model, max_kv_size=max_kv_size)
+        layers = tuple(_layer_from_cache(c, i) for i, c in enumerate(caches))
         args = getattr(model, "args", None)
         if args is None:
             raise SpecError(f"{type(model).__name__} has no .args: use ModelCacheSpec.from_config")
@@ -83,9 +92,14 @@ class ModelCacheSpec:
         )
 
     @classmethod
-    def from_config(cls, config, block_tokens=256):
-        """Read the layout from a Hugging Face ``config.json`` dict (``text_config`` too)."""
+    def from_config(cls, config, block_tokens=256, max_kv_size=None):
+        """Read the layout from a Hugging Face ``config.json`` dict (``text_config`` too).
+
+        ``max_kv_size`` as in ``from_model``: whether the model makes its own caches is read
+        from mlx-lm's model class for the config's ``model_type``.
+        """
         config = config.get("text_config", config)
+        _check_max_kv_size(max_kv_size)
         try:
             n_layers = config["num_hidden_layers"]
             n_kv_heads = config.get("num_key_value_heads") or config["num_attention_heads"]
@@ -95,8 +109,12 @@ class ModelCacheSpec:
         dtype_name = config.get("torch_dtype") or config.get("dtype") or "bfloat16"
         if dtype_name not in _DTYPES:
             raise SpecError(f"model config dtype {dtype_name!r} is not one of {sorted(_DTYPES)}")
+        if max_kv_size is not None and not _makes_its_own_cache(config):
+            layers = (LayerSpec(SLIDING, window=max_kv_size, keep=MAX_KV_SIZE_KEEP),) * n_layers
+        else:
+            layers = _layers_from_config(config, n_layers)
         return cls(
-            layers=_layers_from_config(config, n_layers),
+            layers=layers,
             n_kv_heads=n_kv_heads,
             k_head_dim=head_dim,
             v_head_dim=head_dim,
@@ -160,6 +178,10 @@ class ModelCacheSpec:
         slots = total_tokens + 1 if window is None else min(total_tokens + 1, window)
         return -(-slots // self.block_tokens)
 
+    def total_blocks_needed(self, total_tokens):
+        """Blocks a context of ``total_tokens`` needs on all layers together (what a store takes)."""
+        return sum(n_blocks for n_blocks, _ in self.run_sizes(total_tokens))
+
     def capacity_tokens(self, layer_id, n_blocks):
         """Token slots a run of ``n_blocks`` blocks materializes (a sliding ring stops at its window)."""
         window = self.windows[layer_id]
@@ -190,6 +212,30 @@ class ModelCacheSpec:
             (1, self.n_kv_heads, n_tokens, self.k_head_dim),
             (1, self.n_kv_heads, n_tokens, self.v_head_dim),
         )
+
+
+def _check_max_kv_size(max_kv_size):
+    if max_kv_size is not None and (not isinstance(max_kv_size, int) or max_kv_size <= MAX_KV_SIZE_KEEP):
+        raise SpecError(
+            f"max_kv_size={max_kv_size!r}: give the whole number of tokens make_prompt_cache was given "
+            f"(more than the {MAX_KV_SIZE_KEEP} sink tokens mlx-lm keeps)"
+        )
+
+
+def _makes_its_own_cache(config):
+    """True if mlx-lm's model for ``config`` has a ``make_cache`` (``make_prompt_cache`` then
+    ignores ``max_kv_size``)."""
+    from mlx_lm.utils import _get_classes
+
+    if "model_type" not in config:
+        raise SpecError("model config lacks 'model_type': with max_kv_size, pass the model's config.json")
+    try:
+        model_class, _ = _get_classes(config)
+    except ValueError:
+        raise SpecError(
+            f"model_type {config['model_type']!r} is not an mlx-lm model: use ModelCacheSpec.from_model"
+        ) from None
+    return hasattr(model_class, "make_cache")
 
 
 def _layer_from_cache(cache, index):

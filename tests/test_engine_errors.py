@@ -145,7 +145,7 @@ def test_a_store_the_pool_cannot_hold_keeps_the_previous_state(gemma):
     engine.store("a", cache)  # 4 sliding layers x 2 + 2 global x 2 = 12 blocks
     before = state(engine)
     assert before[1] == 12
-    with pytest.raises(PoolExhaustedError, match=r"asked for 24 blocks for agent 'a' \(6 layers\), 8 of 20 free"):
+    with pytest.raises(PoolExhaustedError, match=r"asked for 24 blocks for agent 'a' \(6 layers\), 8 of 20 free and 12 it gives up"):
         engine.store("a", gemma.prefill(prompt(30)))  # needs 2 x 8 + 4 x 2 = 24
     assert_a_intact(engine, cache, before)
     with pytest.raises(PoolExhaustedError):

@@ -99,6 +99,9 @@ class PoolAndEngine(RuleBasedStateMachine):
         pool = self.engines[e].pool
         return pool.num_free_blocks, pool.num_used_blocks, pool.agent_ids(), self.engines[e].agent_ids()
 
+    def own_count(self, e, agent):
+        return len(self.engines[e].agent_blocks(agent).all_blocks()) if agent in self.stored[e] else 0
+
     def blocks_for(self, e, n_tokens):
         spec = SPECS[e]
         return sum(spec.blocks_needed(i, n_tokens) for i in range(spec.n_layers))
@@ -112,7 +115,7 @@ class PoolAndEngine(RuleBasedStateMachine):
         expected = snapshot(cache)
         needed = self.blocks_for(e, cache[0].offset)
         before = self.pool_state(e)
-        if needed > self.free_count(e):
+        if needed > self.free_count(e) + self.own_count(e, agent):  # what the agent gives up counts
             try:
                 engine.store(agent, cache)
             except PoolExhaustedError:
@@ -148,9 +151,11 @@ class PoolAndEngine(RuleBasedStateMachine):
         cache = advance(spec, engine.reconstruct(agent, strategy), steps, chunk, seed)
         expected = snapshot(cache)
         before = self.pool_state(e)
+        fits = self.blocks_for(e, cache[0].offset) <= self.free_count(e) + self.own_count(e, agent)
         try:
             engine.store(agent, cache)
         except PoolExhaustedError:
+            assert not fits, "a final state that fits the pool was refused"
             assert self.pool_state(e) == before
             if strategy == "zero_copy":  # the lent cache moved on and was not stored
                 try:

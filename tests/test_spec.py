@@ -164,3 +164,42 @@ def test_from_model_refuses_a_model_without_args():
     del model.args
     with pytest.raises(SpecError, match=r"Model has no .args.*from_config"):
         ModelCacheSpec.from_model(model)
+
+
+def test_total_blocks_needed_sums_every_layer():
+    spec = ModelCacheSpec.from_preset("gemma3-12b")
+    for n in (1, 255, 256, 8192, 10000):
+        assert spec.total_blocks_needed(n) == sum(spec.blocks_needed(i, n) for i in range(spec.n_layers))
+
+
+QWEN3_CONFIG = {
+    "model_type": "qwen3", "num_hidden_layers": 2, "num_attention_heads": 4, "hidden_size": 64,
+    "num_key_value_heads": 2, "head_dim": 16, "torch_dtype": "float32",
+}
+
+
+def test_max_kv_size_makes_every_layer_a_ring_with_four_sinks_as_make_prompt_cache_does():
+    from conftest import make_qwen3
+
+    spec = ModelCacheSpec.from_config(QWEN3_CONFIG, block_tokens=4, max_kv_size=8)
+    assert spec.layers == (LayerSpec(SLIDING, window=8, keep=4),) * 2
+    assert ModelCacheSpec.from_model(make_qwen3(), block_tokens=4, max_kv_size=8) == spec
+    assert ModelCacheSpec.from_config(QWEN3_CONFIG, block_tokens=4).layer_types == [GLOBAL] * 2
+
+
+@pytest.mark.parametrize("name", ["gemma3-12b", "gpt-oss-20b", "llama3-8b"])
+def test_max_kv_size_changes_nothing_for_a_model_that_makes_its_own_cache(name):
+    from kvcache.presets import PRESETS
+
+    assert ModelCacheSpec.from_config(PRESETS[name], max_kv_size=512) == ModelCacheSpec.from_preset(name)
+
+
+@pytest.mark.parametrize("config,max_kv_size,message", [
+    (QWEN3_CONFIG, 4, r"max_kv_size=4: give the whole number of tokens make_prompt_cache was given \(more than the 4"),
+    (QWEN3_CONFIG, "512", r"max_kv_size='512'"),
+    ({k: v for k, v in QWEN3_CONFIG.items() if k != "model_type"}, 64, r"lacks 'model_type'"),
+    ({**QWEN3_CONFIG, "model_type": "no_such_model"}, 64, r"model_type 'no_such_model' is not an mlx-lm model"),
+])
+def test_a_bad_max_kv_size_or_config_names_it(config, max_kv_size, message):
+    with pytest.raises(SpecError, match=message):
+        ModelCacheSpec.from_config(config, max_kv_size=max_kv_size)
