@@ -1,4 +1,4 @@
-"""Copy efficiency and restore side costs, tracked per commit (issue 6 targets).
+"""Copy efficiency and restore side costs, tracked per commit (targets: docs/perf.md).
 
 All values come from one ``kvbench.restore_costs.measure`` of Gemma 3 12B at 8K (bf16), made
 once per commit in ``setup_cache``; each ``track_`` returns one number of it:

@@ -10,7 +10,7 @@ class Store:
     param_names = ["context"]
     number = 1
     rounds = 1
-    repeat = (3, 50, 3.0)  # a store copies 0.45-0.8 GB: 0.2-1.2 s a call on a 2-core CPU
+    repeat = (3, 50, 3.0)  # a store copies 0.45-0.8 GB: slow calls on a CPU, so a time budget
     timeout = 180
     version = "1"
 

@@ -1,4 +1,4 @@
-"""``kvcache-bench costs``: what restore and store cost, as ratios to a plain copy (issue 6).
+"""``kvcache-bench costs``: what restore and store cost, as ratios to a plain copy.
 
 For each context length, with a synthetic cache of a preset's shape (``kvcache.random_cache``):
 

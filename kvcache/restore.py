@@ -11,8 +11,8 @@ layer; ``zero_copy`` says the arrays *are* a block run's buffers (shared with th
 - ``gather``: a private copy: the layer's blocks merged into maximal contiguous slices (a
   stored layer is one slice), copied into one new buffer per layer by one op.
 - ``concat``: the seed's name (EXP-006) for the copying restore; it is ``gather``. The seed
-  concatenated one piece per block, one copy launch per 1 MiB block: on the H100 that ran at
-  10-19% of plain-copy bandwidth (docs/perf.md), merging the blocks first at ~100%.
+  concatenated one piece per block, one copy launch per block, far below plain-copy
+  bandwidth on a GPU; merged blocks copy near it (docs/perf.md).
 
 A gathered sliding layer is cut to its ring size (a hand-built table may hold more).
 """

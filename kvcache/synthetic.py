@@ -3,8 +3,8 @@
 Benchmarks and experiments need an 8K Gemma 3 12B cache without the 12B model; the layout
 (``KVCache`` on global layers, ``RotatingKVCache`` on sliding ones, offsets, ring state) is
 exactly what the model's own prefill leaves, only the numbers are random: one seeded random
-block of 32 tokens per layer, tiled along the tokens (drawing 800 MiB of normals takes 20 s
-on a 2-core CPU; tiling is a plain copy). The same arguments give the same arrays.
+block of 32 tokens per layer, tiled along the tokens (drawing hundreds of MiB of normals is
+slow on a CPU; tiling is a plain copy). The same arguments give the same arrays.
 """
 
 import mlx.core as mx

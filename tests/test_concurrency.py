@@ -215,7 +215,7 @@ def test_free_agent_racing_restore_either_restores_whole_or_raises(strategy):
 
 # MLX streams are per thread: an array left unevaluated by one thread cannot be evaluated by any other
 # (RuntimeError "There is no Stream(cpu, N) in current thread", MLX 0.32). The engine must evaluate what it
-# keeps in the thread that stores it. (bugs-d.md, BUG 5 and 6)
+# keeps in the thread that stores it.
 def in_thread(fn):
     result = {}
 

@@ -165,7 +165,7 @@ def test_every_error_is_a_kvcache_error():
 
 def test_a_stale_table_is_refused_after_an_adopting_store(gemma):
     """The table of an earlier store, whose blocks a later store adopted and whose ring slots the
-    lent cache overwrote, must not restore the overwritten data as its own (bugs-d.md, BUG 4)."""
+    lent cache overwrote, must not restore the overwritten data as its own."""
     tokens = prompt(30, seed=16)
     engine = BlockPoolBatchEngine(BlockPool(gemma.spec, total_blocks=100))
     old_table = engine.store("a", gemma.prefill(tokens[:9]))
