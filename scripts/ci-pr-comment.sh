@@ -6,9 +6,10 @@
 # event (trusted). ARTIFACT_DIR holds pr-number.txt and pr-comment.md from benchmarks-pr.yml's
 # artifact: untrusted data (a labelled fork PR produced them). Its number must be PR_NUMBER, and
 # its markdown only ever travels as a file into the API request body. When the artifact is
-# missing (the measured run failed before uploading it), the comment says that the run failed
-# and links it. Nothing is posted unless the PR's head is still the measured commit (else a
-# newer run will comment). --dry-run prints the comment body and posts nothing (no gh, no network).
+# missing and the measured run failed (before uploading it), the comment says so and links the
+# run; missing after a success (the benchmark job was skipped), nothing is posted. Nothing is
+# posted unless the PR's head is still the measured commit (else a newer run will comment).
+# --dry-run prints the comment body and posts nothing (no gh, no network).
 # Env: PR_NUMBER, RUN_HEAD_SHA (required), RUN_URL (linked in the comment), RUN_CONCLUSION
 # (the measured run's: success or failure), and for posting GH_TOKEN (pull-requests: write)
 # and GITHUB_REPOSITORY (owner/name).
@@ -34,6 +35,12 @@ if [ -f "$dir/pr-number.txt" ] && [ -f "$dir/pr-comment.md" ]; then
   artifact_pr=$(head -c 20 "$dir/pr-number.txt" | tr -d '[:space:]')
   [[ $artifact_pr =~ ^[1-9][0-9]{0,9}$ ]] || die "$dir/pr-number.txt does not hold a pull request number"
   [ "$artifact_pr" = "$pr" ] || die "the artifact names PR #$artifact_pr, but the measured run was for PR #$pr: not posting"
+fi
+
+if [ "$have_report" = no ] && [ "${RUN_CONCLUSION:-}" = success ]; then
+  # A run that succeeded without a report skipped its benchmark job: nothing was measured.
+  echo "ci-pr-comment: the run of PR #$pr succeeded without a report (its benchmark job was skipped): nothing to post"
+  exit 0
 fi
 
 body=$(mktemp)

@@ -507,6 +507,13 @@ def test_comment_says_the_run_failed_when_it_left_no_report(tmp_path):
         "", "", "[Workflow run](https://github.com/o/r/actions/runs/9)"]
 
 
+def test_comment_posts_nothing_for_a_successful_run_without_a_report(tmp_path):
+    result = run_script("ci-pr-comment.sh", str(tmp_path / "not-downloaded"), "--dry-run", **MEASURED,
+                        RUN_CONCLUSION="success")
+    assert result.returncode == 0 and "nothing to post" in result.stdout
+    assert "kvcache-benchmarks" not in result.stdout
+
+
 @pytest.mark.parametrize("env, message", [
     ({"RUN_HEAD_SHA": "c" * 40}, "PR_NUMBER must be a pull request number"),
     ({"PR_NUMBER": "42", "RUN_HEAD_SHA": "main"}, "RUN_HEAD_SHA must be a full 40-character commit hash")])
