@@ -37,11 +37,11 @@ if [ "$status" -eq 0 ]; then
   choose metal
   exit 0
 fi
-echo "ci-mlx-device: MLX's Metal backend failed (exit $status): ${out##*$'\n'}"
+echo "ci-mlx-device: MLX's Metal backend failed (exit $status): $(printf '%s\n' "$out" | tail -n 1)"
 cpu_status=0
 cpu_out=$(probe cpu) || cpu_status=$?
 if [ "$cpu_status" -ne 0 ]; then
-  echo "::warning title=MLX::MLX does not run on this runner, not even on its CPU device (exit $cpu_status: ${cpu_out##*$'\n'}): only the tests that need no MLX run here"
+  echo "::warning title=MLX::MLX does not run on this runner, not even on its CPU device (exit $cpu_status: $(printf '%s\n' "$cpu_out" | tail -n 1)): only the tests that need no MLX run here"
   choose none
   exit 0
 fi
