@@ -30,7 +30,7 @@ import mlx.core as mx
 import numpy as np
 
 import kvcache
-from kvcache.cache_layers import layer_copy_jobs, make_cache_layer
+from kvcache.mlx_lm_caches import arrays, private_copy
 from kvcache.copying import copy_jobs
 
 from .errors import UserError
@@ -69,16 +69,15 @@ def run(args):
 
 def measure(spec, n, runs, zero_copy_runs):
     """One row of the table for a context of ``n`` tokens (see module docstring)."""
-    blocks = sum(spec.blocks_needed(i, n) for i in range(spec.n_layers))
-    pool = kvcache.BlockPool(spec, 3 * blocks)  # stored + scattered copy + a re-store in flight
+    pool = kvcache.BlockPool(spec, 3 * spec.total_blocks_needed(n))  # stored + scattered copy + a re-store in flight
     engine = kvcache.BlockPoolBatchEngine(pool)
     live = kvcache.random_cache(spec, n)
     stored = engine.store("agent", live)
     scattered = kvcache.scattered_copy(pool, stored, "scattered")
     runs_arrays = [a for i in range(spec.n_layers) for a in (stored.whole_run(i).keys, stored.whole_run(i).values)]
     scattered_arrays = [a for b in scattered.all_blocks() for a in (b.run.keys, b.run.values)]
-    live_arrays = [a for c in live for a in (c.keys, c.values)]
-    store_jobs = store_copy_jobs(spec, live)
+    live_arrays = arrays(live)
+    store_jobs = engine.plan_store("agent", live).copy_jobs()  # the very copies a store of ``live`` makes
     restored_bytes = sum(a.nbytes for a in runs_arrays)
 
     ms = interleaved_median_ms({
@@ -108,12 +107,6 @@ def measure(spec, n, runs, zero_copy_runs):
     row["first_step_ratio"] = _first_step_ratio(engine, spec, live, runs)
     row["park_after_growth_ms"] = _park_after_growth_ms(engine, spec, live)
     return row
-
-
-def store_copy_jobs(spec, cache):
-    """The ``copying`` jobs ``engine.store`` makes for ``cache`` when it adopts nothing."""
-    sizes = spec.run_sizes(cache[0].offset)
-    return [job for i, c in enumerate(cache) for job in layer_copy_jobs(c, spec, i, sizes[i][1])[0]]
 
 
 def render(result, write_line):
@@ -151,7 +144,7 @@ def _first_step_ratio(engine, spec, live, runs):
         engine.store("agent", live)  # re-park: the previous restore advanced and is replaced
         cache = engine.reconstruct("agent")
         restored.append(_seconds(lambda: _decode_step(spec, cache)))
-        fresh = _native_copy(spec, live)
+        fresh = _native_copy(live)
         native.append(_seconds(lambda: _decode_step(spec, fresh)))
     return statistics.median(restored) / statistics.median(native)
 
@@ -160,23 +153,21 @@ def _park_after_growth_ms(engine, spec, live):
     """Time to store a restored cache whose global layers mlx-lm just grew past their runs."""
     engine.store("agent", live)
     cache = engine.reconstruct("agent")
-    room = engine.agent_blocks("agent").whole_run(spec.layer_types.index("global")).capacity
+    table = engine.agent_blocks("agent")
+    room = table.whole_run(spec.layer_types.index("global")).capacity
     k_shape, v_shape = spec.kv_shape(1)
     k, v = mx.ones(k_shape, spec.dtype), mx.ones(v_shape, spec.dtype)
-    for _ in range(room - cache[0].offset + 1):
+    for _ in range(room - table.total_tokens + 1):
         for c in cache:
             c.update_and_fetch(k, v)
         mx.eval(_arrays(cache))
     return _seconds(lambda: [engine.store("agent", cache).whole_run(0).keys]) * 1e3
 
 
-def _native_copy(spec, live):
+def _native_copy(live):
     """A cache laid out like ``live`` whose arrays only it holds (as after a real prefill)."""
-    fresh = []
-    for layer, c in zip(spec.layers, live):
-        keys, values = mx.array(c.keys), mx.array(c.values)
-        fresh.append(make_cache_layer(layer, keys, values, c.offset, getattr(c, "_idx", None)))
-    mx.eval([a for c in fresh for a in (c.keys, c.values)])
+    fresh = private_copy(live)
+    mx.eval(_arrays(fresh))
     return fresh
 
 
@@ -204,7 +195,7 @@ def _peak_added(restore):
 
 
 def _arrays(cache):
-    return [a for c in cache for a in (c.keys, c.values)]
+    return arrays(cache)
 
 
 def _seconds(fn):

@@ -24,10 +24,12 @@ PIPELINE = 16  # arrays per mx.async_eval: the device starts copying while the r
 WORDS_FROM_BYTES = {"cpu": 0, "gpu": 32 * 2**20}  # per device type: pieces this big on average go as words
 
 
-def copy_jobs(jobs):
-    """One new array per job, in order (see the module docstring); evaluation has started."""
+def copy_jobs(jobs, words_from_bytes=None):
+    """One new array per job, in order (see the module docstring); evaluation has started.
+
+    ``words_from_bytes`` overrides this device's ``WORDS_FROM_BYTES`` (to compare the rules)."""
     made, zeros = [], {}
-    words_from = WORDS_FROM_BYTES[mx.default_device().type.name]
+    words_from = WORDS_FROM_BYTES[mx.default_device().type.name] if words_from_bytes is None else words_from_bytes
     for pieces, tokens in jobs:
         made.append(_concatenate(pieces, tokens, zeros, words_from))
         if len(made) % PIPELINE == 0:

@@ -20,6 +20,11 @@ Ownership contract (the part that makes restore free):
   any restore of an agent whose lent cache moved on (or was dropped after moving) without
   being stored (see ``loans``). ``gather`` and ``concat`` return private copies and lend nothing.
 
+A store is a plan and a commit: ``plan_store`` reads the cache (``mlx_lm_caches``, the only
+reader of mlx-lm cache objects) into one step per layer (``plan``: adopt, take or copy); the
+copies start (``copying.copy_jobs``); ``_commit`` evaluates them, books the new runs and frees
+the old ones in one pool step, records the table and hands the cache back.
+
 Operations on one agent are serialized; different agents proceed in parallel.
 """
 
@@ -27,17 +32,13 @@ import threading
 
 import mlx.core as mx
 
+from . import mlx_lm_caches
+from . import restore as strategies
 from .agent_blocks import AgentBlocks
-from .cache_layers import (
-    check_layer,
-    default_ring_index,
-    layer_copy_jobs,
-    make_cache_layer,
-)
 from .copying import copy_jobs
 from .errors import BlockOwnershipError, CacheMismatchError, UnknownAgentError
 from .loans import LoanBook
-from . import restore as strategies
+from .plan import Copy, StorePlan
 from .restore import get_strategy
 
 
@@ -60,79 +61,34 @@ class BlockPoolBatchEngine:
         gives up as free), ``PoolExhaustedError`` is raised and the agent keeps what it had.
         """
         with self._agent_lock(agent_id):
-            total_tokens = self._check_cache(cache)
+            plan = self.plan_store(agent_id, cache)
+            return self._commit(agent_id, cache, plan, copy_jobs(plan.copy_jobs()))
+
+    def plan_store(self, agent_id, cache):
+        """What ``store(agent_id, cache)`` would do, layer by layer (a ``plan.StorePlan``); its
+        ``copy_jobs()`` are the store's copies. Changes nothing."""
+        with self._agent_lock(agent_id):
+            total_tokens = mlx_lm_caches.token_count(cache, self.spec)
             old = self._agents.get(agent_id)
             lent = self._loans.lent_layers(agent_id, cache)
             sizes = self.spec.run_sizes(total_tokens)
-            plan = []
+            steps = [
+                mlx_lm_caches.plan_layer(c, self.spec, i, sizes[i], old and old.whole_run(i), i in lent)
+                for i, c in enumerate(cache)
+            ]
+            return StorePlan(total_tokens, steps, [i for i in lent if type(steps[i]) is not Copy])
 
-            def copies():  # planned layer by layer, so the first copies start while the rest are planned
-                for layer_id, layer_cache in enumerate(cache):
-                    plan.append(self._plan_layer(old, layer_id, layer_cache, sizes[layer_id], layer_id in lent))
-                    yield from plan[-1].copy_from or ()
-
-            made = iter(copy_jobs(copies()))
-            for step in plan:
-                if step.copy_from is not None:
-                    step.keys, step.values = next(made), next(made)
-            handed_back = [(cache[i], step.keys[:, :, :], step.values[:, :, :]) for i, step in enumerate(plan) if step.lent]
-            mx.eval([a for step in plan for a in (step.keys, step.values)] + [a for _, k, v in handed_back for a in (k, v)])
-            given_up = [] if old is None else [old.whole_run(i) for i in old.layer_ids if old.whole_run(i) is not plan[i].kept]
-            new_runs = self.pool.replace_runs(
-                [(step.n_blocks, i) for i, step in enumerate(plan) if step.kept is None], agent_id, given_up
-            )
-            unused = iter(new_runs)
-            table = AgentBlocks(agent_id, total_tokens)
-            for layer_id, step in enumerate(plan):
-                run = step.kept
-                if run is None:
-                    run = next(unused)
-                    run.keys, run.values = step.keys, step.values
-                if step.ring_index is not None:
-                    table.ring_index[layer_id] = step.ring_index
-                table.add_run(run)
-            self._agents[agent_id] = table
-            self._loans.release(agent_id, cache)
-            for layer_cache, keys, values in handed_back:  # the cache keeps its data, not the pool's arrays
-                layer_cache.keys, layer_cache.values = keys, values
-            return table
-
-    def _plan_layer(self, old, layer_id, layer_cache, size, lent):
-        """How one layer is stored in a run of ``size`` (``spec.run_sizes``): adopted (a ``lent``
-        layer's run kept, or its grown buffer taken) or copied."""
-        n_blocks, capacity = size
-        ring_index = layer_cache._idx if self.spec.windows[layer_id] is not None else None
-        if lent:
-            kept = self._adoptable(old, layer_id, layer_cache, n_blocks)
-            if kept is not None:
-                return _StoreStep(kept, 0, layer_cache.keys, layer_cache.values, ring_index, lent=True)
-            check_layer(layer_cache, self.spec, layer_id)
-            if layer_cache.keys.shape[2] == capacity:  # mlx-lm grew it into exactly the run it needs
-                return _StoreStep(None, n_blocks, layer_cache.keys, layer_cache.values, ring_index, lent=True)
-        jobs, ring_index = layer_copy_jobs(layer_cache, self.spec, layer_id, capacity)
-        return _StoreStep(None, n_blocks, None, None, ring_index, lent=False, copy_from=jobs)
-
-    def _check_cache(self, cache):
-        if not isinstance(cache, (list, tuple)) or len(cache) != self.spec.n_layers:
-            got = len(cache) if isinstance(cache, (list, tuple)) else type(cache).__name__
-            raise CacheMismatchError(
-                f"cache has {got} layers, the spec {self.spec.n_layers}: pass the model's whole cache list"
-            )
-        offsets = {c.offset for c in cache}
-        if len(offsets) != 1:
-            raise CacheMismatchError(
-                f"cache layers disagree on the token count ({sorted(offsets)}): store one model state"
-            )
-        return offsets.pop()
-
-    def _adoptable(self, old, layer_id, layer_cache, n_blocks):
-        """The agent's run of this layer if the cache still holds it and it has ``n_blocks``, else None."""
-        run = old.whole_run(layer_id) if old is not None else None
-        if run is None or not run.is_intact or layer_cache.keys is not run.keys or layer_cache.values is not run.values:
-            return None
-        if run.n_blocks < n_blocks:
-            return None  # full: copy into a run with room for the next token
-        return run
+    def _commit(self, agent_id, cache, plan, copied):
+        """Make ``plan`` (whose copies are ``copied``) the agent's state: evaluate, book its new
+        runs and free the old ones in one pool step, record the table, hand the cache back."""
+        layer_arrays = plan.layer_arrays(copied)
+        views = mlx_lm_caches.views(cache, plan.lent)
+        mx.eval([a for pair in layer_arrays for a in pair] + [a for _, k, v in views for a in (k, v)])
+        booked = self.pool.replace_runs(plan.new_runs(), agent_id, plan.given_up(self._agents.get(agent_id)))
+        table = self._agents[agent_id] = plan.table(agent_id, booked, layer_arrays)
+        self._loans.release(agent_id, cache)
+        mlx_lm_caches.hand_back(cache, views)
+        return table
 
     # --- reconstruct ------------------------------------------------------------------------
     def reconstruct(self, agent_blocks, strategy=None):
@@ -157,11 +113,11 @@ class BlockPoolBatchEngine:
                 if self.spec.windows[layer_id] is not None:  # the default only when missing: a hot path
                     ring_index = agent_blocks.ring_index.get(layer_id)
                     if ring_index is None:
-                        ring_index = default_ring_index(layer, n)
-                cache.append(make_cache_layer(layer, keys, values, n, ring_index))
+                        ring_index = mlx_lm_caches.default_ring_index(layer, n)
+                cache.append(mlx_lm_caches.make_cache_layer(layer, keys, values, n, ring_index))
                 if zero_copy:
                     lent[layer_id] = (runs[layer_id], ring_index)
-            mx.eval([a for c in cache for a in (c.keys, c.values)])
+            mx.eval([a for keys, values, _ in restored for a in (keys, values)])
             self._loans.lend(agent_id, cache, n, lent)
             return cache
 
@@ -225,18 +181,6 @@ class BlockPoolBatchEngine:
     def _agent_lock(self, agent_id):
         with self._lock:
             return self._agent_locks.setdefault(agent_id, threading.RLock())
-
-
-class _StoreStep:
-    """One layer of a store: a ``kept`` run (adopted as it is) or ``n_blocks`` to allocate for
-    ``keys``/``values``; ``lent`` says the arrays are the loaned cache's own (adopted, no copy).
-    A copied layer's arrays are made from its ``copy_from`` jobs (``copying.copy_jobs``)."""
-
-    __slots__ = ("kept", "n_blocks", "keys", "values", "ring_index", "lent", "copy_from")
-
-    def __init__(self, kept, n_blocks, keys, values, ring_index, lent, copy_from=None):
-        self.kept, self.n_blocks, self.keys, self.values = kept, n_blocks, keys, values
-        self.ring_index, self.lent, self.copy_from = ring_index, lent, copy_from
 
 
 def _runs(agent_blocks):

@@ -3,8 +3,8 @@
 A cache restored zero-copy holds the pool's own run arrays, and decoding writes into them in
 place (a sliding ring overwrites stored tokens). So the pool hands an agent's runs to at most
 one live cache at a time, and never hands its data out again once such a cache has written
-without being stored back. Each lent layer is watched through the cache object's attribute
-dict (``vars(cache)``), which outlives the cache object: a cache that advanced and was then
+without being stored back. Each lent layer is watched through what ``mlx_lm_caches.watch``
+keeps of it, which outlives the cache object: a cache that advanced and was then
 dropped is still seen to have advanced. A loan ends when its cache is stored back (the engine
 then hands the cache views of its data instead of the pool's arrays, see ``engine``) or when
 its caches are all gone without having moved.
@@ -15,6 +15,7 @@ Not locked by itself: the engine calls it under the agent's lock.
 import weakref
 
 from .errors import AgentOnLoanError
+from .mlx_lm_caches import has_moved, watch
 
 
 class Loan:
@@ -23,7 +24,7 @@ class Loan:
     def __init__(self, cache, total_tokens, watched):
         self.total_tokens = total_tokens
         self._refs = [weakref.ref(cache[i]) for i in watched]
-        self._watched = {i: (vars(cache[i]), run, ring) for i, (run, ring) in watched.items()}
+        self._watched = {i: (watch(cache[i]), run, ring) for i, (run, ring) in watched.items()}
         self.state_ids = {id(state) for state, _, _ in self._watched.values()}  # alive: held above
 
     def moved_to(self, current_runs):
@@ -31,18 +32,14 @@ class Loan:
         for layer_id, (state, run, ring_index) in self._watched.items():
             if current_runs.get(layer_id) is not run:
                 continue  # the agent no longer stores this run: nothing to protect
-            if (
-                state["keys"] is not run.keys
-                or state["values"] is not run.values
-                or state["offset"] != self.total_tokens
-                or (ring_index is not None and state.get("_idx") != ring_index)
-            ):
-                return state["offset"]
+            moved_to = has_moved(state, run.keys, run.values, self.total_tokens, ring_index)
+            if moved_to is not None:
+                return moved_to
         return None
 
     def covers(self, cache):
         """True if a layer of ``cache`` is one this loan watches (O(1) per layer)."""
-        return any(id(vars(c)) in self.state_ids for c in cache)
+        return any(id(watch(c)) in self.state_ids for c in cache)
 
     def holds(self, current_runs):
         """True if a watched layer still holds a run the agent stores."""
@@ -64,7 +61,7 @@ class LoanBook:
         if not loans:
             return set()
         watched = set().union(*(loan.state_ids for loan in loans))
-        return {i for i, c in enumerate(cache) if id(vars(c)) in watched}
+        return {i for i, c in enumerate(cache) if id(watch(c)) in watched}
 
     def lend(self, agent_id, cache, total_tokens, watched):
         if watched:

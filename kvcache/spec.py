@@ -18,12 +18,11 @@ from functools import cached_property
 import mlx.core as mx
 
 from .errors import SpecError
+from .mlx_lm_caches import MAX_KV_SIZE_KEEP, makes_its_own_cache, model_layer_kinds
 from .presets import PRESETS
 
 GLOBAL = "global"
 SLIDING = "sliding_window"
-
-MAX_KV_SIZE_KEEP = 4  # the sink tokens of mlx-lm's make_prompt_cache(model, max_kv_size)
 
 _DTYPES = {"bfloat16": mx.bfloat16, "float16": mx.float16, "float32": mx.float32}
 
@@ -71,11 +70,11 @@ class ModelCacheSpec:
         As there, ``max_kv_size`` makes every layer a ``RotatingKVCache`` of that size keeping
         4 sink tokens, unless the model makes its own caches (Gemma 3, Llama, gpt-oss).
         """
-        from mlx_lm.models.cache import make_prompt_cache
-
         _check_max_kv_size(max_kv_size)
-        caches = make_prompt_cache(model, max_kv_size=max_kv_size)
-        layers = tuple(_layer_from_cache(c, i) for i, c in enumerate(caches))
+        layers = tuple(
+            LayerSpec(GLOBAL) if kind is None else LayerSpec(SLIDING, window=kind[0], keep=kind[1])
+            for kind in model_layer_kinds(model, max_kv_size)
+        )
         args = getattr(model, "args", None)
         if args is None:
             raise SpecError(f"{type(model).__name__} has no .args: use ModelCacheSpec.from_config")
@@ -109,7 +108,7 @@ class ModelCacheSpec:
         dtype_name = config.get("torch_dtype") or config.get("dtype") or "bfloat16"
         if dtype_name not in _DTYPES:
             raise SpecError(f"model config dtype {dtype_name!r} is not one of {sorted(_DTYPES)}")
-        if max_kv_size is not None and not _makes_its_own_cache(config):
+        if max_kv_size is not None and not makes_its_own_cache(config):
             layers = (LayerSpec(SLIDING, window=max_kv_size, keep=MAX_KV_SIZE_KEEP),) * n_layers
         else:
             layers = _layers_from_config(config, n_layers)
@@ -220,34 +219,6 @@ def _check_max_kv_size(max_kv_size):
             f"max_kv_size={max_kv_size!r}: give the whole number of tokens make_prompt_cache was given "
             f"(more than the {MAX_KV_SIZE_KEEP} sink tokens mlx-lm keeps)"
         )
-
-
-def _makes_its_own_cache(config):
-    """True if mlx-lm's model for ``config`` has a ``make_cache`` (``make_prompt_cache`` then
-    ignores ``max_kv_size``)."""
-    from mlx_lm.utils import _get_classes
-
-    if "model_type" not in config:
-        raise SpecError("model config lacks 'model_type': with max_kv_size, pass the model's config.json")
-    try:
-        model_class, _ = _get_classes(config)
-    except ValueError:
-        raise SpecError(
-            f"model_type {config['model_type']!r} is not an mlx-lm model: use ModelCacheSpec.from_model"
-        ) from None
-    return hasattr(model_class, "make_cache")
-
-
-def _layer_from_cache(cache, index):
-    from mlx_lm.models.cache import KVCache, RotatingKVCache
-
-    if isinstance(cache, RotatingKVCache):
-        return LayerSpec(SLIDING, window=cache.max_size, keep=cache.keep)
-    if isinstance(cache, KVCache):
-        return LayerSpec(GLOBAL)
-    raise SpecError(
-        f"layer {index} uses {type(cache).__name__}: kvcache stores KVCache and RotatingKVCache layers only"
-    )
 
 
 def _layers_from_config(config, n_layers):

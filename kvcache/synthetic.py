@@ -9,7 +9,7 @@ slow on a CPU; tiling is a plain copy). The same arguments give the same arrays.
 
 import mlx.core as mx
 
-from .cache_layers import default_ring_index, make_cache_layer
+from .mlx_lm_caches import default_ring_index, make_cache_layer
 from .copying import copy_jobs
 
 

@@ -12,7 +12,7 @@ from mlx_lm.models.cache import make_prompt_cache
 
 from kvcache import STRATEGIES, AgentOnLoanError, BlockPool, BlockPoolBatchEngine, LayerSpec, ModelCacheSpec
 from kvcache import copying, random_cache, scattered_copy
-from kvcache.cache_layers import layer_copy_jobs
+from kvcache.mlx_lm_caches import layer_copy_jobs
 
 from conftest import (
     TinyModel,
@@ -333,7 +333,5 @@ def test_parking_a_cache_that_mlx_lm_grew_adopts_the_grown_buffer():
         assert bytes_allocated_during(lambda: table.append(engine.store("agent", cache))) == 0
         for layer_id, keys in enumerate(grown):
             assert table[0].whole_run(layer_id).keys is keys
-        assert engine.pool.num_used_blocks == table[0].num_blocks == sum(
-            spec.blocks_needed(i, n) for i in range(spec.n_layers)
-        )
+        assert engine.pool.num_used_blocks == table[0].num_blocks == spec.total_blocks_needed(n)
     assert_caches_equal(reference, engine.reconstruct("agent", "gather"))

@@ -104,7 +104,7 @@ class PoolAndEngine(RuleBasedStateMachine):
 
     def blocks_for(self, e, n_tokens):
         spec = SPECS[e]
-        return sum(spec.blocks_needed(i, n_tokens) for i in range(spec.n_layers))
+        return spec.total_blocks_needed(n_tokens)
 
     # --- rules -----------------------------------------------------------------------------------
     @rule(e=engines, agent=agents, n=st.integers(1, 14), steps=st.integers(0, 7), chunk=st.integers(0, 4),

@@ -9,8 +9,9 @@ import sys
 import mlx.core as mx
 
 import kvcache
-from kvbench.restore_costs import interleaved_median_ms, store_copy_jobs
+from kvbench.restore_costs import interleaved_median_ms
 from kvcache import copying
+from kvcache.mlx_lm_caches import arrays
 from kvcache.restore import gather_jobs
 
 RULES = {"": copying.WORDS_FROM_BYTES[mx.default_device().type.name], ", always as words": 0,
@@ -18,24 +19,17 @@ RULES = {"": copying.WORDS_FROM_BYTES[mx.default_device().type.name], ", always 
 
 
 def copies(jobs, words_from_bytes):
-    def run():
-        default = copying.WORDS_FROM_BYTES
-        copying.WORDS_FROM_BYTES = {"cpu": words_from_bytes, "gpu": words_from_bytes}
-        try:
-            return copying.copy_jobs(jobs)
-        finally:
-            copying.WORDS_FROM_BYTES = default
-    return run
+    return lambda: copying.copy_jobs(jobs, words_from_bytes)
 
 
 def breakdown(spec, n):
     """Median ms of every variant at ``n`` tokens."""
     live = kvcache.random_cache(spec, n)
-    pool = kvcache.BlockPool(spec, 3 * sum(spec.blocks_needed(i, n) for i in range(spec.n_layers)))
+    pool = kvcache.BlockPool(spec, 3 * spec.total_blocks_needed(n))
     engine = kvcache.BlockPoolBatchEngine(pool)
     scattered = kvcache.scattered_copy(pool, engine.store("a", live), "s")
-    live_arrays = [a for c in live for a in (c.keys, c.values)]
-    store_jobs = store_copy_jobs(spec, live)
+    live_arrays = arrays(live)
+    store_jobs = engine.plan_store("a", live).copy_jobs()  # the very copies engine.store makes
     scattered_jobs = gather_jobs(spec, scattered)
     block_arrays = [a for b in scattered.all_blocks() for a in (b.run.keys, b.run.values)]
     tiny = [mx.zeros((1, 8, 1, 256), mx.bfloat16) for _ in live_arrays]
