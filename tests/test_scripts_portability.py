@@ -346,11 +346,23 @@ def test_runner_check_reports_one_line_per_problem_and_fails(fake_mac):
                           FAKE_THERM="CPU_Speed_Limit = 70", MIN_FREE_GB="999999999")
     assert result.returncode == 1
     problems = [line.removeprefix("runner-check: PROBLEM: ") for line in result.stdout.splitlines() if "PROBLEM" in line]
-    assert [problem.split(" (")[0].split(":")[0] for problem in problems] == [
-        "MLX has no Metal device", "running on battery", "Low Power Mode is on", "thermal pressure",
-        problems[-1].split(" (")[0].split(":")[0]]
-    assert problems[-1].startswith("only ") and problems[-1].endswith("asv needs about 999999999 GB")
+    assert problems[:4] == [
+        "MLX has no Metal device (mx.metal.is_available() is False)",
+        "running on battery: connect the power adapter",
+        "Low Power Mode is on: turn it off (System Settings, Battery or Energy)",
+        "thermal pressure: the CPU is limited to 70% (pmset -g therm)"]
+    assert re.fullmatch(r"only \d+ GB free on the workspace's volume: asv needs about 999999999 GB", problems[4])
+    assert len(problems) == 5
     assert result.stderr.strip() == "runner-check: 5 problem(s): fix them before benchmarking on this machine"
+
+
+def test_runner_check_reports_a_failed_gpu_computation_and_a_thermal_warning(fake_mac):
+    result = runner_check(fake_mac, FAKE_GPU="failed: [metal] command buffer error",
+                          FAKE_THERM="Thermal warning level set to 2")
+    problems = [line for line in result.stdout.splitlines() if "PROBLEM" in line]
+    assert result.returncode == 1 and problems == [
+        "runner-check: PROBLEM: MLX's GPU computation failed: [metal] command buffer error",
+        "runner-check: PROBLEM: thermal pressure: Thermal warning level set to 2 (pmset -g therm)"]
 
 
 def test_runner_check_refuses_a_linux_machine():
