@@ -13,7 +13,7 @@ from .errors import UserError
 
 # subcommand -> its module. A module whose dependencies are not installed (asv on a bare GPU
 # machine, where only mlx, mlx-lm, numpy and matplotlib are) leaves a subcommand saying so.
-COMMANDS = {"p95": "tracker.p95", "gate": "tracker.gate", "exp006": "exp006", "costs": "restore_costs"}
+COMMANDS = {"p95": "tracker.p95", "gate": "tracker.gate", "confirm": "tracker.confirm", "power": "tracker.power", "exp006": "exp006", "costs": "restore_costs"}
 
 
 def build_parser():

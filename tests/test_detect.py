@@ -1,82 +1,113 @@
-"""The p95 series analysis (kvbench.tracker.series) on generated samples."""
+"""The alert rule (kvbench.tracker.detect) on series with planted levels, and on the p95
+series that ``build_series`` makes of measurements."""
 
 import numpy as np
+import pytest
 
+from kvbench.tracker import detect
 from kvbench.tracker.read import Measurement
-from kvbench.tracker.series import budget_flags, build_series, regression_flags
+from kvbench.tracker.series import build_series
 
 BENCH = "bench_x.X.time_x"
 
 
+def noisy(levels, sigma=0.03, seed=0):
+    """``levels`` (one per commit) times lognormal noise of ``sigma``."""
+    levels = np.asarray(levels, dtype=float)
+    return levels * np.random.default_rng(seed).lognormal(0, sigma, levels.size)
+
+
+def flagged(values, **kw):
+    return [s.index for s in detect.shifts_up(values, **kw) if s.confirmed]
+
+
+def test_a_step_is_flagged_at_its_first_commit_with_its_levels():
+    [shift] = detect.shifts_up(noisy([1.0] * 30 + [1.3] * 10))
+    assert shift.index == 30 and shift.confirmed
+    assert shift.reference == pytest.approx(1.0, abs=0.03) and shift.change == pytest.approx(0.3, abs=0.05)
+
+
+def test_a_step_under_the_threshold_is_not_a_flag():
+    assert flagged(noisy([1.0] * 30 + [1.07] * 20, sigma=0.01)) == []
+
+
+def test_a_new_level_waits_for_confirm_commits():
+    values = noisy([1.0] * 30 + [1.5] * 2)
+    [shift] = detect.shifts_up(values)
+    assert (shift.index, shift.confirmed) == (30, False)  # tentative
+    assert flagged(noisy([1.0] * 30 + [1.5] * 3)) == [30]
+
+
+@pytest.mark.parametrize(
+    "levels",
+    [
+        [1.0] * 30 + [1.5],  # one slow newest commit
+        [1.0] * 30 + [1.5] + [1.0] * 10,  # one slow commit between normal ones
+        [1.0] * 30 + [1.5, 1.5] + [1.0] * 10,  # a 2-commit burst that came back
+    ],
+)
+def test_what_is_not_a_new_level_is_never_a_flag(levels):
+    assert flagged(noisy(levels)) == []
+
+
+def test_a_slow_commit_just_before_a_step_does_not_mask_it_or_take_its_place():
+    assert flagged(noisy([1.0] * 28 + [1.6, 1.0] + [1.25] * 10)) == [30]
+
+
+def test_creep_under_the_threshold_per_commit_adds_up_to_a_flag():
+    creep = [1.0] * 30 + [1 + 0.01 * k for k in range(1, 16)] + [1.15] * 5
+    [index] = flagged(noisy(creep, sigma=0.01))
+    assert 30 <= index <= 45
+
+
+def test_a_step_later_reverted_stays_flagged_and_a_new_one_is_measured_from_the_improvement():
+    assert flagged(noisy([1.0] * 20 + [1.3] * 8 + [1.0] * 8)) == [20]
+    # 1.0 -> 0.7 (an improvement held) -> 0.9: +29% from the improved level, under 1.0
+    assert flagged(noisy([1.0] * 20 + [0.7] * 10 + [0.9] * 10)) == [30]
+
+
+def test_budget_stretches_start_where_the_budget_is_first_exceeded_for_good():
+    assert detect.budget_starts([1, 6, 6, 6, 1, 7, 1, 8, 8], budget=5) == [1, 7]
+    assert detect.budget_starts([6, 6], budget=5) == [0]
+    assert detect.budget_starts([1, 1, 6], budget=5) == []
+
+
 def measurement(commit, samples_ms=(), value_ms=None, benchmark=BENCH):
     source = "samples" if len(samples_ms) else "track"
-    return Measurement(
-        benchmark,
-        "box",
-        "env",
-        commit,
-        0,
-        source,
-        tuple(samples_ms),
-        value_ms if value_ms is not None else float(np.median(samples_ms)),
-        1,
-    )
+    value = value_ms if value_ms is not None else float(np.median(samples_ms))
+    return Measurement(benchmark, "box", "env", commit, 0, source, tuple(samples_ms), value, 1)
 
 
-def one_series(measurements, commits, budget=None):
-    [series] = build_series(measurements, commits, lambda name: budget)
-    return series
-
-
-def test_a_commit_just_before_a_step_is_not_blamed_for_noise_alone():
-    """c1 is c0 scaled by 1.2 (over the 10% threshold, but 60 samples cannot tell); c2 is 10x."""
-    base = np.random.default_rng(0).exponential(1.0, 60)
-    samples = [base, base * 1.2, base * 10, base * 10]
-    commits = ["c0", "c1", "c2", "c3"]
-    series = one_series([measurement(c, s) for c, s in zip(commits, samples)], commits)
-    flags = regression_flags(series, threshold=0.10)
-    assert [(f.commit, f.previous_commit) for f in flags] == [("c2", "c1")]
-    ratio, low, high = flags[0].ratio_ci
-    assert low > 1.1 and ratio == flags[0].p95_after_ms / flags[0].p95_before_ms
+def test_a_tail_only_step_is_flagged_on_the_p95_and_a_median_step_on_both():
+    rng = np.random.default_rng(1)
+    commits = [f"c{i}" for i in range(24)]
+    ms = []
+    for i, c in enumerate(commits):
+        samples = 1.0 + rng.exponential(0.05, 200)
+        if i >= 8:
+            samples *= 1.3  # every call
+        if i >= 16:
+            samples[::10] += 3.0  # 1 call in 10
+        ms.append(measurement(c, samples))
+    [series] = build_series(ms, commits, lambda name: None)
+    flags = detect.regression_flags(series)
+    assert [(f.commit, f.statistic) for f in flags] == [("c8", "p95+median"), ("c16", "p95")]
+    assert flags[1].previous_commit == "c15"
 
 
 def test_series_follow_the_branch_order_and_leave_other_commits_out():
     commits = ["a", "b", "c"]
-    measurements = [measurement(c, value_ms=v) for c, v in [("c", 3.0), ("a", 1.0), ("pr", 9.0), ("b", 2.0)]]
-    series = one_series(measurements, commits)
+    ms = [measurement(c, value_ms=v) for c, v in [("c", 3.0), ("a", 1.0), ("pr", 9.0), ("b", 2.0)]]
+    [series] = build_series(ms, commits, lambda name: None)
     assert [p.commit for p in series.points] == commits
     assert [p.p95_ms for p in series.points] == [1.0, 2.0, 3.0]
 
 
-def test_parameter_combinations_and_machines_are_series_of_their_own():
-    ms = [
-        measurement("a", value_ms=1.0, benchmark=f"{BENCH}('p')"),
-        measurement("a", value_ms=1.0, benchmark=f"{BENCH}('q')"),
-    ]
-    assert [s.benchmark for s in build_series(ms, ["a"], lambda name: None)] == [
-        f"{BENCH}('p')",
-        f"{BENCH}('q')",
-    ]
-
-
-def test_track_values_without_samples_are_flagged_by_the_step_rule_alone():
-    commits = ["c0", "c1", "c2", "c3"]
-    series = one_series([measurement(c, value_ms=v) for c, v in zip(commits, [1.0, 1.0, 2.0, 2.0])], commits)
-    [flag] = regression_flags(series, threshold=0.10)
-    assert (flag.commit, flag.p95_before_ms, flag.p95_after_ms, flag.ratio_ci) == ("c2", 1.0, 2.0, None)
-
-
-def test_budget_flag_names_the_first_commit_over_budget():
-    commits = ["c0", "c1", "c2", "c3"]
-    series = one_series(
-        [measurement(c, value_ms=v) for c, v in zip(commits, [4.0, 6.0, 6.5, 7.0])], commits, budget=5.0
-    )
-    [flag] = budget_flags(series)
-    assert (flag.kind, flag.commit, flag.p95_before_ms, flag.p95_after_ms, flag.budget_ms) == (
-        "budget",
-        "c1",
-        4.0,
-        6.0,
-        5.0,
-    )
-    assert budget_flags(one_series([measurement("c0", value_ms=9.0)], ["c0"])) == []  # no budget
+def test_a_zero_or_nan_p95_is_left_out_of_detection_and_short_series_have_no_flag():
+    commits = [f"c{i}" for i in range(12)]
+    values = [1.0] * 5 + [0.0, float("nan")] + [2.0] * 5
+    [series] = build_series([measurement(c, value_ms=v) for c, v in zip(commits, values)], commits, lambda n: None)
+    assert [f.commit for f in detect.regression_flags(series)] == ["c7"]
+    for n in (1, 2):
+        [short] = build_series([measurement(c, value_ms=1.0) for c in commits[:n]], commits, lambda n: None)
+        assert detect.analyze([short]).flags == []

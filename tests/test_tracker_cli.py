@@ -33,19 +33,23 @@ N_SAMPLES = 200
 HISTORY = [
     "base",
     "comment only",
-    "sleep in every call",
     "comment only",
-    "sleep in 1 call of 10",
+    "sleep in every call",  # EVERY_CALL
+    "comment only",
+    "comment only",
+    "sleep in 1 call of 10",  # ONE_IN_TEN
+    "comment only",
     "comment only",
 ]
+EVERY_CALL, ONE_IN_TEN = 3, 6
 
 
 def restore_samples(rng, commit_index):
-    """Zero-copy restore samples: ~0.3 ms; +5 ms per call from commit 2; +30 ms in 1 of 10 from 4."""
+    """Zero-copy restore samples: ~0.3 ms; +5 ms per call from EVERY_CALL; +30 ms in 1 of 10 from ONE_IN_TEN."""
     seconds = 0.0003 + rng.exponential(0.00005, N_SAMPLES)
-    if commit_index >= 2:
+    if commit_index >= EVERY_CALL:
         seconds += 0.005
-    if commit_index >= 4:
+    if commit_index >= ONE_IN_TEN:
         seconds[::10] += 0.030
     return list(seconds)
 
@@ -128,15 +132,49 @@ def test_p95_flags_exactly_the_planted_changes(project, capsys, tmp_path):
     flags = json.loads(out_json.read_text())["flags"]
     found = {(f["kind"], f["benchmark"], f["commit"]) for f in flags}
     assert found == {
-        ("regression", ZERO_COPY, commits[2]),  # median slowdown
-        ("regression", ZERO_COPY, commits[4]),  # tail-only slowdown
-        ("regression", TRACK, commits[2]),
-        ("regression", TRACK, commits[4]),
+        ("regression", ZERO_COPY, commits[EVERY_CALL]),  # median slowdown
+        ("regression", ZERO_COPY, commits[ONE_IN_TEN]),  # tail-only slowdown
+        ("regression", TRACK, commits[EVERY_CALL]),
+        ("regression", TRACK, commits[ONE_IN_TEN]),
     }
+    by_commit = {(f["benchmark"], f["commit"]): f for f in flags}
+    assert by_commit[ZERO_COPY, commits[EVERY_CALL]]["statistic"] == "p95+median"
+    assert by_commit[ZERO_COPY, commits[ONE_IN_TEN]]["statistic"] == "p95"  # the median stayed
     for f in flags:
-        assert f["p95_after_ms"] > 2 * f["p95_before_ms"]
+        assert f["after_ms"] > 2 * f["before_ms"] and f["change"] > 1
+        assert f["previous_commit"] == commits[commits.index(f["commit"]) - 1]
         assert f["commit_url"] == "https://example.org/c/" + f["commit"]
     assert ZERO_COPY in out and "4 flag(s)" in out
+
+
+def test_p95_waits_for_later_commits_before_flagging(project, capsys, tmp_path):
+    """With the tail-only slowdown measured at only 2 commits so far, it is tentative, not a flag."""
+    repo, commits = project
+    for commit in commits[ONE_IN_TEN + 2 :]:
+        os.remove(repo / "results" / MACHINE / f"{commit[:8]}-{ENV}.json")
+    out_json = tmp_path / "flags.json"
+    code, out, err = run_cli(capsys, "p95", "--json", str(out_json))
+    assert code == 0, err
+    data = json.loads(out_json.read_text())
+    assert {f["commit"] for f in data["flags"]} == {commits[EVERY_CALL]}
+    assert {(f["benchmark"], f["commit"]) for f in data["tentative"]} >= {(ZERO_COPY, commits[ONE_IN_TEN])}
+    assert "tentative" in out
+
+
+def test_p95_sets_apart_a_flag_that_re_measurement_dismissed(project, capsys, tmp_path):
+    repo, commits = project
+    verdicts = tmp_path / "confirmations.json"
+    verdicts.write_text(json.dumps({"verdicts": [
+        {"benchmark": ZERO_COPY, "machine": MACHINE, "env": ENV, "commit": commits[ONE_IN_TEN], "confirmed": False},
+        {"benchmark": TRACK, "machine": MACHINE, "env": ENV, "commit": commits[ONE_IN_TEN], "confirmed": True},
+    ]}))
+    out_json = tmp_path / "flags.json"
+    code, out, err = run_cli(capsys, "p95", "--json", str(out_json), "--confirmations", str(verdicts))
+    assert code == 0, err
+    data = json.loads(out_json.read_text())
+    assert [(f["benchmark"], f["commit"]) for f in data["dismissed"]] == [(ZERO_COPY, commits[ONE_IN_TEN])]
+    assert (TRACK, commits[ONE_IN_TEN]) in {(f["benchmark"], f["commit"]) for f in data["flags"]}
+    assert "1 dismissed by re-measurement" in out
 
 
 def test_p95_flags_a_budget_overrun_where_it_starts(project, capsys, tmp_path):
@@ -151,9 +189,9 @@ def test_p95_flags_a_budget_overrun_where_it_starts(project, capsys, tmp_path):
     assert "the budget for bench_typo.X.time_y matches no benchmark" in err
     budget_flags = [f for f in json.loads(out_json.read_text())["flags"] if f["kind"] == "budget"]
     assert [(f["benchmark"], f["commit"], f["budget_ms"]) for f in budget_flags] == [
-        (ZERO_COPY, commits[4], 20.0)
+        (ZERO_COPY, commits[ONE_IN_TEN], 20.0)
     ]
-    assert budget_flags[0]["p95_after_ms"] > 20.0 > budget_flags[0]["p95_before_ms"]
+    assert budget_flags[0]["after_ms"] > 20.0 > budget_flags[0]["before_ms"]
 
 
 def test_p95_page_is_written_and_linked_from_asvs_index(project, capsys):
@@ -170,15 +208,15 @@ def test_p95_page_is_written_and_linked_from_asvs_index(project, capsys):
     assert index.count('href="p95.html"') == 1
     page = (html / "p95.html").read_text()
     assert page.count("<svg") == 3  # one plot per series: zero_copy, concat, track
-    assert f"https://example.org/c/{commits[4]}" in page  # the flag links to its commit
+    assert f"https://example.org/c/{commits[ONE_IN_TEN]}" in page  # the flag links to its commit
     assert "<script" not in page and "src=" not in page  # self-contained
 
 
 def test_gate_fails_on_median_and_tail_regressions_only(project, capsys):
     repo, commits = project
-    code, out, _ = run_cli(capsys, "gate", commits[1], commits[2])
+    code, out, _ = run_cli(capsys, "gate", commits[EVERY_CALL - 1], commits[EVERY_CALL])
     assert code == 1 and "**regression**" in out
-    code, out, _ = run_cli(capsys, "gate", commits[3][:7], commits[4][:10])  # short hashes
+    code, out, _ = run_cli(capsys, "gate", commits[ONE_IN_TEN - 1][:7], commits[ONE_IN_TEN][:10])  # short hashes
     assert code == 1 and f"`{ZERO_COPY}`" in out
     code, out, _ = run_cli(capsys, "gate", commits[0], commits[1])
     assert code == 0 and "no p95 regression" in out
@@ -188,7 +226,7 @@ def test_gate_fails_on_median_and_tail_regressions_only(project, capsys):
 
 def test_gate_compares_each_environment_with_itself_and_names_it(project, capsys):
     repo, commits = project
-    for i in (1, 2):
+    for i in (EVERY_CALL - 1, EVERY_CALL):
         rng = np.random.default_rng(10 + i)
         save_results(
             repo / "results",
@@ -197,16 +235,18 @@ def test_gate_compares_each_environment_with_itself_and_names_it(project, capsys
             {RESTORE: ([["'zero_copy'"]], [restore_samples(rng, 0)])},
             env="other-env",
         )
-    code, out, _ = run_cli(capsys, "gate", commits[1], commits[2])
+    code, out, _ = run_cli(capsys, "gate", commits[EVERY_CALL - 1], commits[EVERY_CALL])
     assert code == 1  # the default environment regressed; the other one did not
     assert f"| `{ZERO_COPY} [other-env]` |" in out and f"| `{ZERO_COPY} [{ENV}]` |" in out
-    assert out.count("**regression**") == 2  # ENV's zero_copy and its track p95
+    verdict, _, details = out.partition("<details>")
+    assert "**2 p95 regression(s)**" in verdict and verdict.count("**regression**") == 2  # ENV's zero_copy, its track
+    assert f"| `{ZERO_COPY} [other-env]` |" in details  # every row, folded
 
 
 def test_gate_without_samples_compares_point_values_and_says_so(project, capsys):
     repo, commits = project
     results = repo / "results"
-    for i in (0, 2):
+    for i in (0, EVERY_CALL):
         rng = np.random.default_rng(i)
         save_results(
             results,
@@ -215,16 +255,16 @@ def test_gate_without_samples_compares_point_values_and_says_so(project, capsys)
             {RESTORE: ([["'zero_copy'"]], [restore_samples(rng, i)])},
             record_samples=False,
         )
-    code, out, err = run_cli(capsys, "gate", commits[0], commits[2])
-    assert code == 1 and "no samples" in out
-    assert "compared by their point values" in err
+    code, out, err = run_cli(capsys, "gate", commits[0], commits[EVERY_CALL])
+    assert code == 1 and "rounds" not in out.split("all ")[0]
+    assert "history" in out  # the point values, with the branch's spread as the noise
     code, out, err = run_cli(capsys, "p95")
     assert code == 0 and "asv's median stands in" in err
 
 
 def test_p95_skips_a_corrupt_results_file_and_names_it(project, capsys, tmp_path):
     repo, commits = project
-    bad = repo / "results" / MACHINE / f"{commits[3][:8]}-{ENV}.json"
+    bad = repo / "results" / MACHINE / f"{commits[ONE_IN_TEN - 1][:8]}-{ENV}.json"
     bad.write_text(bad.read_text()[:200])  # truncated
     before = tree_digest(repo / "results")
     out_json = tmp_path / "flags.json"
@@ -232,7 +272,7 @@ def test_p95_skips_a_corrupt_results_file_and_names_it(project, capsys, tmp_path
     assert code == 0
     assert f"skipping unreadable results file {bad}" in err
     flagged = {f["commit"] for f in json.loads(out_json.read_text())["flags"]}
-    assert commits[4] in flagged  # the others were still read
+    assert commits[ONE_IN_TEN] in flagged  # the others were still read
     assert tree_digest(repo / "results") == before
 
 

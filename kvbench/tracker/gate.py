@@ -1,21 +1,25 @@
 """``kvcache-bench gate BASE HEAD``: fail (exit 1) when HEAD's p95 is worse than BASE's.
 
-The rule, per benchmark measured at both commits on the machine: with raw samples at both,
-HEAD regresses when the 90% percentile-bootstrap CI of p95(HEAD) / p95(BASE) lies wholly
-above ``1 + threshold`` (its lower end is a one-sided 95% bound). Without samples at one of
-them (a ``track_`` p95, or results kept without ``--record-samples``) the point values are
-compared: ratio above ``1 + threshold``. With ``--min-rise-ms``, the p95 must also have risen
-by more than that many milliseconds (a noise floor for a shared machine). Prints a markdown
-table fit for a PR comment.
+The rule, per benchmark measured at both commits on the machine: HEAD regresses when its p95
+is more than ``threshold`` above BASE's *and* the lower end of the 98% interval of
+p95(HEAD) / p95(BASE) is above 1 (``stats.p95_ratio_ci``). The interval holds the noise
+between runs, not only within one: a hierarchical bootstrap over each commit's rounds (asv
+runs each round in a process of its own), widened by the benchmark's run-to-run spread along
+the branch's history on this machine when it has at least ``stats.MIN_HISTORY`` commits.
+Without samples at one of the commits (a ``track_`` p95), only that history spread makes
+the interval; with neither, the point ratio alone decides, and the command says so.
+With ``--min-rise-ms``, the p95 must also have risen by more than that many milliseconds.
+Prints a markdown table fit for a PR comment: the verdict and the flagged rows first.
 Exit 0: no regression; 1: a regression; 2: bad input.
 """
 
+import math
 from dataclasses import dataclass, replace
 
-from . import project, stats, tables
+from . import project, render, stats
 from .read import read_measurements
 from ..errors import UserError
-from .p95 import MIN_RISE_HELP, check_min_rise, check_threshold, warn
+from .options import MIN_RISE_HELP, check_min_rise, check_threshold, warn
 
 
 def register(subparsers):
@@ -50,74 +54,74 @@ def run(args, write_line=print):
         raise UserError(
             f"BASE {args.base} and HEAD {args.head} share no p95 benchmark on {machine}: run the same benchmarks at both"
         )
-    rows = [compare(at_base[key], at_head[key], args.threshold, args.min_rise_ms) for key in common]
+    sigmas = _history_sigmas(proj, measurements, machine)
+    rows = [
+        compare(at_base[key], at_head[key], args.threshold, args.min_rise_ms, sigmas.get(key)) for key in common
+    ]
     if len({env for _, env in common}) > 1:  # name the environment where it is not the only one
         rows = [replace(row, benchmark=f"{row.benchmark} [{env}]") for row, (_, env) in zip(rows, common)]
-    n_regressions = sum(row.regression for row in rows)
-    write_comment(rows, machine, base, head, args.threshold, args.min_rise_ms, write_line)
-    if any(not row.sampled for row in rows):
-        warn(
-            "some benchmarks have no raw samples at BASE or HEAD: compared by their point values, no significance test"
-        )
-    return 1 if n_regressions else 0
+    render.write_gate_comment(rows, machine, base, head, args.threshold, args.min_rise_ms, write_line)
+    if any(row.ci is None for row in rows):
+        warn("some benchmarks have no samples at BASE or HEAD and too little history: compared by their point values alone")
+    for row in rows:
+        if row.verdict == "no p95":
+            warn(f"{row.benchmark}: a p95 of 0 or less at BASE or HEAD cannot be compared")
+    return 1 if any(row.regression for row in rows) else 0
 
 
 @dataclass(frozen=True)
 class Row:
-    """One benchmark's comparison; ``ci`` is None without samples at both commits."""
+    """One benchmark's comparison; ``ci`` is None when neither samples nor history bound it."""
 
     benchmark: str
     base_ms: float
     head_ms: float
     ratio: float
     ci: tuple | None
-    regression: bool
-    sampled: bool
+    verdict: str  # "regression", "ok" or "no p95"
+    noise: str  # what the interval holds: "rounds", "rounds+history", "history" or "-"
+
+    @property
+    def regression(self):
+        return self.verdict == "regression"
 
 
-def compare(base, head, threshold, min_rise_ms=0.0):
+def compare(base, head, threshold, min_rise_ms=0.0, history_sigma=None):
     """Compare two measurements of one benchmark by the gate's rule (module docstring)."""
-    if base.samples_ms and head.samples_ms:
-        base_ms, head_ms = stats.p95(base.samples_ms), stats.p95(head.samples_ms)
-        ratio, low, high = stats.p95_ratio_ci(base.samples_ms, head.samples_ms)
-        regression = stats.is_significant_regression(low, head_ms - base_ms, threshold, min_rise_ms)
-        return Row(base.benchmark, base_ms, head_ms, ratio, (low, high), regression, True)
-    base_ms, head_ms = base.value_ms, head.value_ms
-    ratio = head_ms / base_ms if base_ms > 0 else float("inf")
-    regression = ratio > 1 + threshold and head_ms - base_ms > min_rise_ms
-    return Row(base.benchmark, base_ms, head_ms, ratio, None, regression, False)
+    sampled = bool(base.samples_ms and head.samples_ms)
+    base_ms, head_ms = (stats.p95(base.samples_ms), stats.p95(head.samples_ms)) if sampled else (base.value_ms, head.value_ms)
+    if not (base_ms > 0 and head_ms > 0):
+        return Row(base.benchmark, base_ms, head_ms, float("nan"), None, "no p95", "-")
+    sigma = history_sigma or 0.0
+    if sampled:
+        ratio, low, high = stats.p95_ratio_ci(base.sample_rounds, head.sample_rounds, noise_sigma=sigma)
+        noise = "rounds+history" if history_sigma is not None else "rounds"
+    elif history_sigma is not None:
+        ratio = head_ms / base_ms
+        spread = stats.NormalDist().inv_cdf((1 + stats.RATIO_CI_LEVEL) / 2) * (2**0.5) * sigma
+        low, high, noise = ratio * math.exp(-spread), ratio * math.exp(spread), "history"
+    else:
+        ratio = head_ms / base_ms
+        low = high = None
+        noise = "-"
+    ci = (low, high) if low is not None else None
+    bound = low if low is not None else math.inf  # no interval: the point ratio alone
+    regression = stats.is_significant_regression(ratio, bound, head_ms - base_ms, threshold, min_rise_ms)
+    return Row(base.benchmark, base_ms, head_ms, ratio, ci, "regression" if regression else "ok", noise)
 
 
-def write_comment(rows, machine, base, head, threshold, min_rise_ms, write_line):
-    """The PR comment: a verdict line, the table, the rule."""
-    n = sum(row.regression for row in rows)
-    verdict = f"**{n} p95 regression(s)**" if n else "no p95 regression"
-    write_line(f"### kvcache-bench gate: {verdict}")
-    write_line("")
-    write_line(
-        f"HEAD `{tables.short(head)}` vs BASE `{tables.short(base)}` on machine `{machine}`, threshold {threshold:.0%}."
-    )
-    write_line("")
-    table_rows = [
-        [
-            f"`{r.benchmark}`",
-            tables.ms(r.base_ms),
-            tables.ms(r.head_ms),
-            f"{r.ratio:.2f}",
-            f"{r.ci[0]:.2f}-{r.ci[1]:.2f}" if r.ci else "no samples",
-            "**regression**" if r.regression else "ok",
-        ]
-        for r in rows
-    ]
-    tables.write_table(
-        ["benchmark", "BASE p95 ms", "HEAD p95 ms", "ratio", "90% CI", "verdict"], table_rows, write_line
-    )
-    write_line("")
-    write_line(
-        f"Regression: the 90% bootstrap CI of p95(HEAD)/p95(BASE) lies above {1 + threshold:.2f} "
-        "(point ratio where a side has no raw samples)"
-        + (f", and p95 rose by more than {tables.ms(min_rise_ms)} ms." if min_rise_ms else ".")
-    )
+def _history_sigmas(proj, measurements, machine):
+    """``{(benchmark, env): run_to_run_sigma}`` of the p95 along the branch on ``machine``."""
+    try:
+        order = {c: i for i, c in enumerate(project.first_parent_commits(proj.repo_dir, proj.branch))}
+    except UserError:
+        return {}
+    series = {}
+    for m in sorted((m for m in measurements if m.machine == machine and m.commit in order), key=lambda m: order[m.commit]):
+        value = stats.p95(m.samples_ms) if m.samples_ms else m.value_ms
+        series.setdefault((m.benchmark, m.env), []).append(value)
+    sigmas = {key: stats.run_to_run_sigma(values) for key, values in series.items()}
+    return {key: sigma for key, sigma in sigmas.items() if sigma is not None}
 
 
 def _pick_machine(measurements, machine, base, head, results_dir):
@@ -143,7 +147,7 @@ def _at(measurements, machine, commit, role, rev, results_dir):
     found = {(m.benchmark, m.env): m for m in measurements if m.machine == machine and m.commit == commit}
     if not found:
         raise UserError(
-            f"no results for {role} {rev} ({tables.short(commit)}) on machine {machine} in {results_dir}: "
+            f"no results for {role} {rev} ({render.short(commit)}) on machine {machine} in {results_dir}: "
             f"run `asv continuous BASE HEAD` or `asv run --record-samples` for it first"
         )
     return found

@@ -10,14 +10,14 @@ import os
 
 from matplotlib.figure import Figure
 
-from . import tables
+from . import render as tables
 
 PAGE = "p95.html"
 NAV_ITEM = f'<li id="nav-li-p95"><a href="{PAGE}">p95</a></li>'
 NAV_ANCHOR = '<li id="nav-li-regressions"><a href="#/regressions">Regressions</a></li>'
 
 
-def write_page(html_dir, all_series, flags, threshold, commit_url):
+def write_page(html_dir, all_series, flags, change_points, threshold, commit_url):
     """Write the page; returns its path. Only ``p95.html`` is (re)written."""
     os.makedirs(html_dir, exist_ok=True)
     parts = [
@@ -25,8 +25,9 @@ def write_page(html_dir, all_series, flags, threshold, commit_url):
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:2px 6px}.flag{color:#b00}</style></head><body>",
         "<p><a href='index.html'>&larr; dashboard</a></p><h1>p95 per commit</h1>",
-        f"<p>Flags: a confirmed p95 step up of more than {threshold:.0%} (significant where samples exist), "
-        "or a confirmed stretch over the budget. Rules: <code>kvbench/series.py</code>.</p>",
+        f"<p>Flags: a new p95 (or median) level more than {threshold:.0%} above the one before, found by "
+        "change-point detection and held by enough later commits; or a stretch over the budget. "
+        "Dotted lines: the change points of the p95. Rules: <code>kvbench/tracker/detect.py</code>.</p>",
         _flags_table(flags, commit_url),
     ]
     for s in all_series:
@@ -38,7 +39,8 @@ def write_page(html_dir, all_series, flags, threshold, commit_url):
         series_flags = [
             f for f in flags if (f.benchmark, f.machine, f.env) == (s.benchmark, s.machine, s.env)
         ]
-        parts.append(svg_of(plot_series(s, series_flags)))
+        key = (s.benchmark, s.machine, s.env)
+        parts.append(svg_of(plot_series(s, series_flags, change_points.get(key, ()))))
     parts.append("</body></html>")
     path = os.path.join(html_dir, PAGE)
     with open(path, "w", encoding="utf-8") as out:
@@ -67,7 +69,7 @@ def _flags_table(flags, commit_url):
         return "<p>No flags.</p>"
     rows = [
         "<table><tr><th>kind</th><th>benchmark</th><th>machine</th><th>commit</th>"
-        "<th>p95 before (ms)</th><th>p95 after (ms)</th><th>budget (ms)</th></tr>"
+        "<th>before (ms)</th><th>after (ms)</th><th>budget (ms)</th></tr>"
     ]
     for f in flags:
         commit = html.escape(tables.short(f.commit))
@@ -75,20 +77,24 @@ def _flags_table(flags, commit_url):
             commit = f"<a href='{html.escape(commit_url + f.commit)}'>{commit}</a>"
         rows.append(
             f"<tr class='flag'><td>{f.kind}</td><td>{html.escape(f.benchmark)}</td><td>{html.escape(f.machine)}</td>"
-            f"<td>{commit}</td><td>{tables.ms(f.p95_before_ms)}</td><td>{tables.ms(f.p95_after_ms)}</td>"
+            f"<td>{commit}</td><td>{tables.ms(f.before_ms)}</td><td>{tables.ms(f.after_ms)}</td>"
             f"<td>{tables.ms(f.budget_ms)}</td></tr>"
         )
     return "".join(rows) + "</table>"
 
 
-def plot_series(series, flags):
-    """A matplotlib Figure: p95 per commit with its CI, the budget line, flagged commits marked."""
+def plot_series(series, flags, change_points=()):
+    """A matplotlib Figure: p95 and median per commit, the p95's CI, the budget line, the
+    change points (dotted) and the flagged commits marked."""
     points = series.points
     x = range(len(points))
     y = [p.p95_ms for p in points]
     fig = Figure(figsize=(8, 3))
     ax = fig.add_subplot()
     ax.plot(x, y, "o-", color="#1f77b4", label="p95")
+    medians = [(i, p.median_ms) for i, p in enumerate(points) if p.median_ms is not None]
+    if medians:
+        ax.plot([i for i, _ in medians], [m for _, m in medians], ".-", color="#7f7f7f", label="median")
     bounded = [
         (i, p)
         for i, p in enumerate(points)
@@ -109,6 +115,9 @@ def plot_series(series, flags):
         )
     if series.budget_ms:
         ax.axhline(series.budget_ms, color="#b00", linestyle="--", label="budget")
+    changed = [i for i, p in enumerate(points) if p.commit in set(change_points)]
+    for n, i in enumerate(changed):
+        ax.axvline(i - 0.5, color="#555", linestyle=":", label="change point" if n == 0 else None)
     flagged = [i for i, p in enumerate(points) if p.commit in {f.commit for f in flags}]
     for n, i in enumerate(flagged):
         ax.axvline(i, color="#b00", alpha=0.3, label="flagged" if n == 0 else None)

@@ -12,6 +12,7 @@ through ``warn`` and skipped; the others are still read.
 """
 
 import itertools
+import json
 import os
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from asv.results import Results
 from asv.util import UserError as AsvUserError
 
 from ..errors import UserError
+from .stats import split_rounds
 
 SECONDS_TO_MS = 1000.0
 
@@ -36,6 +38,12 @@ class Measurement:
     samples_ms: tuple  # empty unless source == "samples"
     value_ms: float  # the track value or asv's median (for "samples", asv's median too)
     number: int  # calls averaged into one sample (1 = a sample is one call)
+    rounds: int = 1  # processes the samples came from, one after the other (asv's ``rounds``)
+
+    @property
+    def sample_rounds(self):
+        """The samples as one sequence per round (``stats.split_rounds``)."""
+        return split_rounds(self.samples_ms, self.rounds)
 
 
 def carries_p95(name):
@@ -56,11 +64,12 @@ def read_measurements(results_dir, warn):
             f"results directory {results_dir} does not exist: run `asv run --record-samples` first, or pass --results DIR"
         )
     paths = list(_result_paths(results_dir))
+    rounds = _rounds_of_benchmarks(results_dir)
     measurements, n_read = [], 0
     for path in paths:
         try:
             results = Results.load(path)
-            found = list(_measurements_of(results))
+            found = list(_measurements_of(results, rounds))
         except (AsvUserError, OSError, KeyError, TypeError, ValueError, AttributeError) as error:
             warn(f"skipping unreadable results file {path}: {_one_line(error)}")
             continue
@@ -71,6 +80,21 @@ def read_measurements(results_dir, warn):
             f"no readable asv results in {results_dir}: run `asv run --record-samples` first, or pass --results DIR"
         )
     return measurements
+
+
+def _rounds_of_benchmarks(results_dir):
+    """``{benchmark name: rounds}`` from asv's benchmarks.json beside the results (the suite
+    as last discovered); empty when it is missing or unreadable (1 round each)."""
+    try:
+        with open(os.path.join(results_dir, "benchmarks.json"), encoding="utf-8") as f:
+            described = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return {
+        name: int(entry.get("rounds") or 1)
+        for name, entry in described.items()
+        if isinstance(entry, dict) and isinstance(entry.get("rounds", 1), int)
+    }
 
 
 def _result_paths(results_dir):
@@ -84,7 +108,7 @@ def _result_paths(results_dir):
                 yield os.path.join(machine_dir, filename)
 
 
-def _measurements_of(results):
+def _measurements_of(results, rounds):
     machine = results.params["machine"]
     for name in sorted(results.get_all_result_keys()):
         if not carries_p95(name):
@@ -97,10 +121,10 @@ def _measurements_of(results):
         for combo, value, sample, stat in zip(combos, values, samples, stats):
             if value is None or value != value:  # failed or skipped: nothing measured
                 continue
-            yield _measurement(name, combo, machine, results, float(value), sample, stat)
+            yield _measurement(name, combo, machine, results, float(value), sample, stat, rounds.get(name, 1))
 
 
-def _measurement(name, combo, machine, results, value, sample, stat):
+def _measurement(name, combo, machine, results, value, sample, stat, rounds):
     is_time = name.rsplit(".", 1)[-1].startswith("time_")
     scale = SECONDS_TO_MS if is_time else 1.0
     if not is_time:
@@ -119,6 +143,7 @@ def _measurement(name, combo, machine, results, value, sample, stat):
         samples_ms=samples_ms,
         value_ms=value * scale,
         number=int((stat or {}).get("number") or 1),
+        rounds=rounds,
     )
 
 

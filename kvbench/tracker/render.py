@@ -1,4 +1,5 @@
-"""Markdown tables and number formats shared by the tracker's reports (terminal, PR comment)."""
+"""The tracker's text reports: markdown tables and number formats, the p95 report, the gate's
+PR comment. Renderers take a ``write_line`` sink (print, a file, a list), and compute nothing."""
 
 
 def write_table(headers, rows, write_line):
@@ -27,3 +28,94 @@ def ci(low, high):
 
 def short(commit):
     return commit[:8] if commit else "-"
+
+
+def write_gate_comment(rows, machine, base, head, threshold, min_rise_ms, write_line):
+    """The gate's PR comment: the verdict, the regressions, then every row folded."""
+    flagged = [r for r in rows if r.regression]
+    verdict = f"**{len(flagged)} p95 regression(s)**" if flagged else "no p95 regression"
+    write_line(f"### kvcache-bench gate: {verdict}")
+    write_line("")
+    write_line(f"HEAD `{short(head)}` vs BASE `{short(base)}` on machine `{machine}`, threshold {threshold:.0%}.")
+    write_line("")
+    if flagged:
+        _write_gate_table(flagged, write_line)
+        write_line("")
+    write_line(f"<details><summary>all {len(rows)} benchmarks</summary>")
+    write_line("")
+    _write_gate_table(sorted(rows, key=lambda r: (not r.regression, -_finite_or(r.ratio, 0))), write_line)
+    write_line("")
+    write_line(
+        f"Regression: p95 more than {threshold:.0%} up and the 98% interval of p95(HEAD)/p95(BASE) above 1. "
+        "The interval holds the noise between runs: a bootstrap over each commit's rounds (processes), "
+        "widened by the benchmark's run-to-run spread along main on this machine"
+        + (f"; and p95 up by more than {ms(min_rise_ms)} ms." if min_rise_ms else ".")
+    )
+    write_line("")
+    write_line("</details>")
+
+
+def _write_gate_table(rows, write_line):
+    table = [
+        [
+            f"`{r.benchmark}`",
+            ms(r.base_ms),
+            ms(r.head_ms),
+            f"{r.ratio:.2f}",
+            f"{r.ci[0]:.2f}-{r.ci[1]:.2f}" if r.ci else "none",
+            r.noise,
+            f"**{r.verdict}**" if r.regression else r.verdict,
+        ]
+        for r in rows
+    ]
+    write_table(["benchmark", "BASE p95 ms", "HEAD p95 ms", "ratio", "98% interval", "noise from", "verdict"], table, write_line)
+
+
+def _finite_or(value, default):
+    return value if value == value and abs(value) != float("inf") else default
+
+
+def write_p95_report(all_series, flags, tentative, dismissed, threshold, write_line):
+    """The terminal report: the flags first, then one row per series."""
+    write_line(f"{len(flags)} flag(s) (threshold {threshold:.0%}):")
+    for f in flags:
+        write_line(f"- {describe(f)}")
+    for title, extra in (("tentative (a new level, not yet held by enough commits)", tentative),
+                         ("dismissed by re-measurement", dismissed)):
+        if extra:
+            write_line(f"{len(extra)} {title}:")
+            for f in extra:
+                write_line(f"- {describe(f)}")
+    write_line("")
+    rows = []
+    for s in all_series:
+        last = s.points[-1]
+        n_flags = sum(1 for f in flags if (f.benchmark, f.machine, f.env) == (s.benchmark, s.machine, s.env))
+        rows.append(
+            [
+                s.benchmark,
+                s.machine,
+                len(s.points),
+                short(last.commit),
+                ms(last.p95_ms),
+                ci(last.ci_low_ms, last.ci_high_ms),
+                last.source,
+                ms(s.budget_ms),
+                n_flags or "",
+            ]
+        )
+    headers = ["benchmark", "machine", "commits", "latest", "p95 ms", "95% CI", "from", "budget ms", "flags"]
+    write_table(headers, rows, write_line)
+
+
+def describe(flag):
+    """One line saying what a flag means."""
+    where = f"{flag.benchmark} on {flag.machine} at {short(flag.commit)}"
+    if flag.kind == "budget":
+        before = f"{ms(flag.before_ms)} ms at {short(flag.previous_commit)}" if flag.previous_commit else "first commit"
+        return f"budget: {where}: p95 {ms(flag.after_ms)} ms over the {ms(flag.budget_ms)} ms budget (before: {before})"
+    moved = {"p95": "p95", "median": "median", "p95+median": "p95 and median"}[flag.statistic]
+    return (
+        f"regression: {where}: {moved} level {ms(flag.before_ms)} -> {ms(flag.after_ms)} ms "
+        f"({flag.change:+.0%}, change point p={flag.pvalue:.1g})"
+    )

@@ -4,23 +4,23 @@
   order-statistic confidence interval (``asv_runner.statistics.quantile_ci``: the smallest
   pair of order statistics whose binomial coverage is at least the level; an end is +-inf
   when there are too few samples to bound it).
-- ``p95_ratio_ci``: percentile-bootstrap interval of p95(head) / p95(base), seeded, so the
-  same samples always give the same interval.
-- ``find_steps`` / ``find_over_budget``: the confirmed-step rules on a p95 series (see their
-  docstrings). asv's Potts fit (``asv.step_detect``) was tried first: on the short series a
-  CI run produces (under ~8 commits) it often fits one level per commit, so it is not used.
+- ``p95_ratio_ci``: an interval of p95(head) / p95(base) that holds run-to-run noise: a
+  hierarchical bootstrap (rounds, then samples), widened by the branch's own run-to-run
+  spread (``run_to_run_sigma``) where there is enough history. Seeded.
+- ``split_rounds``: a commit's samples back into asv's rounds (one process each).
 """
 
-from dataclasses import dataclass
+import math
+from statistics import NormalDist
 
 import numpy as np
 from asv_runner.statistics import quantile_ci
 
 P95 = 0.95
 CI_LEVEL = 0.95
-RATIO_CI_LEVEL = 0.90  # two-sided 90%: its lower end is a one-sided 95% bound
+RATIO_CI_LEVEL = 0.98  # two-sided 98%: its lower end is a one-sided 99% bound
+MIN_HISTORY = 6  # commits of history before their spread is taken as the run-to-run noise
 BOOTSTRAP_RESAMPLES = 2000
-CONFIRM_WINDOW = 2  # commits compared on each side of a step: the step's own and one later
 
 
 def p95(samples):
@@ -39,68 +39,57 @@ def p95_with_ci(samples, level=CI_LEVEL):
     return p95(samples), float(low), float(high)
 
 
-def p95_ratio_ci(base, head, level=RATIO_CI_LEVEL, resamples=BOOTSTRAP_RESAMPLES, seed=0):
-    """``(ratio, low, high)``: p95(head) / p95(base) and its percentile-bootstrap interval.
+def split_rounds(samples, rounds):
+    """``samples`` cut into ``rounds`` contiguous parts of (nearly) equal size, as asv appends
+    each round's samples (one process each) to the previous rounds'. Fewer parts when there
+    are fewer samples than rounds."""
+    rounds = max(1, min(int(rounds), len(samples)))
+    return [tuple(part) for part in np.array_split(np.asarray(samples, dtype=float), rounds)]
 
-    Each resample draws ``len(base)`` base samples and ``len(head)`` head samples with
-    replacement; ``low``/``high`` are the (1 - level)/2 and (1 + level)/2 quantiles of the
-    resampled ratios. Both sample sets must be non-empty with a positive p95.
+
+def p95_ratio_ci(base_rounds, head_rounds, level=RATIO_CI_LEVEL, noise_sigma=0.0, resamples=BOOTSTRAP_RESAMPLES, seed=0):
+    """``(ratio, low, high)``: p95(head) / p95(base) of the pooled samples and an interval that
+    holds run-to-run noise as well as sampling noise.
+
+    ``*_rounds``: each commit's samples, one sequence per round (process). A hierarchical
+    bootstrap resamples the rounds with replacement, then each drawn round's samples, so the
+    spread between processes is in the interval when a commit has several rounds. On top,
+    ``noise_sigma`` (the run-to-run standard deviation of log p95, e.g. from the branch's
+    history, ``run_to_run_sigma``) is added to the variance of the log ratio, once per side.
+    The interval is normal on the log scale at ``level`` (two-sided). Seeded: the same input
+    gives the same interval. Every round must be non-empty, and the p95s positive.
     """
-    base, head = np.asarray(base, dtype=float), np.asarray(head, dtype=float)
     rng = np.random.default_rng(seed)
-    base_p95 = np.quantile(rng.choice(base, (resamples, base.size)), P95, axis=1)
-    head_p95 = np.quantile(rng.choice(head, (resamples, head.size)), P95, axis=1)
-    ratios = head_p95 / base_p95
-    low, high = np.quantile(ratios, [(1 - level) / 2, (1 + level) / 2])
-    return p95(head) / p95(base), float(low), float(high)
+    log_ratios = np.log(_bootstrap_p95(head_rounds, resamples, rng)) - np.log(_bootstrap_p95(base_rounds, resamples, rng))
+    ratio = p95(np.concatenate(head_rounds)) / p95(np.concatenate(base_rounds))
+    spread = math.sqrt(float(np.var(log_ratios)) + 2 * noise_sigma**2)
+    z = NormalDist().inv_cdf((1 + level) / 2)
+    return ratio, ratio * math.exp(-z * spread), ratio * math.exp(z * spread)
 
 
-def is_significant_regression(ratio_low, rise, threshold, min_rise=0.0):
-    """The gate's rule: the ratio's lower CI end is above ``1 + threshold`` and the p95 rose
-    (``rise`` = p95 after - p95 before) by more than ``min_rise``."""
-    return ratio_low > 1 + threshold and rise > min_rise
+def _bootstrap_p95(rounds, resamples, rng):
+    """p95 of ``resamples`` hierarchical resamples: rounds with replacement, then samples
+    within each drawn round (as many as the largest round holds)."""
+    sizes = np.array([len(r) for r in rounds])
+    padded = np.zeros((len(rounds), sizes.max()))
+    for k, r in enumerate(rounds):
+        padded[k, : len(r)] = r
+    picked = rng.integers(len(rounds), size=(resamples, len(rounds), 1))
+    positions = (rng.random((resamples, len(rounds), sizes.max())) * sizes[picked]).astype(int)
+    return np.quantile(padded[picked, positions].reshape(resamples, -1), P95, axis=1)
 
 
-@dataclass(frozen=True)
-class Step:
-    """An upward step at ``index``: ``before``/``after`` are the indices the rule compared."""
-
-    index: int
-    before: tuple
-    after: tuple
-
-
-def find_steps(values, threshold=0.10, min_rise=0.0, window=CONFIRM_WINDOW):
-    """Upward steps in a p95 series (branch order, oldest first; None = not measured).
-
-    The confirmed-step rule, over measured points only: point ``i`` is a step when each of
-    the ``window`` points from ``i`` on is more than ``threshold`` (relative) and more than
-    ``min_rise`` (absolute) above every one of the (up to) ``window`` points before ``i``.
-    So a step needs ``window - 1`` later commits to confirm it, and one slow commit (at the
-    tip, or between normal ones) is never a step; a step later undone is still reported
-    (it is history). At most one point of a clean step qualifies: the point after it has a
-    slow point before it.
-    """
-    measured = [(i, v) for i, v in enumerate(values) if v is not None]
-    steps = []
-    for j in range(1, len(measured) - window + 1):
-        before, after = measured[max(0, j - window) : j], measured[j : j + window]
-        low_after, high_before = min(v for _, v in after), max(v for _, v in before)
-        if low_after > (1 + threshold) * high_before and low_after - high_before > min_rise:
-            steps.append(Step(measured[j][0], tuple(i for i, _ in before), tuple(i for i, _ in after)))
-    return steps
+def run_to_run_sigma(values):
+    """The run-to-run standard deviation of ``log(values)`` (a series of one benchmark along a
+    branch), robust to its steps and outliers: 1.4826 x the median absolute successive
+    difference, over sqrt(2). None for fewer than ``MIN_HISTORY`` positive values."""
+    logs = np.log([v for v in values if v > 0])
+    if len(logs) < MIN_HISTORY:
+        return None
+    return float(1.4826 * np.median(np.abs(np.diff(logs))) / math.sqrt(2))
 
 
-def find_over_budget(values, budget, window=CONFIRM_WINDOW):
-    """Indices where a confirmed over-budget stretch starts (None = not measured).
-
-    Point ``i`` qualifies when it and the next ``window - 1`` measured points are all above
-    ``budget`` and the measured point before ``i`` (if any) is not.
-    """
-    measured = [(i, v) for i, v in enumerate(values) if v is not None]
-    starts = []
-    for j in range(len(measured) - window + 1):
-        stretch_start = j == 0 or measured[j - 1][1] <= budget
-        if stretch_start and all(v > budget for _, v in measured[j : j + window]):
-            starts.append(measured[j][0])
-    return starts
+def is_significant_regression(ratio, low, rise, threshold, min_rise=0.0):
+    """The gate's rule: the p95 rose by more than ``threshold`` (ratio) and more than
+    ``min_rise`` (``rise`` = p95 after - p95 before), and the interval's lower end is above 1."""
+    return ratio > 1 + threshold and low > 1 and rise > min_rise

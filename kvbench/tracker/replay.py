@@ -1,0 +1,170 @@
+"""Series replayed from recorded noise, with planted changes (what ``kvcache-bench power`` runs).
+
+Recorded noise (``tests/data/noise-*.json``, written by ``kvcache-bench power --record``): per
+benchmark, the samples (ms) of each of several asv runs of ONE commit, each run in processes
+of its own. A replayed commit is measured as the suite measures one: ``ROUNDS`` processes,
+each drawn at random from the recorded runs, each giving half of its samples; its changes
+are then planted into those samples. A ``track`` benchmark (one value per run) is replayed
+as the mean of ``ROUNDS`` drawn values.
+
+Scenarios plant, at commit ``START`` of ``LENGTH``: median steps (every call slower), tail-only
+steps (1 call in 10 slower, by as much as raises the recorded p95 by the given fraction),
+creep, slow-measured commits (every call of that commit's measurement slower), and steps
+that are masked or reverted. ``truth`` says where a detector should flag.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+
+ROUNDS = 2
+LENGTH = 50
+START = 30
+SLOW_MEASURED = 1.4  # a slow-measured commit: every call 40% slower (one run in 6 here was)
+CREEP_COMMITS = 15
+RECORDED = (  # the benchmarks kept from a recording: fast and slow restores, a track p95
+    "bench_reconstruct.Reconstruct8k.time_reconstruct_8k('zero_copy')",
+    "bench_reconstruct.Reconstruct8k.time_reconstruct_8k('concat')",
+    "bench_reconstruct.ReconstructContexts.time_reconstruct('zero_copy', 2048)",
+    "bench_reconstruct.ReconstructContexts.time_reconstruct('gather', 8192)",
+    "bench_tail.RestoreTail.track_p95_ms('zero_copy')",
+)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    kind: str  # "median", "tail", "creep", "slow" (planted changes); "none"
+    size: float = 0.0
+    slow_commits: tuple = ()  # offsets from START of slow-measured commits
+    revert_after: int | None = None  # commits after START at which the step is undone
+
+    def truth(self):
+        """Indices where a flag is right (a step's first commit), or () when none is."""
+        return () if self.kind in ("none", "slow") else (START,)
+
+
+SCENARIOS = [
+    Scenario("no change", "none"),
+    Scenario("median +5%", "median", 0.05),
+    Scenario("median +10%", "median", 0.10),
+    Scenario("median +20%", "median", 0.20),
+    Scenario("tail-only p95 +10%", "tail", 0.10),
+    Scenario("tail-only p95 +20%", "tail", 0.20),
+    Scenario("tail-only p95 +50%", "tail", 0.50),
+    Scenario("creep +1%/commit x15", "creep", 0.01),
+    Scenario("one slow-measured commit", "slow", slow_commits=(0,)),
+    Scenario("2-commit slow burst, recovered", "slow", slow_commits=(0, 1)),
+    Scenario("median +20% masked by a slow commit 2 before", "median", 0.20, slow_commits=(-2,)),
+    Scenario("median +20% reverted 8 commits later", "median", 0.20, revert_after=8),
+]
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Recorded runs of one benchmark: ``runs`` (samples per run, ms) or ``values`` (a track's)."""
+
+    benchmark: str
+    runs: tuple = ()
+    values: tuple = ()
+
+    @property
+    def has_samples(self):
+        return bool(self.runs)
+
+
+def load_noise(path):
+    """``(meta, [Noise])`` from a recorded-noise file."""
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    noises = [
+        Noise(name, tuple(tuple(run) for run in entry.get("runs", ())), tuple(entry.get("values", ())))
+        for name, entry in sorted(data["benchmarks"].items())
+    ]
+    return data["meta"], noises
+
+
+def write_noise(results_dir, path, benchmarks=RECORDED):
+    """Trim the asv results files in ``results_dir`` (one run each, of one commit) to the
+    samples of ``benchmarks``, 4 significant digits, into ``path``. Returns the runs read."""
+    from .read import read_measurements
+
+    files = sorted(f for f in os.listdir(results_dir) if f.endswith(".json"))
+    entries, machines, commits = {}, set(), set()
+    for name in files:
+        folder = tempfile.mkdtemp()
+        os.makedirs(os.path.join(folder, "m"))
+        shutil.copy(os.path.join(results_dir, name), os.path.join(folder, "m", "run.json"))
+        for m in read_measurements(folder, print):
+            if m.benchmark not in benchmarks:
+                continue
+            machines.add(m.machine)
+            commits.add(m.commit)
+            entry = entries.setdefault(m.benchmark, {})
+            if m.samples_ms:
+                entry.setdefault("runs", []).append([float(f"{v:.4g}") for v in m.samples_ms])
+            else:
+                entry.setdefault("values", []).append(float(f"{m.value_ms:.4g}"))
+        shutil.rmtree(folder)
+    meta = {"machine": ", ".join(sorted(machines)), "commit": ", ".join(sorted(commits)), "runs": len(files)}
+    with open(path, "w", encoding="utf-8") as out:
+        json.dump({"meta": meta, "benchmarks": entries}, out)
+    return len(files)
+
+
+def tail_delta(noise, rise):
+    """The ms to add to 1 call in 10 so that the pooled recorded p95 rises by ``rise``."""
+    pooled = np.concatenate([np.asarray(run) for run in noise.runs])
+    slow = np.arange(pooled.size) % 10 == 0
+    target = (1 + rise) * np.quantile(pooled, 0.95)
+    low, high = 0.0, 10 * target
+    for _ in range(50):
+        mid = (low + high) / 2
+        if np.quantile(np.where(slow, pooled + mid, pooled), 0.95) < target:
+            low = mid
+        else:
+            high = mid
+    return high
+
+
+class Replayer:
+    """Draws commit measurements of one benchmark under one scenario."""
+
+    def __init__(self, noise, scenario):
+        self.noise, self.scenario = noise, scenario
+        self.delta = tail_delta(noise, scenario.size) if noise.has_samples and scenario.kind == "tail" else 0.0
+
+    def factor(self, index, again=False):
+        """Every call's slowdown at commit ``index`` (median steps, creep, and a slow first
+        measurement: measured ``again``, a slow-measured commit is not slow)."""
+        s, offset = self.scenario, index - START
+        factor = SLOW_MEASURED if offset in s.slow_commits and not again else 1.0
+        stepped = offset >= 0 and (s.revert_after is None or offset < s.revert_after)
+        if s.kind == "median" and stepped:
+            factor *= 1 + s.size
+        if s.kind == "creep" and offset >= 0:
+            factor *= 1 + s.size * min(offset + 1, CREEP_COMMITS)
+        return factor
+
+    def measure(self, index, rng, again=False):
+        """One measurement of commit ``index``: samples (ms), or a track value as ``(value,)``."""
+        factor = self.factor(index, again)
+        tail = self.scenario.kind == "tail" and index >= START
+        if not self.noise.has_samples:
+            value = float(np.mean(rng.choice(self.noise.values, ROUNDS)))
+            return (value * factor * ((1 + self.scenario.size) if tail else 1.0),)
+        parts = []
+        for run in rng.integers(len(self.noise.runs), size=ROUNDS):
+            samples = np.asarray(self.noise.runs[run])
+            parts.append(rng.choice(samples, max(1, samples.size // ROUNDS), replace=False))
+        samples = np.concatenate(parts) * factor
+        if tail:
+            samples = samples + self.delta * (rng.random(samples.size) < 0.1)
+        return tuple(samples)
+
+    def series(self, rng, length=LENGTH):
+        return [self.measure(i, rng) for i in range(length)]
