@@ -102,19 +102,20 @@ class BlockPoolBatchEngine:
         with self._agent_lock(agent_id):
             if not isinstance(agent_blocks, AgentBlocks):
                 agent_blocks = self.agent_blocks(agent_id)
-            runs = _runs(agent_blocks)
+            runs = _whole_runs(agent_blocks)
             self._check_blocks(agent_blocks, runs)
             self._loans.check(agent_id, runs, lending=restore is strategies.zero_copy)
             cache, lent = [], {}
             n = agent_blocks.total_tokens
             restored = restore(self.spec, agent_blocks)
+            make_cache_layer, windows = mlx_lm_caches.make_cache_layer, self.spec.windows  # a hot path
             for layer_id, (layer, (keys, values, zero_copy)) in enumerate(zip(self.spec.layers, restored)):
                 ring_index = None
-                if self.spec.windows[layer_id] is not None:  # the default only when missing: a hot path
+                if windows[layer_id] is not None:  # the default only when missing
                     ring_index = agent_blocks.ring_index.get(layer_id)
                     if ring_index is None:
                         ring_index = mlx_lm_caches.default_ring_index(layer, n)
-                cache.append(mlx_lm_caches.make_cache_layer(layer, keys, values, n, ring_index))
+                cache.append(make_cache_layer(layer, keys, values, n, ring_index))
                 if zero_copy:
                     lent[layer_id] = (runs[layer_id], ring_index)
             mx.eval([a for keys, values, _ in restored for a in (keys, values)])
@@ -125,15 +126,13 @@ class BlockPoolBatchEngine:
         """The seed's name (EXP-006) for ``reconstruct`` with the default strategy."""
         return self.reconstruct(agent_blocks)
 
-    def _check_blocks(self, agent_blocks, runs):
-        """Raise unless ``agent_blocks`` (whose whole ``runs`` are given) can be restored."""
+    def _check_blocks(self, agent_blocks, whole_runs):
+        """Raise unless ``agent_blocks`` (whose ``_whole_runs`` are given) can be restored."""
         agent_id = agent_blocks.agent_id
         current = self._agents.get(agent_id)
-        freed = not runs or not all(
-            run.is_intact if run is not None else self._blocks_allocated(agent_blocks, layer_id)
-            for layer_id, run in runs.items()
-        )
-        if current is not None and agent_blocks is not current and (freed or _shares_blocks(agent_blocks, current)):
+        runs = whole_runs.values() if None not in whole_runs.values() else agent_blocks.runs()
+        freed = not runs or not all(run.is_intact for run in runs)
+        if current is not None and agent_blocks is not current and (freed or _shares_runs(agent_blocks, current)):
             raise BlockOwnershipError(
                 f"this block table of agent {agent_id!r} is out of date (the agent was stored again since): "
                 f"restore engine.agent_blocks({agent_id!r}) or the agent id"
@@ -152,9 +151,6 @@ class BlockPoolBatchEngine:
                     f"agent {agent_id!r} layer {layer_id} has {n_blocks} blocks, too few for {held} tokens: "
                     f"add spec.blocks_needed({layer_id}, {agent_blocks.total_tokens}) blocks"
                 )
-
-    def _blocks_allocated(self, agent_blocks, layer_id):
-        return all(self.pool.is_allocated(b) for b in agent_blocks.blocks_for_layer(layer_id))
 
     # --- agents -----------------------------------------------------------------------------
     def agent_blocks(self, agent_id):
@@ -183,11 +179,11 @@ class BlockPoolBatchEngine:
             return self._agent_locks.setdefault(agent_id, threading.RLock())
 
 
-def _runs(agent_blocks):
-    """layer_id -> the run holding exactly that layer's blocks (None for a scattered layer)."""
+def _whole_runs(agent_blocks):
+    """layer_id -> the run that is that whole layer (None for a layer of several runs)."""
     return {i: agent_blocks.whole_run(i) for i in agent_blocks.layer_ids}
 
 
-def _shares_blocks(table, other):
-    ids = {b.block_id for b in other.all_blocks()}
-    return any(b.block_id in ids for b in table.all_blocks())
+def _shares_runs(table, other):
+    held = set(map(id, other.runs()))
+    return any(id(run) in held for run in table.runs())

@@ -15,7 +15,7 @@ Not locked by itself: the engine calls it under the agent's lock.
 import weakref
 
 from .errors import AgentOnLoanError
-from .mlx_lm_caches import has_moved, watch
+from .mlx_lm_caches import first_move, state_ids, watch
 
 
 class Loan:
@@ -24,22 +24,21 @@ class Loan:
     def __init__(self, cache, total_tokens, watched):
         self.total_tokens = total_tokens
         self._refs = [weakref.ref(cache[i]) for i in watched]
-        self._watched = {i: (watch(cache[i]), run, ring) for i, (run, ring) in watched.items()}
-        self.state_ids = {id(state) for state, _, _ in self._watched.values()}  # alive: held above
+        states = watch(cache, watched)
+        self._watched = {i: (states[i], run, ring) for i, (run, ring) in watched.items()}
+        self.state_ids = {id(state) for state in states.values()}  # alive: held above
 
     def moved_to(self, current_runs):
-        """The token count a watched cache moved to, or None while every one is as lent."""
-        for layer_id, (state, run, ring_index) in self._watched.items():
-            if current_runs.get(layer_id) is not run:
-                continue  # the agent no longer stores this run: nothing to protect
-            moved_to = has_moved(state, run.keys, run.values, self.total_tokens, ring_index)
-            if moved_to is not None:
-                return moved_to
-        return None
+        """The token count a watched cache moved to, or None while every one is as lent.
+        Only layers whose run the agent still stores count: the others protect nothing."""
+        return first_move(
+            [watched for layer_id, watched in self._watched.items() if current_runs.get(layer_id) is watched[1]],
+            self.total_tokens,
+        )
 
     def covers(self, cache):
         """True if a layer of ``cache`` is one this loan watches (O(1) per layer)."""
-        return any(id(watch(c)) in self.state_ids for c in cache)
+        return not self.state_ids.isdisjoint(state_ids(cache))
 
     def holds(self, current_runs):
         """True if a watched layer still holds a run the agent stores."""
@@ -61,7 +60,7 @@ class LoanBook:
         if not loans:
             return set()
         watched = set().union(*(loan.state_ids for loan in loans))
-        return {i for i, c in enumerate(cache) if id(watch(c)) in watched}
+        return {i for i, state_id in enumerate(state_ids(cache)) if state_id in watched}
 
     def lend(self, agent_id, cache, total_tokens, watched):
         if watched:

@@ -220,20 +220,27 @@ def private_copy(cache):
 
 
 # --- watching a lent cache ----------------------------------------------------------------------
-def watch(layer_cache):
-    """What a loan keeps of a lent layer: its attribute dict, which outlives the object (so a
-    layer that moved on and was then dropped is still seen to have moved)."""
-    return vars(layer_cache)
+def watch(cache, layer_ids):
+    """layer_id -> what a loan keeps of that lent layer of ``cache``: its attribute dict, which
+    outlives the object (so a layer that moved on and was then dropped is still seen to have
+    moved)."""
+    return {i: vars(cache[i]) for i in layer_ids}
 
 
-def has_moved(watched, keys, values, total_tokens, ring_index):
-    """The token count a watched layer moved to, or None while it holds ``keys``/``values``
-    at ``total_tokens`` (and ``ring_index``) as lent."""
-    if (
-        watched["keys"] is not keys
-        or watched["values"] is not values
-        or watched["offset"] != total_tokens
-        or (ring_index is not None and watched.get("_idx") != ring_index)
-    ):
-        return watched["offset"]
+def state_ids(cache):
+    """The identity of every layer's attribute dict (what ``watch`` keeps), in order."""
+    return [id(vars(c)) for c in cache]
+
+
+def first_move(watched, total_tokens):
+    """The token count the first of ``watched`` ``(state, run, ring_index)`` moved to, or None
+    while each still holds its run's arrays at ``total_tokens`` (and ``ring_index``)."""
+    for state, run, ring_index in watched:
+        if (
+            state["keys"] is not run.keys
+            or state["values"] is not run.values
+            or state["offset"] != total_tokens
+            or (ring_index is not None and state.get("_idx") != ring_index)
+        ):
+            return state["offset"]
     return None

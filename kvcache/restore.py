@@ -4,12 +4,12 @@ Each strategy is ``fn(spec, agent_blocks) -> [(keys, values, zero_copy)]``, one 
 layer; ``zero_copy`` says the arrays *are* a block run's buffers (shared with the pool, see
 ``engine``). All the copies of one restore are made by one ``copying.copy_jobs`` call.
 
-- ``zero_copy`` (default): a layer whose blocks are one whole ``BlockRun`` in order gets the
+- ``zero_copy`` (default): a layer held by one ``BlockRun`` (what a store makes) gets the
   run's buffers themselves: nothing is copied, and since the buffer has room for the next
-  token and only the cache holds it as a Python object, decoding writes in place. Any other
-  layer is gathered.
-- ``gather``: a private copy: the layer's blocks merged into maximal contiguous slices (a
-  stored layer is one slice), copied into one new buffer per layer by one op.
+  token and only the cache holds it as a Python object, decoding writes in place. A layer of
+  several runs (a fragmented table) is gathered.
+- ``gather``: a private copy: the layer's runs, each whole, copied into one new buffer per
+  layer by one op.
 - ``concat``: the seed's name (EXP-006) for the copying restore; it is ``gather``. The seed
   concatenated one piece per block, one copy launch per block, far below plain-copy
   bandwidth on a GPU; merged blocks copy near it (docs/perf.md).
@@ -42,11 +42,11 @@ def gather_jobs(spec, agent_blocks, layer_ids=None):
         if run is not None:  # a stored layer: its run, whole
             jobs += [([(run.keys, 0, run.capacity)], run.capacity), ([(run.values, 0, run.capacity)], run.capacity)]
             continue
-        slices = _merged(agent_blocks.blocks_for_layer(layer_id), spec)
-        n_blocks = agent_blocks.num_blocks_for_layer(layer_id)
-        tokens = min(spec.capacity_tokens(layer_id, n_blocks), sum(z - a for _, a, z in slices))
-        jobs.append(([(r.keys, a, z) for r, a, z in slices], tokens))
-        jobs.append(([(r.values, a, z) for r, a, z in slices], tokens))
+        runs = agent_blocks.runs_for_layer(layer_id)
+        n_blocks = sum(r.n_blocks for r in runs)
+        tokens = min(spec.capacity_tokens(layer_id, n_blocks), sum(r.capacity for r in runs))
+        jobs.append(([(r.keys, 0, r.capacity) for r in runs], tokens))
+        jobs.append(([(r.values, 0, r.capacity) for r in runs], tokens))
     return jobs
 
 
@@ -61,14 +61,3 @@ def get_strategy(name):
         raise UnknownStrategyError(f"unknown restore strategy {name!r}: choose one of {', '.join(STRATEGIES)}")
     return STRATEGIES[name]
 
-
-def _merged(blocks, spec):
-    """Consecutive blocks of one run merged into ``(run, start, stop)`` token slices."""
-    slices = []
-    for block in blocks:
-        start, stop = block.token_range(spec.block_tokens)
-        if slices and slices[-1][0] is block.run and slices[-1][2] == start:
-            slices[-1] = (block.run, slices[-1][1], stop)
-        else:
-            slices.append((block.run, start, stop))
-    return slices

@@ -44,9 +44,10 @@ def _tiled_normal(shape, key, dtype, tile=32):
 def scattered_copy(pool, agent_blocks, agent_id):
     """A copy of ``agent_blocks`` for ``agent_id`` in which every block is a run of its own.
 
-    The engine always stores a layer as one contiguous run; a table built block by block (the
-    seed's way, or a pool that had to fragment) restores through ``gather`` instead. This makes
-    such a table from stored data, for tests and benchmarks. All-or-nothing like ``allocate``.
+    The engine always stores a layer as one run; a table of a run per block (the seed's
+    per-block design, or a pool that had to fragment) restores through ``gather`` instead.
+    This makes such a table from stored data, for tests and benchmarks. All-or-nothing like
+    ``allocate``.
     """
     from .agent_blocks import AgentBlocks
 
@@ -59,7 +60,7 @@ def scattered_copy(pool, agent_blocks, agent_id):
         for block, run in zip(blocks, runs):
             start, stop = block.token_range(pool.spec.block_tokens)
             jobs += [([(block.run.keys, start, stop)], run.capacity), ([(block.run.values, start, stop)], run.capacity)]
-            table.add_block(run.blocks[0])
+            table.add_run(run)
         made = iter(copy_jobs(jobs))
         for run in runs:
             run.keys, run.values = next(made), next(made)

@@ -74,8 +74,7 @@ def test_a_table_with_too_few_blocks_says_how_many_are_needed(stored, gemma):
     engine, cache = stored
     table = AgentBlocks("t", total_tokens=13)
     for layer_id in range(gemma.spec.n_layers):
-        for block in engine.pool.allocate(1, layer_id, "t"):
-            table.add_block(block)
+        table.add_run(engine.pool.allocate_run(1, layer_id, "t"))
     with pytest.raises(CacheMismatchError, match=r"agent 't' layer 0 has 1 blocks, too few for 8 tokens.*blocks_needed\(0, 13\)"):
         engine.reconstruct(table)
 

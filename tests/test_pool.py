@@ -170,38 +170,37 @@ def test_block_handles_are_made_once_per_run(spec):
     assert all(x is y for x, y in zip(table.blocks_for_layer(0), handles))
 
 
-def test_agent_blocks_takes_a_whole_run_into_an_empty_layer_only(spec):
+# --- AgentBlocks --------------------------------------------------------------------------------
+def test_a_layer_of_one_run_is_whole_and_of_several_is_not(spec):
     pool = BlockPool(spec, total_blocks=10)
     table = AgentBlocks("a", total_tokens=9)
-    table.add_run(pool.allocate_run(3, 0, "a"))
-    with pytest.raises(ValueError, match=r"layer 0 already has blocks"):
-        table.add_run(pool.allocate_run(3, 0, "a"))
-    with pytest.raises(BlockOwnershipError, match=r"belongs to agent 'b', not 'a'"):
-        table.add_run(pool.allocate_run(1, 1, "b"))
-    (extra,) = pool.allocate(1, 0, "a")
-    table.add_block(extra)  # a run layer turned into a list: no longer one whole run
-    assert table.whole_run(0) is None and table.num_blocks_for_layer(0) == 4
-    assert table.layer_ids == [0]
+    first = pool.allocate_run(3, 0, "a")
+    table.add_run(first)
+    assert table.whole_run(0) is first
+    second = pool.allocate_run(1, 0, "a")
+    table.add_run(second)  # a fragmented layer: no longer one whole run
+    assert table.whole_run(0) is None and table.runs_for_layer(0) == [first, second]
+    assert table.num_blocks_for_layer(0) == 4 and table.layer_ids == [0]
+    assert table.blocks_for_layer(0) == list(first.blocks) + list(second.blocks)
 
 
-# --- AgentBlocks --------------------------------------------------------------------------------
 def test_agent_blocks_keeps_each_layer_in_token_order(spec):
     pool = BlockPool(spec, total_blocks=10)
     table = AgentBlocks("a", total_tokens=7)
-    first, second = pool.allocate(2, 0, "a"), pool.allocate(2, 1, "a")
-    for block in second + first:
-        table.add_block(block)
-    assert table.blocks_for_layer(0) == first and table.blocks_for_layer(1) == second
-    assert table.blocks_for_layer(2) == []
-    assert table.all_blocks() == first + second and table.layer_ids == [0, 1] and table.num_blocks == 4
+    first, second = pool.allocate_run(2, 0, "a"), pool.allocate_run(2, 1, "a")
+    for run in (second, first):
+        table.add_run(run)
+    assert table.blocks_for_layer(0) == list(first.blocks) and table.blocks_for_layer(1) == list(second.blocks)
+    assert table.blocks_for_layer(2) == [] and table.runs() == [first, second]
+    assert table.all_blocks() == list(first.blocks + second.blocks) and table.layer_ids == [0, 1]
+    assert table.num_blocks == 4
 
 
-def test_agent_blocks_refuses_another_agents_block(spec):
+def test_agent_blocks_refuses_another_agents_run(spec):
     pool = BlockPool(spec, total_blocks=10)
     table = AgentBlocks("a", total_tokens=3)
-    (block,) = pool.allocate(1, 0, "b")
     with pytest.raises(BlockOwnershipError, match=r"belongs to agent 'b', not 'a'"):
-        table.add_block(block)
+        table.add_run(pool.allocate_run(1, 0, "b"))
     assert table.num_blocks == 0
 
 
