@@ -1,14 +1,16 @@
 """A/B of the engine at another commit against the working tree, in one process.
 
-    python scripts/ab_versions.py COMMIT [--contexts 2048,32768] [--stub-eval]
+    python scripts/ab_versions.py COMMIT [--contexts 2048,32768] [--rounds 30] [--zero-copy-rounds 300] [--stub-eval]
 
 The other commit's ``kvcache`` package is unpacked (``git archive``) into a temporary folder
 as ``kvcache_old`` and imported beside this tree's. For each context both engines store the
 same Gemma 3 12B shaped synthetic cache and time ``store``, ``concat`` restore and zero-copy
-restore in turn (``kvbench.restore_costs.interleaved_median_ms``, 30 rounds), so the load of a
-shared machine hits both alike. ``--stub-eval`` leaves MLX evaluation out (``engine`` and
-``copying`` get an ``mx`` whose ``eval``/``async_eval`` do nothing): the Python alone, minimum
-of 40 rounds of 10 calls. Prints new / old per path.
+restore, the two sides in turn in every round (each timed call after an untimed one of the
+same path), so the load of a shared machine hits both alike: ``--rounds`` rounds of the
+copying paths, ``--zero-copy-rounds`` of zero-copy. Prints median and p95 per side and
+new / old. ``--stub-eval`` leaves MLX evaluation out (``engine`` and ``copying`` get an ``mx``
+whose ``eval``/``async_eval`` do nothing; the only way to time an older package's Python
+alone): minimum of 40 rounds of 10 calls.
 """
 
 import argparse
@@ -19,12 +21,12 @@ import tempfile
 import time
 
 import mlx.core as mx
+import numpy as np
 
 ROOT = __file__.rsplit("/scripts/", 1)[0]
 sys.path.insert(0, ROOT)
 
 import kvcache  # after the repository root is on the path
-from kvbench.restore_costs import interleaved_median_ms
 
 
 class _NoEval:
@@ -55,7 +57,8 @@ def paths(pkg, n, stub_eval):
     """name -> fn for one package's engine holding a stored cache of ``n`` tokens."""
     spec = pkg.ModelCacheSpec.from_preset("gemma3-12b")
     live = pkg.random_cache(spec, n)
-    engine = pkg.BlockPoolBatchEngine(pkg.BlockPool(spec, 3 * sum(spec.blocks_needed(i, n) for i in range(spec.n_layers))))
+    blocks = sum(spec.blocks_needed(i, n) for i in range(spec.n_layers))  # older packages lack total_blocks_needed
+    engine = pkg.BlockPoolBatchEngine(pkg.BlockPool(spec, 3 * blocks))
     engine.store("a", live)
     if stub_eval:
         pkg.engine.mx = pkg.copying.mx = _NoEval()
@@ -64,6 +67,19 @@ def paths(pkg, n, stub_eval):
         "concat": lambda: [c.keys for c in engine.reconstruct("a", strategy="concat")],
         "zero-copy": lambda: [c.keys for c in engine.reconstruct("a")],
     }
+
+
+def interleaved_samples_ms(pair, rounds):
+    """Single-call ms of each side of ``pair`` over ``rounds`` rounds, the sides in turn (the
+    first side alternating); each timed call follows an untimed one of the same side."""
+    samples = {side: [] for side in pair}
+    for r in range(rounds):
+        for side in sorted(pair, reverse=r % 2 == 1):
+            mx.eval(pair[side]())
+            start = time.perf_counter()
+            mx.eval(pair[side]())
+            samples[side].append((time.perf_counter() - start) * 1e3)
+    return samples
 
 
 def interleaved_min_ms(pair, rounds=40, calls=10):
@@ -83,6 +99,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("commit")
     parser.add_argument("--contexts", default="2048,32768")
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--zero-copy-rounds", type=int, default=300)
     parser.add_argument("--stub-eval", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
@@ -93,10 +111,16 @@ def main():
                 pair = {side: fns[path] for side, fns in sides.items()}
                 if args.stub_eval:
                     ms = interleaved_min_ms(pair)
-                else:
-                    ms = interleaved_median_ms(pair, 30)
-                print(f"{n} tokens | {path}: old {ms['old']:.3f} ms, new {ms['new']:.3f} ms, "
-                      f"new/old {ms['new'] / ms['old']:.2f}", flush=True)
+                    print(f"{n} tokens | {path}: old {ms['old']:.3f} ms, new {ms['new']:.3f} ms, "
+                          f"new/old {ms['new'] / ms['old']:.2f}", flush=True)
+                    continue
+                samples = interleaved_samples_ms(pair, args.zero_copy_rounds if path == "zero-copy" else args.rounds)
+                p50 = {side: float(np.percentile(s, 50)) for side, s in samples.items()}
+                p95 = {side: float(np.percentile(s, 95)) for side, s in samples.items()}
+                print(f"{n} tokens | {path} ({len(samples['new'])} calls each): "
+                      f"p50 old {p50['old']:.3f} new {p50['new']:.3f} ms (new/old {p50['new'] / p50['old']:.2f}); "
+                      f"p95 old {p95['old']:.3f} new {p95['new']:.3f} ms (new/old {p95['new'] / p95['old']:.2f})",
+                      flush=True)
             del sides
             mx.clear_cache()
 
