@@ -8,8 +8,10 @@ Three checks, each shown here to fail on the defect it targets:
   (exit 127); a GNU-only option exits 64.
 - The bash 3.2 rule (``bash32_findings``): constructs that bash 3.2 refuses or runs differently,
   first of all an array expanded without a guard (``"${a[@]}"`` of an empty array is an
-  "unbound variable" under ``set -u`` before bash 4.4). Bash 3.2 itself cannot be installed here,
+  "unbound variable" under ``set -u`` before bash 4.4). No Debian package has a bash that old,
   so this is a rule over the text, applied to every script and every workflow ``run:`` block.
+  Given an old bash (``OLD_BASH=/path/to/bash``; on macOS, ``/bin/bash`` is 3.2), the macOS
+  PATH tests run the scripts under it too, and a test shows it refusing the old scripts.
 - shellcheck (Debian's package; .ci/run installs it and sets REQUIRE_SHELLCHECK, so that CI
   cannot skip it), at severity warning.
 """
@@ -56,6 +58,10 @@ GNU_ONLY = {
 }
 
 
+OLD_BASH = os.environ.get("OLD_BASH") or (
+    "/bin/bash" if sys.platform == "darwin" else None)  # macOS's own bash is 3.2
+
+
 def write_executable(path, text):
     path.write_text(text)
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
@@ -67,7 +73,7 @@ def macos_path(tmp_path_factory):
     """A folder of stand-ins for MACOS_COMMANDS that exist here (python3: this interpreter)."""
     folder = tmp_path_factory.mktemp("macos-bin")
     for name in MACOS_COMMANDS:
-        real = sys.executable if name == "python3" else shutil.which(name)
+        real = {"python3": sys.executable, "bash": OLD_BASH}.get(name) or shutil.which(name)
         if real is None:
             continue
         refuse = GNU_ONLY.get(name)
@@ -83,7 +89,7 @@ def run_macos(command, cwd, path, env=None, stdin=None):
     environment = {"PATH": path, "HOME": os.environ.get("HOME", "/tmp"), "LANG": "C",
                    "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
                    "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com", **(env or {})}
-    return subprocess.run(["/bin/bash", "-c", command], cwd=cwd, env=environment, input=stdin,
+    return subprocess.run([OLD_BASH or "/bin/bash", "-c", command], cwd=cwd, env=environment, input=stdin,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -155,7 +161,8 @@ def project(tmp_path, macos_path):
     assert result.returncode == 0, result.stderr
     (venv_bin / "python").unlink()
     (venv_bin / "python").symlink_to(sys.executable)
-    stub(venv_bin / "asv", 'case $1 in run|continuous) cat >/dev/null ;; compare) echo "| asv compare |" ;; esac')
+    stub(venv_bin / "asv", 'mkdir -p .asv/results .asv/html\n'
+                           'case $1 in run|continuous) cat >/dev/null ;; compare) echo "| asv compare |" ;; esac')
     stub(venv_bin / "kvcache-bench", 'case $1 in gate) echo "| gate |" ;; esac')
     (tmp_path / STUB_LOG).unlink()
     return checkout
@@ -202,11 +209,15 @@ def test_main_job_runs_on_the_macos_path_with_and_without_asv_config(macos_path,
     result = run_macos("bash scripts/main-job.sh", project, macos_path, env)
     assert result.returncode == 0, result.stdout + result.stderr
     config = f" --config {asv_config}" if asv_config else ""
-    assert stub_calls(project) == [
-        f"asv machine --yes --machine mac-1{config}",
-        f"asv run --record-samples --skip-existing-commits --machine mac-1{config} HASHFILE:-",
-        f"asv publish{config}",
-        f"kvcache-bench p95 --results .asv/results --html .asv/html --json .asv/p95.json{config}"]
+    calls = stub_calls(project)
+    assert calls[0] == f"asv machine --yes --machine mac-1{config}"
+    runs = [call for call in calls if call.startswith("asv run ")]
+    assert runs and all(f"--machine mac-1{config} " in call for call in runs)
+    assert runs[0].startswith("asv run --record-samples") and runs[0].endswith(" HASHFILE:-")
+    assert f"asv publish{config}" in calls
+    p95 = [call for call in calls if call.startswith("kvcache-bench p95 ")]
+    assert p95 and all(call.endswith(config) for call in p95)
+    assert asv_config or not [call for call in calls if "--config" in call]
 
 
 def test_ci_main_backfill_runs_on_the_macos_path(macos_path, project):
@@ -224,7 +235,8 @@ def test_ci_pr_runs_on_the_macos_path_and_refreshes_a_stale_local_main(macos_pat
                        {"ASV_MACHINE": "mac-1", "BASE_SHA": base, "HEAD_SHA": head, "PR_NUMBER": "7"})
     assert result.returncode == 0, result.stdout + result.stderr
     assert git("rev-parse", "main", cwd=project) == head
-    assert f"asv continuous --machine mac-1 {base} {head}" in stub_calls(project)
+    assert [call for call in stub_calls(project) if call.startswith("asv continuous ")
+            and call.endswith(f"--machine mac-1 {base} {head}")]
     comment = (project / "out" / "pr-comment.md").read_text()
     assert "| gate |" in comment and "| asv compare |" in comment
     assert (project / "out" / "pr-number.txt").read_text() == "7\n"
@@ -239,6 +251,14 @@ def break_venv(project):
         stamp.unlink()
     (project / ".venv" / "bin" / "python").unlink()
     stub(project / ".venv" / "bin" / "python", "echo 'pip: no network' >&2; exit 1")
+
+
+@pytest.mark.skipif(OLD_BASH is None, reason="no bash older than 4.4 here (set OLD_BASH)")
+def test_an_old_bash_refuses_the_unguarded_empty_array_the_main_job_had(macos_path, project):
+    job = project / "scripts" / "main-job.sh"
+    job.write_text(job.read_text().replace('${config_opts[@]+"${config_opts[@]}"}', '"${config_opts[@]}"'))
+    result = run_macos("bash scripts/main-job.sh", project, macos_path, {"ASV_MACHINE": "mac-1"})
+    assert result.returncode != 0 and "config_opts[@]: unbound variable" in result.stderr
 
 
 def test_a_failed_venv_stops_the_main_job_with_its_own_message(macos_path, project):
