@@ -18,13 +18,15 @@ for name in BASE_SHA HEAD_SHA; do
 done
 [[ ${PR_NUMBER:-} =~ ^[1-9][0-9]*$ ]] || die "PR_NUMBER must be a pull request number, got '${PR_NUMBER:-}'"
 
-# asv resolves the branches of asv.conf.json: give a detached checkout its local main, the
-# current origin/main (the runner's kept workspace may hold the main of an earlier job).
-if git rev-parse -q --verify refs/remotes/origin/main >/dev/null; then
-  [ "$(git symbolic-ref -q --short HEAD || true)" = main ] || git branch -f main origin/main >/dev/null
-else
-  git rev-parse -q --verify refs/heads/main >/dev/null || die "no branch main and no origin/main: asv needs main"
+# asv resolves the branches of asv.conf.json: give a detached checkout its local main. Under
+# GitHub Actions that is the current origin/main (the runner's kept workspace may hold the main
+# of an earlier job); elsewhere a local main is left as it is.
+if [ "${GITHUB_ACTIONS:-}" = true ] && git rev-parse -q --verify refs/remotes/origin/main >/dev/null &&
+  [ "$(git symbolic-ref -q --short HEAD || true)" != main ]; then
+  git branch -f main origin/main >/dev/null
 fi
+git rev-parse -q --verify refs/heads/main >/dev/null || git branch main origin/main ||
+  die "no branch main and no origin/main: asv needs main"
 
 mkdir -p out
 rm -f out/pr-comment.md

@@ -232,7 +232,8 @@ def test_ci_pr_runs_on_the_macos_path_and_refreshes_a_stale_local_main(macos_pat
     git("checkout", "-q", "--detach", head, cwd=project)
     git("branch", "-f", "main", base, cwd=project)  # a kept workspace's main from an earlier job
     result = run_macos("bash scripts/ci-pr.sh", project, macos_path,
-                       {"ASV_MACHINE": "mac-1", "BASE_SHA": base, "HEAD_SHA": head, "PR_NUMBER": "7"})
+                       {"ASV_MACHINE": "mac-1", "BASE_SHA": base, "HEAD_SHA": head, "PR_NUMBER": "7",
+                        "GITHUB_ACTIONS": "true"})
     assert result.returncode == 0, result.stdout + result.stderr
     assert git("rev-parse", "main", cwd=project) == head
     assert [call for call in stub_calls(project) if call.startswith("asv continuous ")
@@ -240,6 +241,16 @@ def test_ci_pr_runs_on_the_macos_path_and_refreshes_a_stale_local_main(macos_pat
     comment = (project / "out" / "pr-comment.md").read_text()
     assert "| gate |" in comment and "| asv compare |" in comment
     assert (project / "out" / "pr-number.txt").read_text() == "7\n"
+
+
+def test_ci_pr_leaves_a_local_main_alone_outside_github_actions(macos_path, project):
+    base, head = git("rev-parse", "main~1", cwd=project), git("rev-parse", "main", cwd=project)
+    git("checkout", "-q", "--detach", head, cwd=project)
+    git("branch", "-f", "main", base, cwd=project)
+    result = run_macos("bash scripts/ci-pr.sh", project, macos_path,
+                       {"ASV_MACHINE": "mac-1", "BASE_SHA": base, "HEAD_SHA": head, "PR_NUMBER": "7"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert git("rev-parse", "main", cwd=project) == base
 
 
 OLD_ASV_COMMON_LINE = 'bin=$(dirname "$(bash scripts/venv.sh bench | tail -n 1)")\n'
