@@ -32,12 +32,14 @@ def make_gpt_oss(seed=4):
 
 @pytest.fixture(scope="module")
 def models(tiny_models):
-    gpt = make_gpt_oss()
+    gpt, qwen = make_gpt_oss(), tiny_models["qwen3-keep4"].model
     return {**tiny_models,
-            "gpt-oss": TinyModel("gpt-oss", gpt, ModelCacheSpec.from_model(gpt, block_tokens=4), make_prompt_cache)}
+            "gpt-oss": TinyModel("gpt-oss", gpt, ModelCacheSpec.from_model(gpt, block_tokens=4), make_prompt_cache),
+            "qwen3": TinyModel("qwen3", qwen, ModelCacheSpec.from_model(qwen, block_tokens=4), make_prompt_cache)}
 
 
-MODELS = ["gemma3-w8", "gemma3-w6", "llama", "gpt-oss", "qwen3-keep4"]
+# Qwen3 twice: its default cache (every layer global) and make_prompt_cache(model, max_kv_size=6)
+MODELS = ["gemma3-w8", "gemma3-w6", "llama", "gpt-oss", "qwen3", "qwen3-keep4"]
 
 
 def generated(tiny, cache, turn, max_tokens=8):
