@@ -450,9 +450,12 @@ def workflow_run_blocks():
     return blocks
 
 
-def scripts_reached():
-    """Scripts the workflows run, and those these scripts run or source, transitively."""
-    pending = [name for _, block in workflow_run_blocks() for name in re.findall(r"scripts/([\w.-]+)", block)]
+def scripts_reached(self_hosted_only=False):
+    """Scripts the workflows run (only on the self-hosted runner: `self_hosted_only`), and
+    those these scripts run or source, transitively."""
+    blocks = [block for where, block in workflow_run_blocks()
+              if not self_hosted_only or where in ("benchmarks-main.yml/benchmark", "benchmarks-pr.yml/compare")]
+    pending = [name for block in blocks for name in re.findall(r"scripts/([\w.-]+)", block)]
     reached = set()
     while pending:
         name = pending.pop()
@@ -469,6 +472,16 @@ EXERCISED_ON_THE_MACOS_PATH = {
 
 def test_every_script_the_workflows_reach_is_exercised_on_the_macos_path():
     assert scripts_reached() - EXERCISED_ON_THE_MACOS_PATH == set()
+
+
+def test_the_self_hosted_runner_needs_none_of_the_hosted_image_s_extra_tools():
+    # gh, jq and curl come with GitHub's macOS image, not with a stock Mac.
+    command = re.compile(r"(^\s*|[;&|(]\s*|\$\(\s*|\b(then|do)\s+)(" + "|".join(HOSTED_IMAGE) + r")\s")
+    reached = scripts_reached(self_hosted_only=True)
+    assert {"ci-main.sh", "main-job.sh", "ci-pr.sh", "runner-check.sh"} <= reached
+    users = {name for name in reached for _, line in code_lines((SCRIPTS / name).read_text()) if command.search(line)}
+    assert users == set()
+    assert command.search('ours=$(gh api "repos/x")') and command.search("  jq .x file")
 
 
 def test_test_sh_runs_on_the_macos_path(macos_path, tmp_path):
