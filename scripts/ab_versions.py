@@ -8,9 +8,10 @@ same Gemma 3 12B shaped synthetic cache and time ``store``, ``concat`` restore a
 restore, the two sides in turn in every round (each timed call after an untimed one of the
 same path), so the load of a shared machine hits both alike: ``--rounds`` rounds of the
 copying paths, ``--zero-copy-rounds`` of zero-copy. Prints median and p95 per side and
-new / old. ``--stub-eval`` leaves MLX evaluation out (``engine`` and ``copying`` get an ``mx``
-whose ``eval``/``async_eval`` do nothing; the only way to time an older package's Python
-alone): minimum of 40 rounds of 10 calls.
+new / old. ``COMMIT`` = HEAD with a clean ``kvcache/`` is an A/A run: the harness's own bias.
+``--stub-eval`` leaves MLX evaluation out (``engine`` and ``copying`` get an ``mx`` whose
+``eval``/``async_eval`` do nothing; the only way to time an older package's Python alone):
+minimum of 40 rounds of 10 calls.
 """
 
 import argparse
@@ -70,11 +71,13 @@ def paths(pkg, n, stub_eval):
 
 
 def interleaved_samples_ms(pair, rounds):
-    """Single-call ms of each side of ``pair`` over ``rounds`` rounds, the sides in turn (the
-    first side alternating); each timed call follows an untimed one of the same side."""
+    """Single-call ms of each side of ``pair`` over ``rounds`` rounds, the sides in turn in a
+    fixed order (as ``kvbench.restore_costs.interleaved_median_ms``); each timed call follows
+    an untimed one of the same side. (Alternating which side goes first made an A/A run of
+    one package against itself read 10-16% slower on one side for ``store``.)"""
     samples = {side: [] for side in pair}
-    for r in range(rounds):
-        for side in sorted(pair, reverse=r % 2 == 1):
+    for _ in range(rounds):
+        for side in pair:
             mx.eval(pair[side]())
             start = time.perf_counter()
             mx.eval(pair[side]())
