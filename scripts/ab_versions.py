@@ -73,8 +73,8 @@ def paths(pkg, n, stub_eval):
 def interleaved_samples_ms(pair, rounds):
     """Single-call ms of each side of ``pair`` over ``rounds`` rounds, the sides in turn in a
     fixed order (as ``kvbench.restore_costs.interleaved_median_ms``); each timed call follows
-    an untimed one of the same side. (Alternating which side goes first made an A/A run of
-    one package against itself read 10-16% slower on one side for ``store``.)"""
+    an untimed one of the same side. (Alternating which side goes first biased an A/A run of
+    ``store``: docs/perf.md.)"""
     samples = {side: [] for side in pair}
     for _ in range(rounds):
         for side in pair:
