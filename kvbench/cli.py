@@ -11,15 +11,28 @@ import sys
 
 from .errors import UserError
 
-# subcommand -> its module. A module whose dependencies are not installed (asv on a bare GPU
-# machine, where only mlx, mlx-lm, numpy and matplotlib are) leaves a subcommand saying so.
-COMMANDS = {"p95": "tracker.p95", "gate": "tracker.gate", "confirm": "tracker.confirm", "power": "tracker.power", "exp006": "exp006", "costs": "restore_costs"}
+# subcommand -> (its module, one line of help). Only the module of the command given is
+# imported (the tracker's commands need no MLX; exp006 and costs need no asv). A module whose
+# dependencies are not installed (asv on a bare GPU machine) leaves its command saying so.
+COMMANDS = {
+    "p95": ("tracker.p95", "p95 per commit, change points, regressions and budget overruns"),
+    "gate": ("tracker.gate", "exit 1 when HEAD's p95 regressed from BASE's"),
+    "confirm": ("tracker.confirm", "re-measure new flags before alerting (the main job's step)"),
+    "power": ("tracker.power", "detection power of the tracker on replayed recorded noise"),
+    "exp006": ("exp006", "the seed experiment EXP-006, reproducible"),
+    "costs": ("restore_costs", "copy efficiency, zero-copy latency, first decode step, peak memory"),
+}
 
 
-def build_parser():
+def build_parser(argv=()):
+    """The parser; the full one of the command named first in ``argv``, a stub for the others."""
     parser = argparse.ArgumentParser(prog="kvcache-bench", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for command, module_name in COMMANDS.items():
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for command, (module_name, help_line) in COMMANDS.items():
+        if command != chosen:
+            subparsers.add_parser(command, help=help_line, add_help=False)
+            continue
         try:
             module = importlib.import_module(f".{module_name}", __package__)
         except ModuleNotFoundError as missing:
@@ -39,7 +52,8 @@ def _register_unavailable(subparsers, command, missing):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         return args.func(args)
     except UserError as error:

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job (`make main-job`): measure the last N commits of main with asv (raw samples
-# kept), publish asv's dashboard, and print kvcache-bench's p95 flags. Works from a fresh
-# clone (it makes .venv with the bench extra); safe to rerun: measured commits are skipped.
+# kept, the commits' rounds interleaved), publish asv's dashboard, find kvcache-bench's p95
+# flags, re-measure each new flag against the commit before it and keep it only if the
+# re-measurement agrees, and print the flags. Works from a fresh clone (it makes .venv with
+# the bench extra); safe to rerun: measured commits are skipped, decided flags not re-measured.
 #
 # Env:  N            how many commits of main to measure, newest first, following main's
 #                    first parents (default 2: 10 minutes on the shared 2-core VM from a fresh
@@ -13,6 +15,7 @@
 #                    JSON (a killed write) is kept as COMMIT-ENV.json.unreadable-TIME, measured again
 #       .asv/html    asv's dashboard with the p95 page (browse: .venv/bin/asv preview)
 #       .asv/p95.json  p95 series per benchmark, regressions and budget overruns
+#       .asv/confirmations.json  each re-measured flag's verdict (stands / dismissed); only added to
 # Exit: 0 done; 1 a benchmark failed at some commit (the other results are kept and published);
 #       2 bad input; 3 asv run itself failed (nothing published); another status: the step
 #       that failed (its message says which).
@@ -26,17 +29,30 @@ N=${N:-2}
 git rev-parse -q --verify refs/heads/main >/dev/null ||
   { echo "$job: no local branch main: asv benchmarks main's history (git branch main origin/main)" >&2; exit 2; }
 
-echo "== $job [1/4] virtualenv .venv (bench extra) and asv machine ($(date -u +%H:%M:%S))"
+echo "== $job [1/5] virtualenv .venv (bench extra) and asv machine ($(date -u +%H:%M:%S))"
 source scripts/asv-common.sh
 echo "machine: $machine"
 # asv writes a results file in place: a run killed meanwhile leaves it truncated, and each later
 # `asv run` stops at that commit (exit 1). Such a file is kept as FILE.unreadable-TIME (asv and
-# kvcache-bench read only *.json), so that its commit is measured again.
-"$bin/python" - "$job" ".asv/results/$machine" <<'PY'
+# kvcache-bench read only *.json), so that its commit is measured again. asv interleaves the
+# rounds across the commits: a run killed midway also leaves commits with only some rounds.
+# .asv/main-job.running lists the commits a run set out to measure; if it is still there, that
+# run was killed, and their files are kept as FILE.interrupted-TIME, to be measured again.
+running=.asv/main-job.running
+"$bin/python" - "$job" ".asv/results/$machine" "$running" <<'PY'
 import json, os, sys, time
-job, folder = sys.argv[1:]
+job, folder, running = sys.argv[1:]
+interrupted = set()
+if os.path.exists(running):
+    with open(running, encoding="utf-8") as f:
+        interrupted = {line.strip()[:8] for line in f if line.strip()}
 for entry in sorted(os.scandir(folder), key=lambda e: e.name) if os.path.isdir(folder) else []:
-    if entry.name.endswith(".json") and entry.is_file():
+    if entry.name.endswith(".json") and entry.is_file() and entry.name != "machine.json":
+        if entry.name[:8] in interrupted:
+            kept = f"{entry.path}.interrupted-{time.time_ns()}"
+            os.rename(entry.path, kept)
+            print(f"{job}: {entry.path} is from a run killed midway (some rounds may be missing): kept as {kept}; its commit is measured again")
+            continue
         try:
             with open(entry.path, encoding="utf-8") as f:
                 json.load(f)
@@ -45,12 +61,17 @@ for entry in sorted(os.scandir(folder), key=lambda e: e.name) if os.path.isdir(f
             os.rename(entry.path, kept)
             print(f"{job}: {entry.path} is not JSON (a run killed while asv wrote it?): kept as {kept}; its commit is measured again")
 PY
+mkdir -p .asv
+for commit in $(git rev-list --first-parent -n "$N" main); do
+  ls ".asv/results/$machine/${commit:0:8}"-*.json >/dev/null 2>&1 || echo "$commit"
+done >"$running"
 
-echo "== $job [2/4] asv run: the last $N commits of main not yet measured on $machine ($(date -u +%H:%M:%S))"
+echo "== $job [2/5] asv run: the last $N commits of main not yet measured on $machine ($(date -u +%H:%M:%S))"
 run_status=0
 git rev-list --first-parent -n "$N" main |
-  "$bin/asv" run --record-samples --skip-existing-commits --machine "$machine" ${config_opts[@]+"${config_opts[@]}"} HASHFILE:- ||
+  "$bin/asv" run --record-samples --interleave-rounds --skip-existing-commits --machine "$machine" ${config_opts[@]+"${config_opts[@]}"} HASHFILE:- ||
   run_status=$?
+rm -f "$running"  # asv ended (whatever its status): no commit was left half-measured
 case $run_status in  # commits measured already are skipped with exit 0
   0) ;;
   2) echo "$job: some benchmarks FAILED (asv exit 2; see '· failed' above); their results are recorded as missing" ;;
@@ -58,11 +79,34 @@ case $run_status in  # commits measured already are skipped with exit 0
      exit 3 ;;
 esac
 
-echo "== $job [3/4] asv publish: dashboard in .asv/html ($(date -u +%H:%M:%S))"
+echo "== $job [3/5] asv publish: dashboard in .asv/html ($(date -u +%H:%M:%S))"
 "$bin/asv" publish ${config_opts[@]+"${config_opts[@]}"}
 
-echo "== $job [4/4] kvcache-bench p95: p95 series, regressions and budget overruns ($(date -u +%H:%M:%S))"
-"$bin/kvcache-bench" p95 --results .asv/results --html .asv/html --json .asv/p95.json ${config_opts[@]+"${config_opts[@]}"}
+p95() {
+  "$bin/kvcache-bench" p95 --results .asv/results --html .asv/html --json .asv/p95.json \
+    --confirmations .asv/confirmations.json ${config_opts[@]+"${config_opts[@]}"}
+}
+echo "== $job [4/5] kvcache-bench p95: change points and flags ($(date -u +%H:%M:%S))"
+p95 >.asv/p95.txt || { cat .asv/p95.txt; exit 4; }
+
+echo "== $job [5/5] re-measure each new flag with the commit before it, rounds interleaved ($(date -u +%H:%M:%S))"
+"$bin/kvcache-bench" confirm --plan .asv/confirm-plan.json --flags .asv/p95.json \
+  --confirmations .asv/confirmations.json ${config_opts[@]+"${config_opts[@]}"} >.asv/confirm-runs.txt
+if [ -s .asv/confirm-runs.txt ]; then
+  while read -r before flagged selection; do
+    echo "re-measuring $selection at ${before:0:8} and ${flagged:0:8}"
+    printf '%s\n%s\n' "$before" "$flagged" |
+      "$bin/asv" run --append-samples --interleave-rounds --machine "$machine" \
+        ${config_opts[@]+"${config_opts[@]}"} -b "$selection" HASHFILE:- >/dev/null ||
+      echo "$job: asv run exited $? while re-measuring $selection: its flag stays undecided"
+  done <.asv/confirm-runs.txt
+  "$bin/kvcache-bench" confirm --decide .asv/confirm-plan.json --confirmations .asv/confirmations.json \
+    ${config_opts[@]+"${config_opts[@]}"}
+  p95 >.asv/p95.txt
+else
+  echo "no new flag to re-measure"
+fi
+cat .asv/p95.txt
 
 echo "== $job done ($(date -u +%H:%M:%S)). Browse the dashboard: $bin/asv preview (serves .asv/html; Ctrl-C stops it)"
 [ "$run_status" -ne 2 ] || exit 1

@@ -34,7 +34,7 @@ mkdir -p out
 
 echo "== $job [2/4] asv continuous: measure BASE and HEAD ($(date -u +%H:%M:%S))"
 run_status=0
-"$bin/asv" continuous --machine "$machine" ${config_opts[@]+"${config_opts[@]}"} "$base" "$head" || run_status=$?
+"$bin/asv" continuous --interleave-rounds --machine "$machine" ${config_opts[@]+"${config_opts[@]}"} "$base" "$head" || run_status=$?
 case $run_status in
   0) ;;
   1) echo "$job: asv continuous saw a benchmark get slower (exit 1); the p95 gate decides" ;;

@@ -374,7 +374,8 @@ def test_main_job_killed_midway_keeps_what_it_measured_and_resumes(tmp_path, cap
     c0, c1, c2 = tiny_project(repo, sentinel)
 
     # 1. Killed (SIGKILL to the whole job) once asv has moved on to c1, which cannot finish
-    #    while the sentinel exists: c2, the newest, is measured and saved.
+    #    while the sentinel exists. asv interleaves the rounds across the commits: c0 has
+    #    its first round measured and saved, c2 nothing yet.
     job = main_job(repo)
     deadline = time.monotonic() + 300
     while f"For kvcache commit {c1[:8]}" not in log.read_text() and job.poll() is None:
@@ -384,8 +385,9 @@ def test_main_job_killed_midway_keeps_what_it_measured_and_resumes(tmp_path, cap
     os.killpg(job.pid, signal.SIGKILL)
     job.wait()
     sentinel.unlink()  # a benchmark process that outlived the kill finishes
-    [kept] = results_of(repo, c2)
-    assert results_of(repo, c1) == [] and results_of(repo, c0) == [], log.read_text()
+    [partial] = results_of(repo, c0)
+    assert results_of(repo, c1) == [] and results_of(repo, c2) == [], log.read_text()
+    partial_bytes = partial.read_bytes()
     before = snapshot(repo / ".asv" / "results")
 
     # 2. What it kept publishes: asv's dashboard and the p95 page.
@@ -397,9 +399,16 @@ def test_main_job_killed_midway_keeps_what_it_measured_and_resumes(tmp_path, cap
     assert code == 0, err
     assert "bench_tiny.Tiny.time_work" in out and (repo / ".asv" / "html" / "p95.html").exists()
 
-    # 3. Run again: c2 is skipped (its file never rewritten), c1 and c0 are measured, all published.
+    # 3. Run again: c0's half-measured file is kept aside, byte for byte, and every commit is
+    #    measured in full; nothing else that was there is gone or changed.
     assert main_job(repo).wait(timeout=300) == 0, log.read_text()
-    assert_kept(before, snapshot(repo / ".asv" / "results"), kept)
+    [aside] = partial.parent.glob(f"{partial.name}.interrupted-*")
+    assert aside.read_bytes() == partial_bytes and "killed midway" in log.read_text()
+    before.pop(os.path.relpath(partial, repo / ".asv" / "results"))
+    after = snapshot(repo / ".asv" / "results")
+    assert {path: after.get(path, (None,))[0] for path in before} == {p: e[0] for p, e in before.items()}
+    kept = results_of(repo, c2)[0]
+    before = snapshot(repo / ".asv" / "results")
     [c0_file] = results_of(repo, c0)
     assert len(results_of(repo, c1)) == 1
     assert_series(repo, [c0, c1, c2])

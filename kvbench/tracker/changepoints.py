@@ -105,12 +105,15 @@ def _split(segments, window_len, max_pvalue):
 
 def _divisive(segments, start, stop, max_pvalue):
     """Indices in ``[start, stop)`` that E-divisive keeps at ``max_pvalue``, sorted."""
-    found = []
+    found, best = [], {}  # best split of each interval, computed once
     while True:
         bounds = [start, *found, stop]
-        candidates = [
-            (_best_split(segments.values[a:b]), a, b) for a, b in zip(bounds, bounds[1:]) if b - a > 1
-        ]
+        candidates = []
+        for a, b in zip(bounds, bounds[1:]):
+            if b - a > 1:
+                if (a, b) not in best:
+                    best[a, b] = _best_split(segments.values[a:b])
+                candidates.append((best[a, b], a, b))
         if not candidates:
             return found
         (offset, _), a, b = max(candidates, key=lambda c: c[0][1])

@@ -7,7 +7,8 @@ between runs, not only within one: a hierarchical bootstrap over each commit's r
 runs each round in a process of its own), widened by the benchmark's run-to-run spread along
 the branch's history on this machine when it has at least ``stats.MIN_HISTORY`` commits.
 Without samples at one of the commits (a ``track_`` p95), only that history spread makes
-the interval; with neither, the point ratio alone decides, and the command says so.
+the interval; with neither, nothing tells the noise: the row says "no noise estimate" and
+does not fail the gate (the command warns).
 With ``--min-rise-ms``, the p95 must also have risen by more than that many milliseconds.
 Prints a markdown table fit for a PR comment: the verdict and the flagged rows first.
 Exit 0: no regression; 1: a regression; 2: bad input.
@@ -61,9 +62,9 @@ def run(args, write_line=print):
     if len({env for _, env in common}) > 1:  # name the environment where it is not the only one
         rows = [replace(row, benchmark=f"{row.benchmark} [{env}]") for row, (_, env) in zip(rows, common)]
     render.write_gate_comment(rows, machine, base, head, args.threshold, args.min_rise_ms, write_line)
-    if any(row.ci is None for row in rows):
-        warn("some benchmarks have no samples at BASE or HEAD and too little history: compared by their point values alone")
     for row in rows:
+        if row.verdict == "no noise estimate":
+            warn(f"{row.benchmark}: one value a side and fewer than {stats.MIN_HISTORY} commits of history on {machine}: not judged (measure main's history first)")
         if row.verdict == "no p95":
             warn(f"{row.benchmark}: a p95 of 0 or less at BASE or HEAD cannot be compared")
     return 1 if any(row.regression for row in rows) else 0
@@ -71,14 +72,14 @@ def run(args, write_line=print):
 
 @dataclass(frozen=True)
 class Row:
-    """One benchmark's comparison; ``ci`` is None when neither samples nor history bound it."""
+    """One benchmark's comparison; ``ci`` is None when there is no interval."""
 
     benchmark: str
     base_ms: float
     head_ms: float
     ratio: float
     ci: tuple | None
-    verdict: str  # "regression", "ok" or "no p95"
+    verdict: str  # "regression", "ok", "no noise estimate" or "no p95"
     noise: str  # what the interval holds: "rounds", "rounds+history", "history" or "-"
 
     @property
@@ -100,14 +101,10 @@ def compare(base, head, threshold, min_rise_ms=0.0, history_sigma=None):
         ratio = head_ms / base_ms
         spread = stats.NormalDist().inv_cdf((1 + stats.RATIO_CI_LEVEL) / 2) * (2**0.5) * sigma
         low, high, noise = ratio * math.exp(-spread), ratio * math.exp(spread), "history"
-    else:
-        ratio = head_ms / base_ms
-        low = high = None
-        noise = "-"
-    ci = (low, high) if low is not None else None
-    bound = low if low is not None else math.inf  # no interval: the point ratio alone
-    regression = stats.is_significant_regression(ratio, bound, head_ms - base_ms, threshold, min_rise_ms)
-    return Row(base.benchmark, base_ms, head_ms, ratio, ci, "regression" if regression else "ok", noise)
+    else:  # one number a side and no history: nothing tells its noise
+        return Row(base.benchmark, base_ms, head_ms, head_ms / base_ms, None, "no noise estimate", "-")
+    regression = stats.is_significant_regression(ratio, low, head_ms - base_ms, threshold, min_rise_ms)
+    return Row(base.benchmark, base_ms, head_ms, ratio, (low, high), "regression" if regression else "ok", noise)
 
 
 def _history_sigmas(proj, measurements, machine):

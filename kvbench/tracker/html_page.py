@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from . import render as tables
 
 PAGE = "p95.html"
+MAX_TICKS = 30
 NAV_ITEM = f'<li id="nav-li-p95"><a href="{PAGE}">p95</a></li>'
 NAV_ANCHOR = '<li id="nav-li-regressions"><a href="#/regressions">Regressions</a></li>'
 
@@ -123,7 +124,8 @@ def plot_series(series, flags, change_points=()):
         ax.axvline(i, color="#b00", alpha=0.3, label="flagged" if n == 0 else None)
     if min(y) > 0 and max(y) / min(y) > 20:
         ax.set_yscale("log")
-    ax.set_xticks(list(x), [tables.short(p.commit) for p in points], rotation=45, fontsize=7)
+    every = max(1, len(points) // MAX_TICKS)  # label at most MAX_TICKS commits
+    ax.set_xticks(list(x)[::every], [tables.short(p.commit) for p in points][::every], rotation=45, fontsize=7)
     ax.set_ylabel("p95 (ms)")
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -27,6 +27,7 @@ def register(subparsers):
     parser.add_argument(
         "--html", help="asv html directory to add the p95 page to (default: asv.conf.json's html_dir)"
     )
+    parser.add_argument("--no-html", action="store_true", help="write no HTML page")
     parser.add_argument("--json", help="write the series and flags to this JSON file")
     parser.add_argument(
         "--threshold", type=float, default=detect.THRESHOLD, help="relative level change that counts (default 0.10)"
@@ -48,9 +49,13 @@ def run(args):
     check_min_rise(args.min_rise_ms)
     proj = project.load_project(args.config)
     results_dir = proj.results_dir_or(args.results)
-    html_dir = args.html or proj.html_dir
+    html_dir = None if args.no_html else args.html or proj.html_dir
     check_outside_results(results_dir, "--json", args.json)
     check_outside_results(results_dir, "--html", html_dir)
+    if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
+        raise UserError(f"cannot write --json {args.json}: its directory does not exist (create it first)")
+    if html_dir and os.path.exists(html_dir) and not os.path.isdir(html_dir):
+        raise UserError(f"cannot write the p95 page into {html_dir}: it is a file, not a directory (pass --html DIR)")
     budgets = _load_budgets(args.budgets, proj.config_dir)
     verdicts = confirm.load_verdicts(args.confirmations)
     measurements = read_measurements(results_dir, warn)
@@ -118,8 +123,9 @@ def _warn_about_inputs(measurements, order, budgets, all_series):
         zero = [p.commit[:8] for p in s.points if not p.p95_ms > 0]
         if zero:
             warn(f"{s.benchmark} on {s.machine}: p95 of 0 ms or not a number at {', '.join(zero)}: left out of change-point detection")
-        if len(s.points) < detect.CONFIRM + 1:
-            warn(f"{s.benchmark} on {s.machine}: {len(s.points)} commit(s) measured: a flag needs {detect.CONFIRM + 1} or more")
+    short = [s for s in all_series if len(s.points) < detect.CONFIRM + 1]
+    if short:
+        warn(f"{len(short)} series have fewer than {detect.CONFIRM + 1} commits measured, as a flag needs (e.g. {short[0].benchmark} on {short[0].machine})")
 
 
 def _write_json(path, all_series, flags, analysis, dismissed, threshold, commit_url):
@@ -155,7 +161,7 @@ def _write_json(path, all_series, flags, analysis, dismissed, threshold, commit_
     }
     try:
         with open(path, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=1)
+            out.write(json.dumps(data))  # json.dumps encodes in C; json.dump in Python
     except OSError as error:
         raise UserError(f"cannot write --json {path}: {error.strerror}")
 

@@ -37,13 +37,17 @@ from . import confirm, detect, replay, stats
 THRESHOLD = detect.THRESHOLD
 CREEP_DEADLINE = 10
 FIRST_RUN = 5  # CI mode: the detector first runs when the series has this many commits
+AA_COMPARISONS = 20
 DEFAULT_NOISE = os.path.join("tests", "data", "noise-cpu.json")
 
 
 def register(subparsers):
     parser = subparsers.add_parser("power", help="detection power on replayed real noise", description=__doc__)
     parser.add_argument("--noise", default=DEFAULT_NOISE, help=f"recorded noise file (default {DEFAULT_NOISE})")
-    parser.add_argument("--seeds", type=int, default=100, help="replayed series per scenario and benchmark")
+    parser.add_argument("--seeds", type=int, default=50, help="replayed series per scenario and benchmark")
+    parser.add_argument(
+        "--baseline-seeds", type=int, default=20, help="of those, how many the other detectors replay (they are slower)"
+    )
     parser.add_argument("--first-seed", type=int, default=1000)
     parser.add_argument("--json", help="write every number to this JSON file")
     parser.add_argument("--mode", choices=["ci", "full"], default="ci")
@@ -64,13 +68,60 @@ def run(args):
         meta, noises = replay.load_noise(args.noise)
     except (OSError, ValueError, KeyError) as error:
         raise UserError(f"cannot read recorded noise {args.noise}: {error}")
-    rows = measure_power(noises, available_detectors(), range(args.first_seed, args.first_seed + args.seeds), args.mode)
+    aa = aa_gate_failures(noises)
+    write_aa_table(aa, print)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    rows = measure_power(noises, available_detectors(), seeds, args.mode, args.baseline_seeds)
+    print()
     write_power_table(rows, print)
     print(f"\n{meta.get('machine', '?')}: {len(noises)} benchmarks x {args.seeds} seeds, mode {args.mode}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
-            json.dump({"meta": meta, "mode": args.mode, "rows": rows}, out, indent=1)
+            json.dump({"meta": meta, "mode": args.mode, "aa_gate": aa, "rows": rows}, out, indent=1)
     return 0
+
+
+def aa_gate_failures(noises, comparisons=AA_COMPARISONS, seed=0):
+    """The gate on A/A pairs of recorded runs: BASE and HEAD are each ``replay.ROUNDS``
+    different recorded runs of the one commit (as rounds), never the same run on both sides.
+    ``{benchmark: {"history": failures, "rounds only": failures}}``: with the run-to-run
+    spread of the other recorded runs as the branch's history, and without any history."""
+    from .gate import compare
+
+    rng = np.random.default_rng(seed)
+    found = {}
+    for noise in noises:
+        runs = [np.asarray(r) for r in noise.runs] or [np.array([v]) for v in noise.values]
+        if len(runs) < 2 * replay.ROUNDS:
+            continue
+        failures = {"history": 0, "rounds only": 0}
+        for _ in range(comparisons):
+            order = rng.permutation(len(runs))
+            sides = order[: replay.ROUNDS], order[replay.ROUNDS : 2 * replay.ROUNDS]
+            base, head = (_measurement(noise, [runs[i] for i in side]) for side in sides)
+            others = [stats.p95(runs[i]) for i in order[2 * replay.ROUNDS :]]
+            sigma = stats.run_to_run_sigma(others) if len(others) >= stats.MIN_HISTORY else None
+            failures["history"] += compare(base, head, THRESHOLD, history_sigma=sigma).regression
+            failures["rounds only"] += compare(base, head, THRESHOLD).regression
+        found[noise.benchmark] = failures
+    return found
+
+
+def _measurement(noise, runs):
+    from .read import Measurement
+
+    if not noise.has_samples:
+        value = float(np.mean([r[0] for r in runs]))
+        return Measurement(noise.benchmark, "replay", "replay", "c", 0, "track", (), value, 1)
+    samples = tuple(np.concatenate(runs))
+    return Measurement(noise.benchmark, "replay", "replay", "c", 0, "samples", samples, float(np.median(samples)), 1, len(runs))
+
+
+def write_aa_table(aa, write_line):
+    from .render import write_table
+
+    rows = [[b, f"{f['history']} / {AA_COMPARISONS}", f"{f['rounds only']} / {AA_COMPARISONS}"] for b, f in aa.items()]
+    write_table(["benchmark", "A/A gate failures (history)", "(rounds only)"], rows, write_line)
 
 
 # --- per-commit statistics ---------------------------------------------------------------
@@ -174,12 +225,16 @@ def available_detectors():
 # --- replay and scoring ------------------------------------------------------------------
 
 
-def raised_flags(detector, replayer, measured, mode, rng):
-    """``{index: time}``: each commit flagged, and the series length at which it first was."""
+def raised_flags(detector, replayer, measured, mode, rng, found=None):
+    """``{index: time}``: each commit flagged, and the series length at which it first was.
+    ``found`` memoizes the detectors' flags per (function, t) for one series."""
     n = len(measured.samples)
+    found = {} if found is None else found
     raised, dismissed = {}, set()
     for t in range(FIRST_RUN, n + 1) if mode == "ci" else [n]:
-        for index, change, statistic in detector.flags(measured, t):
+        if (detector.flags, t) not in found:
+            found[detector.flags, t] = detector.flags(measured, t)
+        for index, change, statistic in found[detector.flags, t]:
             if index in raised or index in dismissed:
                 continue
             if detector.confirm and not remeasured(replayer, index, change, statistic, rng):
@@ -221,17 +276,21 @@ def _groups(indices):
     return groups
 
 
-def measure_power(noises, detectors, seeds, mode):
-    """One row per (scenario, detector): numbers over every benchmark and seed."""
+def measure_power(noises, detectors, seeds, mode, baseline_seeds=None, scenarios=replay.SCENARIOS):
+    """One row per (scenario, detector): numbers over every benchmark and seed; detectors
+    other than this tracker's run on the first ``baseline_seeds`` seeds only (they are slow)."""
     rows = []
-    for scenario in replay.SCENARIOS:
+    for scenario in scenarios:
         per_detector = {d.name: [] for d in detectors}
         for noise in noises:
             replayer = replay.Replayer(noise, scenario)
-            for seed in seeds:
+            for k, seed in enumerate(seeds):
                 measured = Measured.of(replayer.series(np.random.default_rng(seed)), noise.has_samples)
+                found = {}
                 for d in detectors:
-                    raised = raised_flags(d, replayer, measured, mode, np.random.default_rng(seed + 10**6))
+                    if not d.name.startswith("kvbench") and baseline_seeds is not None and k >= baseline_seeds:
+                        continue
+                    raised = raised_flags(d, replayer, measured, mode, np.random.default_rng(seed + 10**6), found)
                     per_detector[d.name].append((noise.benchmark, score(scenario, raised)))
         for name, results in per_detector.items():
             rows.append(_row(scenario, name, results))
@@ -260,7 +319,7 @@ def _row(scenario, detector, results):
 
 
 def write_power_table(rows, write_line):
-    from .tables import write_table
+    from .render import write_table
 
     def pct(x):
         return "-" if x is None else f"{100 * x:.0f}%"

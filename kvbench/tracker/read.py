@@ -16,6 +16,7 @@ import json
 import os
 from dataclasses import dataclass
 
+import numpy as np
 from asv.results import Results
 from asv.util import UserError as AsvUserError
 
@@ -130,7 +131,7 @@ def _measurement(name, combo, machine, results, value, sample, stat, rounds):
     if not is_time:
         source, samples_ms = "track", ()
     elif sample:
-        source, samples_ms = "samples", tuple(float(s) * scale for s in sample)
+        source, samples_ms = "samples", tuple((np.asarray(sample, dtype=float) * scale).tolist())
     else:
         source, samples_ms = "median", ()
     return Measurement(

@@ -4,8 +4,8 @@ Recorded noise (``tests/data/noise-*.json``, written by ``kvcache-bench power --
 benchmark, the samples (ms) of each of several asv runs of ONE commit, each run in processes
 of its own. A replayed commit is measured as the suite measures one: ``ROUNDS`` processes,
 each drawn at random from the recorded runs, each giving half of its samples; its changes
-are then planted into those samples. A ``track`` benchmark (one value per run) is replayed
-as the mean of ``ROUNDS`` drawn values.
+are then planted into those samples, which stay in round order (as asv appends them). A
+``track`` benchmark (one value per run) is replayed as one drawn value.
 
 Scenarios plant, at commit ``START`` of ``LENGTH``: median steps (every call slower), tail-only
 steps (1 call in 10 slower, by as much as raises the recorded p95 by the given fraction),
@@ -154,8 +154,8 @@ class Replayer:
         """One measurement of commit ``index``: samples (ms), or a track value as ``(value,)``."""
         factor = self.factor(index, again)
         tail = self.scenario.kind == "tail" and index >= START
-        if not self.noise.has_samples:
-            value = float(np.mean(rng.choice(self.noise.values, ROUNDS)))
+        if not self.noise.has_samples:  # a track value: one number per commit (asv's setup_cache)
+            value = float(rng.choice(self.noise.values))
             return (value * factor * ((1 + self.scenario.size) if tail else 1.0),)
         parts = []
         for run in rng.integers(len(self.noise.runs), size=ROUNDS):

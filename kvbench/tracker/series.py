@@ -5,8 +5,6 @@ samples were not kept) and its median (None for a track value)."""
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from . import stats
 
 
@@ -36,8 +34,7 @@ def point_of(measurement):
     """A measurement's p95 point: from its samples, else its value (track p95 or median)."""
     m = measurement
     if m.samples_ms:
-        value, low, high = stats.p95_with_ci(m.samples_ms)
-        median = float(np.median(m.samples_ms))
+        value, median, low, high = stats.summary(m.samples_ms)
         return Point(m.commit, m.date, value, median, low, high, len(m.samples_ms), m.source, m.samples_ms)
     median = m.value_ms if m.source == "median" else None
     return Point(m.commit, m.date, m.value_ms, median, None, None, 0, m.source, ())

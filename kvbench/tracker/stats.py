@@ -10,6 +10,7 @@
 - ``split_rounds``: a commit's samples back into asv's rounds (one process each).
 """
 
+import functools
 import math
 from statistics import NormalDist
 
@@ -35,8 +36,38 @@ def p95_with_ci(samples, level=CI_LEVEL):
     ``low`` is -inf or ``high`` +inf where the samples are too few to bound that side
     (``high`` needs roughly 60 samples at 95%).
     """
-    _, (low, high) = quantile_ci(list(map(float, samples)), P95, alpha_min=1 - level)
-    return p95(samples), float(low), float(high)
+    p95_value, _, low, high = summary(samples, level)
+    return p95_value, low, high
+
+
+def summary(samples, level=CI_LEVEL):
+    """``(p95, median, low, high)`` of ``samples`` from one sort: the p95 and the median
+    interpolated as numpy's default does, and the p95's CI as ``p95_with_ci``."""
+    ordered = np.sort(np.asarray(samples, dtype=float))
+    low, high = _ci_ranks(len(ordered), level)
+    return (
+        _interpolated(ordered, P95),
+        _interpolated(ordered, 0.5),
+        float(ordered[low]) if low is not None else -math.inf,
+        float(ordered[high]) if high is not None else math.inf,
+    )
+
+
+def _interpolated(ordered, q):
+    """The ``q`` quantile of sorted values, linear between order statistics (numpy's default)."""
+    position = q * (len(ordered) - 1)
+    below = int(position)
+    above = min(below + 1, len(ordered) - 1)
+    return float(ordered[below] + (position - below) * (ordered[above] - ordered[below]))
+
+
+@functools.lru_cache(maxsize=1024)
+def _ci_ranks(n, level):
+    """The ranks (0-based, None for unbounded) of the order statistics that
+    ``asv_runner.statistics.quantile_ci`` picks for ``n`` samples: they depend on ``n`` alone,
+    so its pure-Python binomial sums run once per sample count, on the ranks themselves."""
+    _, (low, high) = quantile_ci(list(range(n)), P95, alpha_min=1 - level)
+    return (None if math.isinf(low) else int(low)), (None if math.isinf(high) else int(high))
 
 
 def split_rounds(samples, rounds):
