@@ -5,7 +5,8 @@
 #
 # Args: COMMIT (default HEAD)   Env: RUNS (default 10), OUT (default .asv/noise/COMMIT),
 #       BENCH (asv -b regex, default the restore and tail suites)
-# Out:  OUT/run-K.json  asv's results file of run K, raw samples included.
+# Out:  OUT/run-K.json  asv's results file of run K, raw samples included; OUT/benchmarks.json
+#       (asv's description of the suite: each benchmark's rounds, one process each)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -29,6 +30,7 @@ for k in $(seq 1 "$runs"); do
   "$work/venv/bin/asv" run --machine noise --environment "existing:$work/venv/bin/python" \
     --set-commit-hash "$commit" --record-samples -b "$bench" >/dev/null
   cp .asv/results/noise/"${commit:0:8}"-existing-*.json "$root/$out/run-$k.json"
+  cp .asv/results/benchmarks.json "$root/$out/benchmarks.json"  # the rounds of each benchmark
   rm .asv/results/noise/"${commit:0:8}"-existing-*.json
 done
 echo "record-noise: done ($(date -u +%H:%M:%S))"

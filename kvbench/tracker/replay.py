@@ -1,8 +1,8 @@
 """Series replayed from recorded noise, with planted changes (what ``kvcache-bench power`` runs).
 
-Recorded noise (``tests/data/noise-*.json``, written by ``kvcache-bench power --record``): per
-benchmark, the samples (ms) of each of several asv runs of ONE commit, each run in processes
-of its own. A replayed commit is measured as the suite measures one: ``ROUNDS`` processes,
+Recorded noise (``tests/data/noise-*.json``, written by ``kvcache-bench power --record-from``
+from ``scripts/record-noise.sh``'s runs): per benchmark, the samples (ms) of each process
+(asv round) of several asv runs of ONE commit. A replayed commit is measured as the suite measures one: ``ROUNDS`` processes,
 each drawn at random from the recorded runs, each giving half of its samples; its changes
 are then planted into those samples, which stay in round order (as asv appends them). A
 ``track`` benchmark (one value per run) is replayed as one drawn value.
@@ -89,16 +89,19 @@ def load_noise(path):
 
 
 def write_noise(results_dir, path, benchmarks=RECORDED):
-    """Trim the asv results files in ``results_dir`` (one run each, of one commit) to the
-    samples of ``benchmarks``, 4 significant digits, into ``path``. Returns the runs read."""
+    """Trim the asv results files in ``results_dir`` (run-K.json, each one run of one commit,
+    beside asv's benchmarks.json) to the samples of ``benchmarks`` in 4 significant digits,
+    one entry per process (asv round), into ``path``. Returns the number of runs read."""
     from .read import read_measurements
 
-    files = sorted(f for f in os.listdir(results_dir) if f.endswith(".json"))
+    files = sorted(f for f in os.listdir(results_dir) if f.startswith("run-") and f.endswith(".json"))
     entries, machines, commits = {}, set(), set()
     for name in files:
         folder = tempfile.mkdtemp()
         os.makedirs(os.path.join(folder, "m"))
         shutil.copy(os.path.join(results_dir, name), os.path.join(folder, "m", "run.json"))
+        if os.path.exists(os.path.join(results_dir, "benchmarks.json")):
+            shutil.copy(os.path.join(results_dir, "benchmarks.json"), folder)
         for m in read_measurements(folder, print):
             if m.benchmark not in benchmarks:
                 continue
@@ -106,7 +109,8 @@ def write_noise(results_dir, path, benchmarks=RECORDED):
             commits.add(m.commit)
             entry = entries.setdefault(m.benchmark, {})
             if m.samples_ms:
-                entry.setdefault("runs", []).append([float(f"{v:.4g}") for v in m.samples_ms])
+                for part in m.sample_rounds:
+                    entry.setdefault("runs", []).append([float(f"{v:.4g}") for v in part])
             else:
                 entry.setdefault("values", []).append(float(f"{m.value_ms:.4g}"))
         shutil.rmtree(folder)
