@@ -7,6 +7,7 @@ nothing. Bad input must give one line on stderr and exit code 2, and never touch
 """
 
 import hashlib
+import re
 import json
 import os
 import shutil
@@ -327,3 +328,65 @@ def test_bad_input_gives_one_line_and_exit_2(project, capsys, tmp_path):
         *run_cli(capsys, "gate", commits[0], commits[1])[::2], "gate", "cannot read asv.conf.json"
     )
     assert tree_digest(repo / "results") == before
+
+
+def append_samples(results_dir, commit, name, params, samples_per_combination):
+    """Add samples to a commit's results as ``asv run --append-samples`` does."""
+    [path] = (results_dir / MACHINE).glob(f"{commit[:8]}-*.json")
+    results = Results.load(str(path))
+    values = [float(np.median(s)) if s else None for s in samples_per_combination]
+    outcome = BenchmarkResult(
+        result=values, samples=samples_per_combination, number=[1 if s else None for s in samples_per_combination],
+        errcode=0, stderr="", profile=None,
+    )
+    results.add_result({"name": name, "version": "1", "params": params}, outcome, record_samples=True, append_samples=True)
+    results.save(str(results_dir))
+
+
+def test_confirm_keeps_a_flag_the_re_measurement_shows_and_dismisses_one_it_does_not(project, capsys, tmp_path):
+    repo, commits = project
+    flags_json, plan, verdicts = tmp_path / "p95.json", tmp_path / "plan.json", tmp_path / "confirmations.json"
+    assert run_cli(capsys, "p95", "--json", str(flags_json))[0] == 0
+    code, out, err = run_cli(capsys, "confirm", "--plan", str(plan), "--flags", str(flags_json), "--confirmations", str(verdicts))
+    assert code == 0, err
+    lines = [line.split() for line in out.splitlines()]
+    assert sorted((before, flagged) for before, flagged, _ in lines) == sorted(
+        [(commits[i - 1], commits[i]) for i in (EVERY_CALL, ONE_IN_TEN)] * 2  # zero_copy and the track
+    )
+    assert all(re.search(regex, name) for _, _, regex in lines for name in [ZERO_COPY, TRACK] if name in regex.replace("\\", ""))
+
+    # The re-measurement: the every-call slowdown shows again; the tail one does not (the
+    # commit measures like the one before it: its first measurement was a slow process).
+    rng = np.random.default_rng(42)
+    for index in (EVERY_CALL - 1, EVERY_CALL, ONE_IN_TEN - 1, ONE_IN_TEN):
+        again = restore_samples(rng, index if index < ONE_IN_TEN else ONE_IN_TEN - 1)
+        append_samples(repo / "results", commits[index], RESTORE, [["'zero_copy'", "'concat'"]], [again, None])
+    code, out, err = run_cli(capsys, "confirm", "--decide", str(plan), "--confirmations", str(verdicts))
+    assert code == 0, err
+    decided = {(v["benchmark"], v["commit"]): v["confirmed"] for v in json.loads(verdicts.read_text())["verdicts"]}
+    assert decided[ZERO_COPY, commits[EVERY_CALL]] is True
+    assert decided[ZERO_COPY, commits[ONE_IN_TEN]] is False
+    assert "dismissed" in out and "stands" in out
+
+    # The re-measured samples joined the results (appended): the dismissed flag is reported
+    # apart, or gone where the added samples moved the level back.
+    code, out, err = run_cli(capsys, "p95", "--json", str(flags_json), "--confirmations", str(verdicts))
+    report = json.loads(flags_json.read_text())
+    assert (ZERO_COPY, commits[ONE_IN_TEN]) not in {(f["benchmark"], f["commit"]) for f in report["flags"]}
+    assert (ZERO_COPY, commits[EVERY_CALL]) in {(f["benchmark"], f["commit"]) for f in report["flags"]}
+
+    # Decided flags are not planned again.
+    code, out, _ = run_cli(capsys, "confirm", "--plan", str(plan), "--flags", str(flags_json), "--confirmations", str(verdicts))
+    planned = {line.split()[1] for line in out.splitlines() if "zero_copy" in line}
+    assert not planned & {commits[EVERY_CALL], commits[ONE_IN_TEN]}
+
+
+def test_gate_without_samples_or_history_does_not_judge_and_says_so(project, capsys):
+    repo, commits = project
+    results = repo / "results" / MACHINE
+    for path in results.glob("*.json"):
+        if path.name != "machine.json" and not any(path.name.startswith(c[:8]) for c in commits[:2]):
+            path.unlink()
+    code, out, err = run_cli(capsys, "gate", commits[0], commits[1])
+    assert code == 0 and "no noise estimate" in out
+    assert "not judged" in err
