@@ -37,4 +37,5 @@ class UnknownStrategyError(KVCacheError, ValueError):
 
 
 class AgentOnLoanError(KVCacheError):
-    """A zero-copy restored cache of the agent advanced without being stored back."""
+    """A zero-copy restored cache of the agent advanced without being stored back, or (for
+    another zero-copy restore) is still alive and not stored back."""
