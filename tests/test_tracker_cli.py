@@ -59,7 +59,7 @@ def save_results(results_dir, commit, date, benchmarks, record_samples=True, env
     """Write one results file as ``asv run`` does; ``benchmarks``: {name: (params, samples per combination)}."""
     results = Results({"machine": MACHINE, "python": "3.11"}, {}, commit, date, "3.11", env, {})
     for name, (params, samples) in benchmarks.items():
-        values = [float(np.median(s)) if s else None for s in samples]
+        values = [float(np.nanmedian(s)) if s else None for s in samples]
         numbers = [1 if s else None for s in samples]
         outcome = BenchmarkResult(
             result=values, samples=samples, number=numbers, errcode=0, stderr="", profile=None
@@ -390,3 +390,20 @@ def test_gate_without_samples_or_history_does_not_judge_and_says_so(project, cap
     code, out, err = run_cli(capsys, "gate", commits[0], commits[1])
     assert code == 0 and "no noise estimate" in out
     assert "not judged" in err
+
+
+def test_nan_and_all_zero_samples_are_reported_not_crashed_on(project, capsys, tmp_path):
+    repo, commits = project
+    nan_samples = [float("nan")] * 5 + restore_samples(np.random.default_rng(7), 0)[5:]
+    save_results(repo / "results", commits[1], 0, {RESTORE: ([["'zero_copy'", "'concat'"]], [nan_samples, [0.0] * 20])})
+    save_results(repo / "results", commits[2], 0, {RESTORE: ([["'zero_copy'", "'concat'"]], [restore_samples(np.random.default_rng(8), 0), [0.0] * 20])})
+    before = tree_digest(repo / "results")
+    out_json = tmp_path / "p95.json"
+    code, out, err = run_cli(capsys, "p95", "--json", str(out_json))
+    assert code == 0, err
+    [zero_copy] = [s for s in json.loads(out_json.read_text())["series"] if s["benchmark"] == ZERO_COPY]
+    assert zero_copy["points"][1]["n_samples"] == N_SAMPLES - 5  # the NaN samples dropped
+    assert "p95 of 0 ms or not a number" in err and CONCAT in err
+    code, out, err = run_cli(capsys, "gate", commits[1], commits[2])
+    assert code == 0 and "no p95" in out and "a p95 of 0 or less" in err
+    assert tree_digest(repo / "results") == before

@@ -3,8 +3,9 @@
 Only two kinds of benchmark carry a p95 (asv's naming decides the kind):
 
 - ``time_*``: the raw samples (``asv run --record-samples``; ``asv continuous`` keeps them
-  by default), seconds per sample, read as milliseconds. Without samples the result
-  falls back to asv's median, marked ``source="median"``.
+  by default), seconds per sample, read as milliseconds. Samples that are not finite
+  numbers are dropped. Without samples the result falls back to asv's median, marked
+  ``source="median"``.
 - ``track_*p95*_ms``: the benchmark itself returns a p95 in milliseconds (``source="track"``).
 
 Results files are only read, never written. A file that cannot be read is reported
@@ -120,9 +121,12 @@ def _measurements_of(results, rounds):
         samples = results.get_result_samples(name, params)
         stats = results.get_result_stats(name, params)
         for combo, value, sample, stat in zip(combos, values, samples, stats):
-            if value is None or value != value:  # failed or skipped: nothing measured
+            if value is None and not sample:  # failed or skipped: nothing measured
                 continue
-            yield _measurement(name, combo, machine, results, float(value), sample, stat, rounds.get(name, 1))
+            value = float("nan") if value is None else float(value)
+            found = _measurement(name, combo, machine, results, value, sample, stat, rounds.get(name, 1))
+            if found.samples_ms or found.value_ms == found.value_ms:  # a NaN value and no sample: nothing
+                yield found
 
 
 def _measurement(name, combo, machine, results, value, sample, stat, rounds):
@@ -131,7 +135,10 @@ def _measurement(name, combo, machine, results, value, sample, stat, rounds):
     if not is_time:
         source, samples_ms = "track", ()
     elif sample:
-        source, samples_ms = "samples", tuple((np.asarray(sample, dtype=float) * scale).tolist())
+        values = np.asarray([s if s is not None else np.nan for s in sample], dtype=float) * scale
+        source, samples_ms = "samples", tuple(values[np.isfinite(values)].tolist())  # NaN: not a time
+        if not samples_ms:
+            source = "median"
     else:
         source, samples_ms = "median", ()
     return Measurement(
