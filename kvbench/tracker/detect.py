@@ -5,17 +5,21 @@ per commit, and the median per commit where there are samples) into levels. They
 on the logarithm of the values, so that a level's spread and a change are relative.
 
 **The alert rule**, fit for CI, which runs it again after every commit: a commit is flagged
-when it starts a level that is more than ``threshold`` above the *reference* level and that
-at least ``confirm`` commits (it and the ones after it) hold. The reference is the first
-level, then the last flagged level, or a lower level that was held as long: so a creep of
-changes each under the threshold adds up until it is flagged, and a slowdown after an
-improvement is measured from the improvement. A level's value is the median of its points
-(one slow-measured commit inside a level does not move it). Hence:
+when it starts a level that is more than ``threshold`` above the *reference* level, that at
+least ``confirm`` commits hold (it and the ones after it, each nearer the new level than the
+old), and whose values are above those of every commit since the reference level began, by
+a one-sided Mann-Whitney test at p <= ``RANK_PVALUE`` (ranks: one slow process or a second
+mode of the machine weighs as one commit, not as its size), or all of them more than
+``threshold`` above all of those (a short history, where ranks cannot reach that p-value).
+The reference is the first level, then the last flagged level, or a lower level held as
+long: so a creep of changes each under the threshold adds up until it is flagged, and a
+slowdown after an improvement is measured from the improvement. A level's value is the
+median of its commits. Hence:
 
 - a single slow newest commit, or a burst shorter than ``confirm`` that came back, is never
   a flag; a level that is not yet confirmed is reported as *tentative*;
 - the flag names the first commit of the new level; one slow commit just before a real step
-  is a level of one point, and does not mask it.
+  is a level of one commit, and does not mask it.
 
 ``budget``: the start of a stretch of at least ``BUDGET_CONFIRM`` commits over the budget.
 """
@@ -24,13 +28,15 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.stats import mannwhitneyu
 
 from . import changepoints
 
 THRESHOLD = 0.10
 CONFIRM = 3  # commits holding a new level before it is flagged: the first one and 2 more
 BUDGET_CONFIRM = 2  # commits over the budget in a row before it is flagged
-MAX_PVALUE = 0.001
+MAX_PVALUE = 0.01  # the change points' t-test (Otava's default is 0.001; the rank test decides)
+RANK_PVALUE = 0.001
 WINDOW_LEN = changepoints.WINDOW_LEN
 
 
@@ -55,7 +61,7 @@ def levels(values, max_pvalue=MAX_PVALUE, window_len=WINDOW_LEN):
     first), the segment bounds they make (0 and len(values) included) and each segment's level."""
     values = np.asarray(values, dtype=float)
     assert np.all(values > 0), "levels need positive values: this is a bug in the caller"
-    points = changepoints.change_points(np.log(median_of_3(values)), window_len, max_pvalue) if len(values) > 1 else []
+    points = changepoints.change_points(np.log(values), window_len, max_pvalue) if len(values) > 1 else []
     bounds = [0, *(p.index for p in points), len(values)]
     return points, bounds, [float(np.median(values[a:b])) for a, b in zip(bounds, bounds[1:])]
 
@@ -65,28 +71,30 @@ def shifts_up(values, threshold=THRESHOLD, confirm=CONFIRM, max_pvalue=MAX_PVALU
     confirmed or (at the end of the series) tentative, by index."""
     values = np.asarray(values, dtype=float)
     points, bounds, found_levels = levels(values, max_pvalue, window_len)
-    reference, found = found_levels[0], []
+    reference, since, found = found_levels[0], 0, []  # the reference level, and where it began
     for point, level, start, stop in zip(points, found_levels[1:], bounds[1:], bounds[2:]):
         middle = np.sqrt(level * reference)  # a value above it is nearer the new level
-        while start < stop - 1 and values[start] <= middle < level:
-            start += 1  # the level starts at its first commit that is at it
+        while start < stop - 1 and min(values[start : start + 2]) <= middle < level:
+            start += 1  # the level starts at its first commit that is at it, as the next one is
         held = int(np.sum(values[start:stop] > middle))
         if level > (1 + threshold) * reference and (held >= confirm or stop == len(values)):
-            found.append(Shift(start, reference, level, held, point.pvalue, held >= confirm))
-            if held >= confirm:
-                reference = level
+            confirmed = held >= confirm and _ranked_above(values[start:stop], values[since:start], threshold)
+            if confirmed or stop == len(values):
+                found.append(Shift(start, reference, level, held, point.pvalue, confirmed))
+            if confirmed:
+                reference, since = level, start
         elif level < reference and stop - start >= confirm:
-            reference = level
+            reference, since = level, start
     return found
 
 
-def median_of_3(values):
-    """Each value replaced by the median of it and its two neighbours (the ends kept): a
-    single slow-measured commit disappears, a step of two or more commits stays where it is."""
-    smoothed = values.copy()
-    if len(values) >= 3:
-        smoothed[1:-1] = np.median(np.stack([values[:-2], values[1:-1], values[2:]]), axis=0)
-    return smoothed
+def _ranked_above(after, before, threshold):
+    """Whether ``after`` is above ``before`` (every commit since the reference level began):
+    by a one-sided Mann-Whitney test, or (a short history, where ranks cannot reach the test's
+    p-value) every commit of ``after`` more than ``threshold`` above every one of ``before``."""
+    if min(after) > (1 + threshold) * max(before):
+        return True
+    return bool(mannwhitneyu(after, before, alternative="greater").pvalue <= RANK_PVALUE)
 
 
 def budget_starts(values, budget, confirm=BUDGET_CONFIRM):

@@ -82,46 +82,55 @@ def run(args):
 
 
 def aa_gate_failures(noises, comparisons=AA_COMPARISONS, seed=0):
-    """The gate on A/A pairs of recorded runs: BASE and HEAD are each ``replay.ROUNDS``
-    different recorded runs of the one commit (as rounds), never the same run on both sides.
-    ``{benchmark: {"history": failures, "rounds only": failures}}``: with the run-to-run
-    spread of the other recorded runs as the branch's history, and without any history."""
+    """The gate on A/A pairs of recorded asv runs of the one commit: BASE one run, HEAD
+    another (each with its rounds), every benchmark compared as the gate compares them.
+    ``{"history": {...}, "rounds only": {...}}``, each ``{benchmark: failures, "any": comparisons
+    with at least one failure}``: with the spread of the other recorded runs as the branch's
+    history, and with no history at all."""
     from .gate import compare
 
+    n_runs = min(len(_runs_of(noise)) for noise in noises)
     rng = np.random.default_rng(seed)
-    found = {}
-    for noise in noises:
-        runs = [np.asarray(r) for r in noise.runs] or [np.array([v]) for v in noise.values]
-        if len(runs) < 2 * replay.ROUNDS:
-            continue
-        failures = {"history": 0, "rounds only": 0}
-        for _ in range(comparisons):
-            order = rng.permutation(len(runs))
-            sides = order[: replay.ROUNDS], order[replay.ROUNDS : 2 * replay.ROUNDS]
-            base, head = (_measurement(noise, [runs[i] for i in side]) for side in sides)
-            others = [stats.p95(runs[i]) for i in order[2 * replay.ROUNDS :]]
-            sigma = stats.run_to_run_sigma(others) if len(others) >= stats.MIN_HISTORY else None
-            failures["history"] += compare(base, head, THRESHOLD, history_sigma=sigma).regression
-            failures["rounds only"] += compare(base, head, THRESHOLD).regression
-        found[noise.benchmark] = failures
+    found = {"history": {"any": 0}, "rounds only": {"any": 0}}
+    for _ in range(comparisons):
+        order = rng.permutation(n_runs)
+        failed = {"history": False, "rounds only": False}
+        for noise in noises:
+            runs = _runs_of(noise)
+            base, head = _measurement(noise, runs[order[0]]), _measurement(noise, runs[order[1]])
+            others = [stats.p95(np.concatenate(runs[i])) for i in order[2:]]
+            sigma = stats.run_to_run_sigma(others)
+            for mode, history in (("history", sigma), ("rounds only", None)):
+                failure = compare(base, head, THRESHOLD, history_sigma=history).regression
+                found[mode][noise.benchmark] = found[mode].get(noise.benchmark, 0) + failure
+                failed[mode] |= failure
+        for mode in found:
+            found[mode]["any"] += failed[mode]
     return found
 
 
-def _measurement(noise, runs):
+def _runs_of(noise):
+    """The recorded asv runs of a benchmark, each a list of its rounds (arrays of samples)."""
+    if not noise.has_samples:
+        return [[np.array([value])] for value in noise.values]
+    per_run = max(1, len(noise.runs) // max(1, len(noise.values) or noise.n_runs))
+    return [[np.asarray(r) for r in noise.runs[k : k + per_run]] for k in range(0, len(noise.runs), per_run)]
+
+
+def _measurement(noise, rounds):
     from .read import Measurement
 
     if not noise.has_samples:
-        value = float(np.mean([r[0] for r in runs]))
-        return Measurement(noise.benchmark, "replay", "replay", "c", 0, "track", (), value, 1)
-    samples = tuple(np.concatenate(runs))
-    return Measurement(noise.benchmark, "replay", "replay", "c", 0, "samples", samples, float(np.median(samples)), 1, len(runs))
+        return Measurement(noise.benchmark, "replay", "replay", "c", 0, "track", (), float(rounds[0][0]), 1)
+    samples = tuple(np.concatenate(rounds).tolist())
+    return Measurement(noise.benchmark, "replay", "replay", "c", 0, "samples", samples, float(np.median(samples)), 1, len(rounds))
 
 
 def write_aa_table(aa, write_line):
     from .render import write_table
 
-    rows = [[b, f"{f['history']} / {AA_COMPARISONS}", f"{f['rounds only']} / {AA_COMPARISONS}"] for b, f in aa.items()]
-    write_table(["benchmark", "A/A gate failures (history)", "(rounds only)"], rows, write_line)
+    rows = [[b, f"{aa['history'][b]} / {AA_COMPARISONS}", f"{aa['rounds only'][b]} / {AA_COMPARISONS}"] for b in aa["history"]]
+    write_table(["A/A gate: failures of", "with history", "rounds only"], rows, write_line)
 
 
 # --- per-commit statistics ---------------------------------------------------------------

@@ -69,8 +69,9 @@ class Noise:
     """Recorded runs of one benchmark: ``runs`` (samples per run, ms) or ``values`` (a track's)."""
 
     benchmark: str
-    runs: tuple = ()
+    runs: tuple = ()  # one entry per process, the rounds of each recorded run in turn
     values: tuple = ()
+    n_runs: int = 1  # recorded asv runs
 
     @property
     def has_samples(self):
@@ -82,7 +83,12 @@ def load_noise(path):
     with open(path, encoding="utf-8") as f:
         data = json.load(f)
     noises = [
-        Noise(name, tuple(tuple(run) for run in entry.get("runs", ())), tuple(entry.get("values", ())))
+        Noise(
+            name,
+            tuple(tuple(run) for run in entry.get("runs", ())),
+            tuple(entry.get("values", ())),
+            data["meta"].get("runs", 1),
+        )
         for name, entry in sorted(data["benchmarks"].items())
     ]
     return data["meta"], noises
