@@ -27,8 +27,7 @@ def spec():
 def empty_pool(context):
     """A fresh pool with room for two agents of ``context`` tokens (buffers stay lazy)."""
     s = spec()
-    blocks = sum(s.blocks_needed(layer_id, context) for layer_id in range(s.n_layers))
-    return BlockPool(s, total_blocks=2 * blocks)
+    return BlockPool(s, total_blocks=2 * s.total_blocks_needed(context))
 
 
 def empty_engine(context):

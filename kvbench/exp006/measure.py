@@ -32,7 +32,7 @@ def measure_context(spec, n_tokens, plan, warmup, progress):
     Returns ``{strategy: {"samples_ms", "blocks", "kv_bytes", "table"}}``; ``progress`` gets
     one line per step. The pool goes when this returns (``mx.clear_cache()`` then frees it).
     """
-    blocks = sum(spec.blocks_needed(i, n_tokens) for i in range(spec.n_layers))
+    blocks = spec.total_blocks_needed(n_tokens)
     scattered = "gather" in plan
     engine = kvcache.BlockPoolBatchEngine(kvcache.BlockPool(spec, blocks * (2 if scattered else 1)))
     progress(f"{n_tokens} tokens: storing a synthetic cache ({spec.kv_bytes(n_tokens) / 2**20:.0f} MiB, {blocks} blocks)")
