@@ -46,10 +46,14 @@ class _NoEval:
 
 
 def old_package(commit, folder):
-    """The ``kvcache`` package of ``commit``, imported as ``kvcache_old`` from ``folder``."""
-    archive = subprocess.run(["git", "-C", ROOT, "archive", commit, "kvcache"], capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", folder, "--transform", "s,^kvcache,kvcache_old,"],
-                   input=archive.stdout, check=True)
+    """The ``kvcache`` package of ``commit`` (or of a ``git archive COMMIT kvcache`` tar file,
+    for a machine without the repository's history), imported as ``kvcache_old`` from ``folder``."""
+    if commit.endswith(".tar"):
+        with open(commit, "rb") as tar:
+            archive = tar.read()
+    else:
+        archive = subprocess.run(["git", "-C", ROOT, "archive", commit, "kvcache"], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", folder, "--transform", "s,^kvcache,kvcache_old,"], input=archive, check=True)
     sys.path.insert(0, folder)
     return importlib.import_module("kvcache_old")
 

@@ -14,6 +14,7 @@ commit=$(git rev-parse "${1:-HEAD}^{commit}")
 runs=${RUNS:-10}
 bench=${BENCH:-'bench_reconstruct|bench_tail.RestoreTail'}
 out=${OUT:-.asv/noise/$commit}
+case $out in /*) ;; *) out=$root/$out ;; esac
 work=$(mktemp -d "${TMPDIR:-/tmp}/record-noise.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
@@ -29,8 +30,8 @@ for k in $(seq 1 "$runs"); do
   echo "record-noise: run $k/$runs ($(date -u +%H:%M:%S))"
   "$work/venv/bin/asv" run --machine noise --environment "existing:$work/venv/bin/python" \
     --set-commit-hash "$commit" --record-samples -b "$bench" >/dev/null
-  cp .asv/results/noise/"${commit:0:8}"-existing-*.json "$root/$out/run-$k.json"
-  cp .asv/results/benchmarks.json "$root/$out/benchmarks.json"  # the rounds of each benchmark
+  cp .asv/results/noise/"${commit:0:8}"-existing-*.json "$out/run-$k.json"
+  cp .asv/results/benchmarks.json "$out/benchmarks.json"  # the rounds of each benchmark
   rm .asv/results/noise/"${commit:0:8}"-existing-*.json
 done
 echo "record-noise: done ($(date -u +%H:%M:%S))"
