@@ -5,11 +5,7 @@
 # call 1 carried .device/a and ran `bash .device/a/install-mlx-cuda.sh park`.
 # This is call 2, carrying .device/b and .whl. Results land in $OUT (at most 8 files come back).
 set -uo pipefail
-python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH="$PWD:/tmp/site" PYTHONUNBUFFERED=1
-source .device/b/install-mlx-cuda.sh || exit 1
-export PYTHONPATH="$PYTHONPATH:$PWD:/tmp/site"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
+source scripts/device/gpu-env.sh
 # correctness on the GPU: restored caches continue exactly (tiny real models)
 python3 -m pytest -q -p no:cacheprovider tests/test_copying.py tests/test_pool.py tests/test_engine_restore.py \
   tests/test_restore_costs.py 2>&1 | tail -n 5 | tee "$OUT/pytest-gpu.txt"

@@ -8,11 +8,7 @@
 # `git archive OLD kvcache >.device/old/kvcache.tar`; call 1 carried .device/a and ran
 # `bash .device/a/install-mlx-cuda.sh park`. This is call 2, carrying .device/b, .device/old, .whl.
 set -uo pipefail
-python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH="$PWD:/tmp/site" PYTHONUNBUFFERED=1
-source .device/b/install-mlx-cuda.sh || exit 1
-export PYTHONPATH="$PYTHONPATH:$PWD:/tmp/site"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
+source scripts/device/gpu-env.sh
 python3 -m pytest -q -p no:cacheprovider tests/test_engine_client.py tests/test_engine_restore.py \
   tests/test_copying.py tests/test_pool.py 2>&1 | tail -n 5 | tee "$OUT/pytest-gpu.txt"
 for run in 1 2; do  # twice: the spread between runs is part of the result
