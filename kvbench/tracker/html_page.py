@@ -10,7 +10,7 @@ import os
 
 from matplotlib.figure import Figure
 
-from . import render as tables
+from . import render
 
 PAGE = "p95.html"
 MAX_TICKS = 30
@@ -34,7 +34,7 @@ def write_page(html_dir, all_series, flags, change_points, threshold, commit_url
     for s in all_series:
         parts.append(
             f"<h2>{html.escape(s.benchmark)}</h2><p>machine {html.escape(s.machine)}, env {html.escape(s.env)}"
-            + (f", budget {tables.ms(s.budget_ms)} ms" if s.budget_ms else "")
+            + (f", budget {render.ms(s.budget_ms)} ms" if s.budget_ms else "")
             + "</p>"
         )
         series_flags = [
@@ -73,13 +73,13 @@ def _flags_table(flags, commit_url):
         "<th>before (ms)</th><th>after (ms)</th><th>budget (ms)</th></tr>"
     ]
     for f in flags:
-        commit = html.escape(tables.short(f.commit))
+        commit = html.escape(render.short(f.commit))
         if commit_url:
             commit = f"<a href='{html.escape(commit_url + f.commit)}'>{commit}</a>"
         rows.append(
             f"<tr class='flag'><td>{f.kind}</td><td>{html.escape(f.benchmark)}</td><td>{html.escape(f.machine)}</td>"
-            f"<td>{commit}</td><td>{tables.ms(f.before_ms)}</td><td>{tables.ms(f.after_ms)}</td>"
-            f"<td>{tables.ms(f.budget_ms)}</td></tr>"
+            f"<td>{commit}</td><td>{render.ms(f.before_ms)}</td><td>{render.ms(f.after_ms)}</td>"
+            f"<td>{render.ms(f.budget_ms)}</td></tr>"
         )
     return "".join(rows) + "</table>"
 
@@ -125,7 +125,7 @@ def plot_series(series, flags, change_points=()):
     if min(y) > 0 and max(y) / min(y) > 20:
         ax.set_yscale("log")
     every = max(1, len(points) // MAX_TICKS)  # label at most MAX_TICKS commits
-    ax.set_xticks(list(x)[::every], [tables.short(p.commit) for p in points][::every], rotation=45, fontsize=7)
+    ax.set_xticks(list(x)[::every], [render.short(p.commit) for p in points][::every], rotation=45, fontsize=7)
     ax.set_ylabel("p95 (ms)")
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -1,7 +1,7 @@
 """The tracker's statistics: pure functions over samples (any unit) and p95 series.
 
-- ``p95_with_ci``: p95 by linear interpolation (numpy's default) and a distribution-free
-  order-statistic confidence interval (``asv_runner.statistics.quantile_ci``: the smallest
+- ``summary``: p95 and median by linear interpolation (numpy's default) and the p95's
+  distribution-free confidence interval (``asv_runner.statistics.quantile_ci``: the smallest
   pair of order statistics whose binomial coverage is at least the level; an end is +-inf
   when there are too few samples to bound it).
 - ``p95_ratio_ci``: an interval of p95(head) / p95(base) that holds run-to-run noise: a
@@ -30,19 +30,11 @@ def p95(samples):
     return float(np.quantile(np.asarray(samples, dtype=float), P95))
 
 
-def p95_with_ci(samples, level=CI_LEVEL):
-    """``(p95, low, high)``: the p95 and an order-statistic CI of coverage >= ``level``.
-
-    ``low`` is -inf or ``high`` +inf where the samples are too few to bound that side
-    (``high`` needs roughly 60 samples at 95%).
-    """
-    p95_value, _, low, high = summary(samples, level)
-    return p95_value, low, high
-
-
 def summary(samples, level=CI_LEVEL):
     """``(p95, median, low, high)`` of ``samples`` from one sort: the p95 and the median
-    interpolated as numpy's default does, and the p95's CI as ``p95_with_ci``."""
+    interpolated as numpy's default does, and an order-statistic CI of the p95 of coverage
+    >= ``level`` (``low`` is -inf or ``high`` +inf where the samples are too few to bound that
+    side: ``high`` needs roughly 60 samples at 95%)."""
     ordered = np.sort(np.asarray(samples, dtype=float))
     low, high = _ci_ranks(len(ordered), level)
     return (
