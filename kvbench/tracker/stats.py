@@ -27,7 +27,7 @@ BOOTSTRAP_RESAMPLES = 2000
 def p95(samples):
     """The 95th percentile of ``samples`` (linear interpolation between order statistics)."""
     assert len(samples) > 0, "p95 of no samples: this is a bug in the caller"
-    return float(np.quantile(np.asarray(samples, dtype=float), P95))
+    return _interpolated(np.sort(np.asarray(samples, dtype=float)), P95)
 
 
 def summary(samples, level=CI_LEVEL):
