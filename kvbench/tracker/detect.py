@@ -9,8 +9,9 @@ when it starts a level that is more than ``threshold`` above the *reference* lev
 least ``confirm`` commits hold (it and the ones after it, each nearer the new level than the
 old), and whose values are above those of every commit since the reference level began, by
 a one-sided Mann-Whitney test at p <= ``RANK_PVALUE`` (ranks: one slow process or a second
-mode of the machine weighs as one commit, not as its size), or all of them more than
-``threshold`` above all of those (a short history, where ranks cannot reach that p-value).
+mode of the machine weighs as one commit, not as its size), or, with at least ``confirm``
+commits before, all of them more than ``threshold`` above all of those (a short history,
+where ranks cannot reach that p-value).
 The reference is the first level, then the last flagged level, or a lower level held as
 long: so a creep of changes each under the threshold adds up until it is flagged, and a
 slowdown after an improvement is measured from the improvement. A level's value is the
@@ -78,7 +79,7 @@ def shifts_up(values, threshold=THRESHOLD, confirm=CONFIRM, max_pvalue=MAX_PVALU
             start += 1  # the level starts at its first commit that is at it, as the next one is
         held = int(np.sum(values[start:stop] > middle))
         if level > (1 + threshold) * reference and (held >= confirm or stop == len(values)):
-            confirmed = held >= confirm and _ranked_above(values[start:stop], values[since:start], threshold)
+            confirmed = held >= confirm and _ranked_above(values[start:stop], values[since:start], threshold, confirm)
             if confirmed or stop == len(values):
                 found.append(Shift(start, reference, level, held, point.pvalue, confirmed))
             if confirmed:
@@ -88,11 +89,12 @@ def shifts_up(values, threshold=THRESHOLD, confirm=CONFIRM, max_pvalue=MAX_PVALU
     return found
 
 
-def _ranked_above(after, before, threshold):
+def _ranked_above(after, before, threshold, confirm):
     """Whether ``after`` is above ``before`` (every commit since the reference level began):
     by a one-sided Mann-Whitney test, or (a short history, where ranks cannot reach the test's
-    p-value) every commit of ``after`` more than ``threshold`` above every one of ``before``."""
-    if min(after) > (1 + threshold) * max(before):
+    p-value) with at least ``confirm`` commits before, every commit of ``after`` more than
+    ``threshold`` above every one of ``before``."""
+    if len(before) >= confirm and min(after) > (1 + threshold) * max(before):
         return True
     return bool(mannwhitneyu(after, before, alternative="greater").pvalue <= RANK_PVALUE)
 
