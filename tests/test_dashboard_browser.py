@@ -60,8 +60,8 @@ RESTORE = "bench_reconstruct.Reconstruct8k.time_reconstruct_8k"
 ZERO_COPY = f"{RESTORE}('zero_copy')"
 POOL = "bench_pool.PoolOps.time_allocate_free"
 BUDGET_MS = 5.0
-N_COMMITS = 5
-SLOW_FROM = 2  # zero_copy restores take +8 ms per call from this commit on
+N_COMMITS = 6
+SLOW_FROM = 3  # zero_copy restores take +8 ms per call from this commit on (3 commits of history before it)
 CONSOLE_ERROR = re.compile(r"Uncaught|Failed to load resource|Error", re.IGNORECASE)
 
 # asv 0.6.6 index.html's CDN URLs -> (npm package, file in it) served in their place.
