@@ -173,14 +173,21 @@ def stub_calls(project):
     return log.read_text().splitlines() if log.exists() else []
 
 
-def test_venv_sh_runs_on_the_macos_path_and_hashes_in_python(macos_path, tmp_path):
+def project_with_venv(tmp_path, *scripts):
+    """A project folder with setup.cfg, pyproject.toml, ``scripts`` and a stub .venv python."""
     root = tmp_path / "p"
     (root / "scripts").mkdir(parents=True)
     (root / ".venv" / "bin").mkdir(parents=True)
     for name in ("setup.cfg", "pyproject.toml"):
         shutil.copy(ROOT / name, root / name)
-    shutil.copy(SCRIPTS / "venv.sh", root / "scripts")
+    for name in scripts:
+        shutil.copy(SCRIPTS / name, root / "scripts")
     stub(root / ".venv" / "bin" / "python")
+    return root
+
+
+def test_venv_sh_runs_on_the_macos_path_and_hashes_in_python(macos_path, tmp_path):
+    root = project_with_venv(tmp_path, "venv.sh")
     result = run_macos("bash scripts/venv.sh test", root, macos_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == f"{root}/.venv/bin/python"
@@ -485,14 +492,7 @@ def test_the_self_hosted_runner_needs_none_of_the_hosted_image_s_extra_tools():
 
 
 def test_test_sh_runs_on_the_macos_path(macos_path, tmp_path):
-    root = tmp_path / "p"
-    (root / "scripts").mkdir(parents=True)
-    (root / ".venv" / "bin").mkdir(parents=True)
-    for name in ("setup.cfg", "pyproject.toml"):
-        shutil.copy(ROOT / name, root / name)
-    for name in ("venv.sh", "test.sh"):
-        shutil.copy(SCRIPTS / name, root / "scripts")
-    stub(root / ".venv" / "bin" / "python")
+    root = project_with_venv(tmp_path, "venv.sh", "test.sh")
     result = run_macos("bash scripts/test.sh -q tests", root, macos_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / STUB_LOG).read_text().splitlines()[-1] == "python -m pytest -q tests"

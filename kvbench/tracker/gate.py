@@ -98,9 +98,8 @@ def compare(base, head, threshold, min_rise_ms=0.0, history_sigma=None):
         ratio, low, high = stats.p95_ratio_ci(base.sample_rounds, head.sample_rounds, noise_sigma=sigma)
         noise = "rounds+history" if history_sigma is not None else "rounds"
     elif history_sigma is not None:
-        ratio = head_ms / base_ms
-        spread = stats.NormalDist().inv_cdf((1 + stats.RATIO_CI_LEVEL) / 2) * (2**0.5) * sigma
-        low, high, noise = ratio * math.exp(-spread), ratio * math.exp(spread), "history"
+        ratio, low, high = stats.ratio_interval(head_ms / base_ms, math.sqrt(2) * sigma)
+        noise = "history"
     else:  # one number a side and no history: nothing tells its noise
         return Row(base.benchmark, base_ms, head_ms, head_ms / base_ms, None, "no noise estimate", "-")
     regression = stats.is_significant_regression(ratio, low, head_ms - base_ms, threshold, min_rise_ms)

@@ -30,9 +30,13 @@ import sys
 from dataclasses import dataclass
 
 import numpy as np
+from asv.step_detect import detect_regressions, detect_steps
 
 from ..errors import UserError
 from . import confirm, detect, replay, stats
+from .gate import compare
+from .read import Measurement
+from .render import write_table
 
 THRESHOLD = detect.THRESHOLD
 CREEP_DEADLINE = 10
@@ -87,8 +91,6 @@ def aa_gate_failures(noises, comparisons=AA_COMPARISONS, seed=0):
     ``{"history": {...}, "rounds only": {...}}``, each ``{benchmark: failures, "any": comparisons
     with at least one failure}``: with the spread of the other recorded runs as the branch's
     history, and with no history at all."""
-    from .gate import compare
-
     n_runs = min(len(_runs_of(noise)) for noise in noises)
     rng = np.random.default_rng(seed)
     found = {"history": {"any": 0}, "rounds only": {"any": 0}}
@@ -113,13 +115,11 @@ def _runs_of(noise):
     """The recorded asv runs of a benchmark, each a list of its rounds (arrays of samples)."""
     if not noise.has_samples:
         return [[np.array([value])] for value in noise.values]
-    per_run = max(1, len(noise.runs) // max(1, len(noise.values) or noise.n_runs))
+    per_run = max(1, len(noise.runs) // noise.n_runs)
     return [[np.asarray(r) for r in noise.runs[k : k + per_run]] for k in range(0, len(noise.runs), per_run)]
 
 
 def _measurement(noise, rounds):
-    from .read import Measurement
-
     if not noise.has_samples:
         return Measurement(noise.benchmark, "replay", "replay", "c", 0, "track", (), float(rounds[0][0]), 1)
     samples = tuple(np.concatenate(rounds).tolist())
@@ -127,8 +127,6 @@ def _measurement(noise, rounds):
 
 
 def write_aa_table(aa, write_line):
-    from .render import write_table
-
     rows = [[b, f"{aa['history'][b]} / {AA_COMPARISONS}", f"{aa['rounds only'][b]} / {AA_COMPARISONS}"] for b in aa["history"]]
     write_table(["A/A gate: failures of", "with history", "rounds only"], rows, write_line)
 
@@ -192,8 +190,6 @@ def _percentile_bootstrap_low(base, head, resamples=200, level=0.90):
 
 
 def asv_flags(m, t):
-    from asv.step_detect import detect_regressions, detect_steps
-
     values = m.median[:t] if m.median is not None else m.p95[:t]
     _, _, jumps = detect_regressions(detect_steps(list(values)), THRESHOLD)
     return [(after, 0.0, "median") for _, after, _, _ in jumps or ()]
@@ -328,8 +324,6 @@ def _row(scenario, detector, results):
 
 
 def write_power_table(rows, write_line):
-    from .render import write_table
-
     def pct(x):
         return "-" if x is None else f"{100 * x:.0f}%"
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .read import read_measurements
+
 ROUNDS = 2
 LENGTH = 50
 START = 30
@@ -98,8 +100,6 @@ def write_noise(results_dir, path, benchmarks=RECORDED):
     """Trim the asv results files in ``results_dir`` (run-K.json, each one run of one commit,
     beside asv's benchmarks.json) to the samples of ``benchmarks`` in 4 significant digits,
     one entry per process (asv round), into ``path``. Returns the number of runs read."""
-    from .read import read_measurements
-
     files = sorted(f for f in os.listdir(results_dir) if f.startswith("run-") and f.endswith(".json"))
     entries, machines, commits = {}, set(), set()
     for name in files:

@@ -85,9 +85,14 @@ def p95_ratio_ci(base_rounds, head_rounds, level=RATIO_CI_LEVEL, noise_sigma=0.0
     rng = np.random.default_rng(seed)
     log_ratios = np.log(_bootstrap_p95(head_rounds, resamples, rng)) - np.log(_bootstrap_p95(base_rounds, resamples, rng))
     ratio = p95(np.concatenate(head_rounds)) / p95(np.concatenate(base_rounds))
-    spread = math.sqrt(float(np.var(log_ratios)) + 2 * noise_sigma**2)
-    z = NormalDist().inv_cdf((1 + level) / 2)
-    return ratio, ratio * math.exp(-z * spread), ratio * math.exp(z * spread)
+    return ratio_interval(ratio, math.sqrt(float(np.var(log_ratios)) + 2 * noise_sigma**2), level)
+
+
+def ratio_interval(ratio, log_spread, level=RATIO_CI_LEVEL):
+    """``(ratio, low, high)``: a two-sided ``level`` interval, normal on the log scale, of a
+    ratio whose logarithm has standard deviation ``log_spread``."""
+    z = NormalDist().inv_cdf((1 + level) / 2) * log_spread
+    return ratio, ratio * math.exp(-z), ratio * math.exp(z)
 
 
 def _bootstrap_p95(rounds, resamples, rng):
