@@ -22,8 +22,9 @@ Ownership contract (the part that makes restore free):
 
 A store is a plan and a commit: ``plan_store`` reads the cache (``mlx_lm_caches``, the only
 reader of mlx-lm cache objects) into one step per layer (``plan``: adopt, take or copy); the
-copies start (``copying.copy_jobs``); ``_commit`` evaluates them, books the new runs and frees
-the old ones in one pool step, records the table and hands the cache back.
+copies start (``copying.copy_jobs``); while the device copies, ``_commit`` makes the new
+runs and the table, then evaluates, books the runs and frees the old ones in one pool step,
+records the table and hands the cache back.
 
 Operations on one agent are serialized; different agents proceed in parallel.
 """
@@ -79,13 +80,17 @@ class BlockPoolBatchEngine:
             return StorePlan(total_tokens, steps, [i for i in lent if type(steps[i]) is not Copy])
 
     def _commit(self, agent_id, cache, plan, copied):
-        """Make ``plan`` (whose copies are ``copied``) the agent's state: evaluate, book its new
-        runs and free the old ones in one pool step, record the table, hand the cache back."""
+        """Make ``plan`` (whose copies are ``copied``) the agent's state. The new runs and the
+        table are made while the device copies; after the evaluation one pool step books the
+        runs and frees the old ones (all or nothing), and the table is recorded."""
         layer_arrays = plan.layer_arrays(copied)
+        runs = self.pool.new_runs(plan.run_requests(), agent_id)
+        table = plan.table(agent_id, runs, layer_arrays)
+        given_up = plan.given_up(self._agents.get(agent_id))
         views = mlx_lm_caches.views(cache, plan.lent)
         mx.eval([a for pair in layer_arrays for a in pair] + [a for _, k, v in views for a in (k, v)])
-        booked = self.pool.replace_runs(plan.new_runs(), agent_id, plan.given_up(self._agents.get(agent_id)))
-        table = self._agents[agent_id] = plan.table(agent_id, booked, layer_arrays)
+        self.pool.book_runs(runs, given_up)
+        self._agents[agent_id] = table
         self._loans.release(agent_id, cache)
         mlx_lm_caches.hand_back(cache, views)
         return table

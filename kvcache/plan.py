@@ -46,8 +46,8 @@ class StorePlan:
         """Every copy the store makes (``copying.copy_jobs``): keys then values, layer by layer."""
         return [job for step in self.steps if type(step) is Copy for job in step.jobs]
 
-    def new_runs(self):
-        """``(n_blocks, layer_id)`` of each run to book (``BlockPool.replace_runs``)."""
+    def run_requests(self):
+        """``(n_blocks, layer_id)`` of each new run (``BlockPool.new_runs``), in layer order."""
         return [(step.n_blocks, i) for i, step in enumerate(self.steps) if type(step) is not Adopt]
 
     def given_up(self, old):
@@ -71,16 +71,16 @@ class StorePlan:
                 arrays.append((step.run.keys, step.run.values))
         return arrays
 
-    def table(self, agent_id, booked, layer_arrays):
-        """The agent's new table: adopted runs as they are, the ``booked`` runs (``new_runs``
+    def table(self, agent_id, new_runs, layer_arrays):
+        """The agent's new table: adopted runs as they are, the ``new_runs`` (``run_requests``
         order) holding their layer's arrays."""
         table = AgentBlocks(agent_id, self.total_tokens)
-        booked = iter(booked)
+        new_runs = iter(new_runs)
         for layer_id, (step, (keys, values)) in enumerate(zip(self.steps, layer_arrays)):
             if type(step) is Adopt:
                 run = step.run
             else:
-                run = next(booked)
+                run = next(new_runs)
                 run.keys, run.values = keys, values
             if step.ring_index is not None:
                 table.ring_index[layer_id] = step.ring_index

@@ -31,21 +31,22 @@ class BlockRun:
     binds an unevaluated array to the stream of the thread that made it).
     ``block_ids`` are its blocks in order; ``blocks`` their handles, made on first use (a store
     books a whole run without making a handle per block). Which of its blocks are still
-    allocated is kept here, by the pool under its lock (``pool`` is None once all are freed):
-    a run is intact while none is freed, which checks a whole layer at once.
+    allocated is kept here, by the pool under its lock (``pool`` is None until the run is booked
+    and once all are freed): a run is intact while booked and none is freed, which checks a
+    whole layer at once.
     """
 
     _handles_lock = threading.Lock()
 
-    def __init__(self, shapes, dtype, layer_id, agent_id, block_ids, pool):
+    def __init__(self, shapes, dtype, layer_id, agent_id, n_blocks):
         self.shapes = shapes
         self.dtype = dtype
         self.capacity = shapes[0][2]
         self.layer_id = layer_id
         self.agent_id = agent_id
-        self.block_ids = block_ids
-        self.n_blocks = len(block_ids)
-        self.pool = pool
+        self.n_blocks = n_blocks
+        self.block_ids = None  # given, with ``pool``, when the run is booked (``BlockPool.book_runs``)
+        self.pool = None
         self.freed = set()  # indices of blocks freed one by one
         self._keys = self._values = self._blocks = None
 
@@ -148,36 +149,43 @@ class BlockPool:
         Raises ``PoolExhaustedError`` (and allocates nothing) when the requests need more
         blocks than are free.
         """
-        return self.replace_runs(requests, agent_id, ())
+        return self.book_runs(self.new_runs(requests, agent_id), ())
 
-    def replace_runs(self, requests, agent_id, given_up):
-        """``allocate_runs``, freeing the runs ``given_up`` in the same step: all or nothing.
+    def new_runs(self, requests, agent_id):
+        """One unbooked ``BlockRun`` of ``agent_id`` per ``(n_blocks, layer_id)`` request: it holds
+        no block until ``book_runs``, and can be filled and put in a table before."""
+        dtype = self.spec.dtype
+        return [
+            BlockRun(self._run_shapes(n_blocks, layer_id), dtype, layer_id, agent_id, n_blocks)
+            for n_blocks, layer_id in requests
+        ]
 
-        The blocks of ``given_up`` still allocated count as free for the requests, so an agent
-        whose new state fits the pool once its old runs are gone always gets it. Raises
-        ``PoolExhaustedError`` (and frees and allocates nothing) when the requests need more.
+    def book_runs(self, runs, given_up):
+        """Give the unbooked ``runs`` their blocks, freeing the runs ``given_up`` in the same step.
+
+        The blocks of ``given_up`` still allocated count as free for ``runs``, so an agent whose
+        new state fits the pool once its old runs are gone always gets it. Raises
+        ``PoolExhaustedError`` (and frees and books nothing) when ``runs`` need more. Returns ``runs``.
         """
-        shapes = [self._run_shapes(n_blocks, layer_id) for n_blocks, layer_id in requests]
-        wanted = sum(n for n, _ in requests)
+        assert all(run.pool is None and run.block_ids is None for run in runs), "a run is booked once"
+        wanted = sum(run.n_blocks for run in runs)
         with self._lock:
             released = [run for run in given_up if run.pool is self]
             giving_up = sum(run.n_allocated for run in released)
             if wanted > len(self._free_ids) + giving_up:
-                what = f"layer {requests[0][1]}" if len(requests) == 1 else f"{len(requests)} layers"
+                what = f"layer {runs[0].layer_id}" if len(runs) == 1 else f"{len(runs)} layers"
                 gives = f" and {giving_up} it gives up" if giving_up else ""
                 raise PoolExhaustedError(
-                    f"pool exhausted: asked for {wanted} blocks for agent {agent_id!r} ({what}), "
+                    f"pool exhausted: asked for {wanted} blocks for agent {runs[0].agent_id!r} ({what}), "
                     f"{len(self._free_ids)} of {self.total_blocks} free{gives}; free other agents or make a larger pool"
                 )
             for run in released:
                 self._free_whole(run)
-            runs = []
-            for (n_blocks, layer_id), shape in zip(requests, shapes):
-                ids = self._free_ids[-n_blocks:][::-1]  # the lowest free ids first
-                del self._free_ids[-n_blocks:]
-                runs.append(BlockRun(shape, self.spec.dtype, layer_id, agent_id, ids, self))
-            if runs:
-                self._runs_by_agent.setdefault(agent_id, set()).update(runs)
+            for run in runs:
+                run.block_ids = self._free_ids[-run.n_blocks:][::-1]  # the lowest free ids first
+                del self._free_ids[-run.n_blocks:]
+                run.pool = self
+                self._runs_by_agent.setdefault(run.agent_id, set()).add(run)
         return runs
 
     def free(self, blocks):

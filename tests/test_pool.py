@@ -66,6 +66,20 @@ def test_allocate_runs_gives_every_run_or_none(spec):
     assert pool.allocate_runs([], "c") == [] and pool.agent_ids() == ["a", "b"]
 
 
+def test_new_runs_hold_no_blocks_until_booked_and_a_refused_booking_changes_nothing(spec):
+    pool = BlockPool(spec, total_blocks=10)
+    old = pool.allocate_runs([(4, 0), (2, 1)], "a")
+    runs = pool.new_runs([(6, 0), (3, 1)], "a")
+    assert pool.num_free_blocks == 4 and not any(run.is_intact for run in runs)
+    before = counts(pool)
+    with pytest.raises(PoolExhaustedError, match=r"asked for 9 blocks for agent 'a' \(2 layers\), 4 of 10 free and 4 it gives up"):
+        pool.book_runs(runs, old[:1])
+    assert counts(pool) == before and all(run.is_intact for run in old) and not any(run.is_intact for run in runs)
+    assert pool.book_runs(runs, old) is runs  # the blocks given up count as free
+    assert all(run.is_intact for run in runs) and not any(run.is_intact for run in old)
+    assert pool.num_free_blocks == 1 and pool.num_blocks_of("a") == 9
+
+
 @pytest.mark.parametrize("n_blocks,layer_id,message", [
     (0, 0, r"n_blocks=0"), (-1, 0, r"n_blocks=-1"), (1.5, 0, r"n_blocks=1.5"),
     (1, 3, r"layer_id=3: the model has layers 0..2"), (1, -1, r"layer_id=-1"),
