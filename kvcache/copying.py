@@ -3,9 +3,9 @@
 A *job* describes one new (1, H, tokens, D) array: ``(pieces, tokens)``, where pieces are
 ``(buffer, start, stop)`` token ranges of (1, H, S, D) buffers, taken in order along the token
 axis, then zeros up to ``tokens`` (or cut at ``tokens``). ``copy_jobs`` makes all the arrays of
-a store or a restore in one call: each job is one copying MLX op (a copy per piece), and
-evaluation starts every ``PIPELINE`` arrays, so the device copies while the rest are built and
-booked.
+a restore in one call (a store feeds a ``Copier`` layer by layer as it plans): each job is one
+copying MLX op (a copy per piece), and evaluation starts every ``PIPELINE`` arrays, so the
+device copies while the rest are built and booked.
 
 MLX shares memory between arrays whenever it can (slices are views; a concatenate of one
 array is that array). A buffer that shares memory cannot be written in place, so the first
@@ -28,15 +28,37 @@ def copy_jobs(jobs, words_from_bytes=None):
     """One new array per job, in order (see the module docstring); evaluation has started.
 
     ``words_from_bytes`` overrides this device's ``WORDS_FROM_BYTES`` (to compare the rules)."""
-    made, zeros = [], {}
-    words_from = WORDS_FROM_BYTES[mx.default_device().type.name] if words_from_bytes is None else words_from_bytes
-    for pieces, tokens in jobs:
-        made.append(_concatenate(pieces, tokens, zeros, words_from))
-        if len(made) % PIPELINE == 0:
-            mx.async_eval(made[-PIPELINE:])
-    if len(made) % PIPELINE:
-        mx.async_eval(made[len(made) - len(made) % PIPELINE :])
-    return made
+    copier = Copier(words_from_bytes)
+    copier.add(jobs)
+    return copier.finish()
+
+
+class Copier:
+    """``copy_jobs`` fed in parts: ``add`` makes each part's arrays (evaluation starts every
+    ``PIPELINE`` arrays, so the device copies the first parts while the next are prepared),
+    ``finish`` starts the rest and returns every array made, in order."""
+
+    def __init__(self, words_from_bytes=None):
+        device = mx.default_device().type.name
+        self._words_from = WORDS_FROM_BYTES[device] if words_from_bytes is None else words_from_bytes
+        self._zeros = {}  # one zero tail per (shape, dtype), shared by the jobs
+        self._made = []
+        self._started = 0  # arrays whose evaluation has started
+
+    def add(self, jobs):
+        for pieces, tokens in jobs:
+            self._made.append(_concatenate(pieces, tokens, self._zeros, self._words_from))
+            if len(self._made) - self._started == PIPELINE:
+                self._start()
+
+    def finish(self):
+        self._start()
+        return self._made
+
+    def _start(self):
+        if self._started < len(self._made):
+            mx.async_eval(self._made[self._started :])
+            self._started = len(self._made)
 
 
 def _concatenate(pieces, tokens, zeros, words_from):

@@ -20,11 +20,12 @@ Ownership contract (the part that makes restore free):
   any restore of an agent whose lent cache moved on (or was dropped after moving) without
   being stored (see ``loans``). ``gather`` and ``concat`` return private copies and lend nothing.
 
-A store is a plan and a commit: ``plan_store`` reads the cache (``mlx_lm_caches``, the only
-reader of mlx-lm cache objects) into one step per layer (``plan``: adopt, take or copy); the
-copies start (``copying.copy_jobs``); while the device copies, ``_commit`` makes the new
-runs and the table, then evaluates, books the runs and frees the old ones in one pool step,
-records the table and hands the cache back.
+A store is a plan and a commit: the cache is read (``mlx_lm_caches``, the only reader of
+mlx-lm cache objects) into one step per layer (``plan``: adopt, take or copy), and each
+layer's copies start as soon as its step is made (``copying.Copier``); while the device
+copies, ``_commit`` makes the new runs and the table, then evaluates, books the runs and
+frees the old ones in one pool step, records the table and hands the cache back.
+``plan_store`` gives the same plan without storing (its ``copy_jobs()`` are the store's copies).
 
 Operations on one agent are serialized; different agents proceed in parallel.
 """
@@ -36,7 +37,7 @@ import mlx.core as mx
 from . import mlx_lm_caches
 from . import restore as strategies
 from .agent_blocks import AgentBlocks
-from .copying import copy_jobs
+from .copying import Copier
 from .errors import BlockOwnershipError, CacheMismatchError, UnknownAgentError
 from .loans import LoanBook
 from .plan import Copy, StorePlan
@@ -60,24 +61,38 @@ class BlockPoolBatchEngine:
 
         All-or-nothing: if the pool cannot hold the new state (counting the blocks the agent
         gives up as free), ``PoolExhaustedError`` is raised and the agent keeps what it had.
+        Each layer's copies start as soon as it is planned, so the device copies the first
+        layers while the rest are planned.
         """
         with self._agent_lock(agent_id):
-            plan = self.plan_store(agent_id, cache)
-            return self._commit(agent_id, cache, plan, copy_jobs(plan.copy_jobs()))
+            total_tokens, lent, layer_steps = self._layer_steps(agent_id, cache)
+            steps, copier = [], Copier()
+            for step in layer_steps:
+                steps.append(step)
+                if type(step) is Copy:
+                    copier.add(step.jobs)
+            plan = StorePlan(total_tokens, steps, lent)
+            return self._commit(agent_id, cache, plan, copier.finish())
 
     def plan_store(self, agent_id, cache):
         """What ``store(agent_id, cache)`` would do, layer by layer (a ``plan.StorePlan``); its
         ``copy_jobs()`` are the store's copies. Changes nothing."""
         with self._agent_lock(agent_id):
-            total_tokens = mlx_lm_caches.token_count(cache, self.spec)
-            old = self._agents.get(agent_id)
-            lent = self._loans.lent_layers(agent_id, cache)
-            sizes = self.spec.run_sizes(total_tokens)
-            steps = [
-                mlx_lm_caches.plan_layer(c, self.spec, i, sizes[i], old and old.whole_run(i), i in lent)
-                for i, c in enumerate(cache)
-            ]
-            return StorePlan(total_tokens, steps, [i for i in lent if type(steps[i]) is not Copy])
+            total_tokens, lent, layer_steps = self._layer_steps(agent_id, cache)
+            return StorePlan(total_tokens, list(layer_steps), lent)
+
+    def _layer_steps(self, agent_id, cache):
+        """``(total_tokens, lent layer ids, the plan's steps, one per layer, as a generator)``;
+        the cache is checked as a whole before the first step."""
+        total_tokens = mlx_lm_caches.token_count(cache, self.spec)
+        old = self._agents.get(agent_id)
+        lent = self._loans.lent_layers(agent_id, cache)
+        sizes = self.spec.run_sizes(total_tokens)
+        steps = (
+            mlx_lm_caches.plan_layer(c, self.spec, i, sizes[i], old and old.whole_run(i), i in lent)
+            for i, c in enumerate(cache)
+        )
+        return total_tokens, lent, steps
 
     def _commit(self, agent_id, cache, plan, copied):
         """Make ``plan`` (whose copies are ``copied``) the agent's state. The new runs and the

@@ -38,9 +38,10 @@ class StorePlan:
     """The steps that store one cache of ``total_tokens`` tokens, one per layer."""
 
     def __init__(self, total_tokens, steps, lent):
+        """``lent``: the layer ids whose cache is lent; those not copied keep its arrays."""
         self.total_tokens = total_tokens
         self.steps = steps
-        self.lent = lent  # layer ids whose arrays are a lent cache's own (adopted or taken)
+        self.lent = [i for i in lent if type(steps[i]) is not Copy]  # layers holding a lent cache's own arrays
 
     def copy_jobs(self):
         """Every copy the store makes (``copying.copy_jobs``): keys then values, layer by layer."""

@@ -55,3 +55,14 @@ def test_copy_jobs_takes_jobs_from_a_generator():
     made = copying.copy_jobs(job for job in jobs)
     assert [a.shape[2] for a in made] == [tokens for _, tokens in jobs]
 
+
+
+def test_a_copier_fed_in_parts_makes_what_copy_jobs_makes_at_once():
+    jobs = jobs_with_every_shape() * 3  # parts that straddle PIPELINE chunks
+    copier = copying.Copier()
+    for start in range(0, len(jobs), 5):
+        copier.add(jobs[start : start + 5])
+    made, at_once = copier.finish(), copying.copy_jobs(jobs)
+    assert len(made) == len(jobs)
+    for part, whole in zip(made, at_once):
+        np.testing.assert_array_equal(np.array(part.astype(mx.float32)), np.array(whole.astype(mx.float32)))
