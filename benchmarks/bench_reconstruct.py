@@ -14,8 +14,8 @@ class Reconstruct8k:
     """EXP-006's case: one agent's 8K Gemma 3 12B cache (bf16, 832 MiB of KV).
 
     ``zero_copy`` hands the pool's runs to the cache; ``concat`` is the seed's name for the
-    copying restore: one full copy (~1 s a call on a 2-core CPU). Until f04e9cc it was the
-    seed's design, one concatenate input per block; since then it is ``gather``.
+    copying restore: one full copy of the layers (the seed's design, one concatenate input per
+    block, is measured as ``gather`` of a scattered table: ``bench_bandwidth``).
     """
 
     params = ["zero_copy", "concat"]
