@@ -222,6 +222,7 @@ def test_main_job_runs_on_the_macos_path_with_and_without_asv_config(macos_path,
     assert runs and all(f"--machine mac-1{config} " in call for call in runs)
     assert runs[0].startswith("asv run --record-samples") and runs[0].endswith(" HASHFILE:-")
     assert f"asv publish{config}" in calls
+    assert calls.index("kvcache-bench vendor-html .asv/html") == calls.index(f"asv publish{config}") + 1
     p95 = [call for call in calls if call.startswith("kvcache-bench p95 ")]
     assert p95 and all(call.endswith(config) for call in p95)
     assert asv_config or not [call for call in calls if "--config" in call]
@@ -348,6 +349,7 @@ FAKE_MAC = {
     "uname": 'case $1 in -s) echo Darwin ;; -m) echo arm64 ;; esac',
     "sw_vers": "echo 14.5",
     "sysctl": "echo 0",
+    "npm": "echo 10.9.2",
     "pmset": """case "$*" in
   "-g batt") echo "Now drawing from '${FAKE_POWER:-AC Power}'" ;;
   "-g therm") printf '%s\\n' "${FAKE_THERM:-Note: No thermal warning level has been recorded}" ;;
@@ -401,6 +403,14 @@ def test_runner_check_reports_a_failed_gpu_computation_and_a_thermal_warning(fak
     assert result.returncode == 1 and problems == [
         "runner-check: PROBLEM: MLX's GPU computation failed: [metal] command buffer error",
         "runner-check: PROBLEM: thermal pressure: Thermal warning level set to 2 (pmset -g therm)"]
+
+
+def test_runner_check_reports_a_missing_npm(fake_mac, tmp_path):
+    (tmp_path / "fake-mac" / "npm").unlink()
+    result = runner_check(fake_mac)
+    problems = [line for line in result.stdout.splitlines() if "PROBLEM" in line]
+    assert result.returncode == 1 and problems == [
+        "runner-check: PROBLEM: no npm: the published dashboard needs it for its scripts (brew install node)"]
 
 
 def test_runner_check_refuses_a_linux_machine():
