@@ -275,7 +275,8 @@ def test_every_published_page_loads_nothing_from_another_host(published, server,
     html_dir, _ = published
     pages = sorted(p.name for p in html_dir.glob("*.html") if not p.name.startswith("planted-"))
     assert {"index.html", "error.html", "p95.html"} <= set(pages), pages
-    for page in pages + ["index.html#/regressions", "index.html#/summarylist"]:
+    views = ["index.html#/regressions", "index.html#/summarylist", f"index.html#{POOL}"]  # asv's routes; the last a graph
+    for page in pages + views:
         _, _, _, left = errors_loading(server, f"/{page}", tmp_path, "--dump-dom")
         assert left == [], (page, left)
 
