@@ -20,6 +20,7 @@ COMMANDS = {
     "confirm": ("tracker.confirm", "re-measure new flags before alerting (the main job's step)"),
     "power": ("tracker.power", "detection power of the tracker on replayed recorded noise"),
     "exp006": ("exp006", "the seed experiment EXP-006, reproducible"),
+    "vendor-html": ("vendor_html", "serve asv's CDN scripts and styles from the html directory itself"),
     "costs": ("restore_costs", "copy efficiency, zero-copy latency, first decode step, peak memory"),
 }
 

@@ -13,7 +13,8 @@
 # Out:  .asv/results/MACHINE/COMMIT-ENV.json  asv results with raw samples; only ever added:
 #                    never deleted or rewritten (--skip-existing-commits); one that is not
 #                    JSON (a killed write) is kept as COMMIT-ENV.json.unreadable-TIME, measured again
-#       .asv/html    asv's dashboard with the p95 page (browse: .venv/bin/asv preview)
+#       .asv/html    asv's dashboard with the p95 page, loading nothing from other hosts
+#                    (kvcache-bench vendor-html: needs npm; browse: .venv/bin/asv preview)
 #       .asv/p95.json  p95 series per benchmark, regressions and budget overruns
 #       .asv/confirmations.json  each re-measured flag's verdict (stands / dismissed); only added to
 # Exit: 0 done; 1 a benchmark failed at some commit (the other results are kept and published);
@@ -79,8 +80,9 @@ case $run_status in  # commits measured already are skipped with exit 0
      exit 3 ;;
 esac
 
-echo "== $job [3/5] asv publish: dashboard in .asv/html ($(date -u +%H:%M:%S))"
+echo "== $job [3/5] asv publish: dashboard in .asv/html, its CDN scripts served from it ($(date -u +%H:%M:%S))"
 "$bin/asv" publish ${config_opts[@]+"${config_opts[@]}"}
+"$bin/kvcache-bench" vendor-html .asv/html || { echo "$job: the dashboard in .asv/html still loads from CDNs (the reason is above)" >&2; exit 5; }
 
 p95() {
   "$bin/kvcache-bench" p95 --results .asv/results --html .asv/html --json .asv/p95.json \

@@ -10,7 +10,8 @@
 #                    noise floor for shared machines, where p95 moves by ms between runs
 # Out:  out/asv-compare.md  asv compare BASE HEAD (median per benchmark, markdown table)
 #       out/gate.md         kvcache-bench gate's p95 table
-#       out/pr-comment.md   the PR comment: gate table, then asv's table folded
+#       out/pr-comment.md   the PR comment: the gate's verdict and flagged rows first (all its rows
+#                           folded), then asv's table folded
 #       .asv/results/MACHINE/  BASE's and HEAD's results (asv replaces earlier ones of these two)
 # Exit: kvcache-bench gate's: 0 no p95 regression, 1 a regression, 2 bad input or missing
 #       results; another status: the step that failed (its message says which).
@@ -50,10 +51,14 @@ echo "== $job [4/4] kvcache-bench gate BASE HEAD -> out/gate.md, out/pr-comment.
 gate_status=0
 "$bin/kvcache-bench" gate --machine "$machine" --min-rise-ms "${GATE_MIN_RISE_MS:-0}" ${config_opts[@]+"${config_opts[@]}"} "$base" "$head" >out/gate.md || gate_status=$?
 cat out/gate.md
-{
-  echo "### Benchmarks: ${head:0:12} against ${base:0:12} on $machine"
-  echo
-  cat out/gate.md
+{  # the verdict first: the gate's own lines open with it and the flagged rows
+  if [ -s out/gate.md ]; then
+    cat out/gate.md
+  else
+    echo "### kvcache-bench gate: no verdict (it exited $gate_status; the run's log says why)"
+    echo
+    echo "HEAD \`${head:0:8}\` vs BASE \`${base:0:8}\` on machine \`$machine\`."
+  fi
   echo
   echo "<details><summary>asv compare (medians; asv's own factor 1.1)</summary>"
   echo

@@ -2,7 +2,7 @@
 # Check the benchmark runner before it measures (docs/runner.md, "Register the runner"): run it
 # on the Mac by hand before the first run; the benchmark workflows run it as their first step.
 # Reports macOS, bash, python3 and MLX versions, whether MLX has Metal (mx.metal.is_available()
-# and one computation on the GPU), the power source, Low Power Mode, thermal pressure and free
+# and one computation on the GPU), npm, the power source, Low Power Mode, thermal pressure and free
 # disk. Prints one line per fact, then one "runner-check: PROBLEM: ..." line per problem.
 # Runs with macOS's own tools and /bin/bash 3.2.
 #
@@ -74,6 +74,14 @@ print(f"{mx.__version__}|{metal}|{gpu}")' 2>&1) || mlx_status=$?
     [ "$metal" = True ] || problem "MLX has no Metal device (mx.metal.is_available() is False)"
     [ "$metal" != True ] || [ "$gpu" = ok ] || problem "MLX's GPU computation $gpu"
   fi
+fi
+
+# npm: kvcache-bench vendor-html installs the dashboard's scripts with it (npm's cache serves
+# them offline after the first run).
+if command -v npm >/dev/null; then
+  say "npm $(npm --version 2>/dev/null || echo broken) ($(command -v npm))"
+else
+  problem "no npm: the published dashboard needs it for its scripts (brew install node)"
 fi
 
 # Power, Low Power Mode, thermal pressure (pmset is macOS's).

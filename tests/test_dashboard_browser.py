@@ -5,13 +5,12 @@ then published by real ``asv publish`` and ``kvcache-bench p95 --html``; the htm
 served over http on 127.0.0.1 and Chromium loads it, runs its scripts and dumps the DOM.
 Script errors are read from Chromium's console log (``--enable-logging=stderr``).
 
-asv 0.6.6's index.html loads jQuery, flot, bootstrap and three small plugins from CDNs, which
-this machine cannot reach (asv then redirects to its error page). The test serves the same
-packages from npm (``npm pack``, cached by npm) in their place: the CDN URLs point at local
-copies and the integrity attributes are dropped, because flot 0.8.3's minified builds and
-stupidtable 1.0.1 are not on npm (flot 0.8.3 unminified and stupid-table-plugin 1.1.3 stand
-in). Everything else the browser runs (asv's scripts, index.json, graphs) is what
-``asv publish`` wrote.
+Chromium runs offline: every host but 127.0.0.1 resolves to nothing
+(``--host-resolver-rules``), and its net log (``--log-net-log``) records every request the
+pages started. The dashboard must render with none of them for another host:
+``kvcache-bench vendor-html`` (kvbench/vendor_html.py) has put the scripts and styles asv's
+index.html takes from CDNs into the html directory. Everything
+the browser runs is what ``asv publish``, ``kvcache-bench p95`` and ``vendor-html`` wrote.
 """
 
 import functools
@@ -22,8 +21,8 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import threading
+import urllib.parse
 
 import numpy as np
 import pytest
@@ -62,46 +61,8 @@ POOL = "bench_pool.PoolOps.time_allocate_free"
 BUDGET_MS = 5.0
 N_COMMITS = 6
 SLOW_FROM = 3  # zero_copy restores take +8 ms per call from this commit on (3 commits of history before it)
+PLANTED_CDN = "https://code.jquery.com/jquery-3.3.1.min.js"
 CONSOLE_ERROR = re.compile(r"Uncaught|Failed to load resource|Error", re.IGNORECASE)
-
-# asv 0.6.6 index.html's CDN URLs -> (npm package, file in it) served in their place.
-CDN_FILES = {
-    "https://code.jquery.com/jquery-3.3.1.min.js": ("jquery@3.3.1", "dist/jquery.min.js"),
-    "https://cdnjs.cloudflare.com/ajax/libs/flot/0.8.3/jquery.flot.min.js": ("flot@0.8.3", "jquery.flot.js"),
-    "https://cdnjs.cloudflare.com/ajax/libs/flot/0.8.3/jquery.flot.time.min.js": (
-        "flot@0.8.3",
-        "jquery.flot.time.js",
-    ),
-    "https://cdnjs.cloudflare.com/ajax/libs/flot/0.8.3/jquery.flot.selection.min.js": (
-        "flot@0.8.3",
-        "jquery.flot.selection.js",
-    ),
-    "https://cdnjs.cloudflare.com/ajax/libs/flot/0.8.3/jquery.flot.categories.min.js": (
-        "flot@0.8.3",
-        "jquery.flot.categories.js",
-    ),
-    "https://cdn.jsdelivr.net/npm/flot-orderbars@1.0.0/js/jquery.flot.orderBars.js": (
-        "flot-orderbars@1.0.0",
-        "js/jquery.flot.orderBars.js",
-    ),
-    "https://cdnjs.cloudflare.com/ajax/libs/stupidtable/1.0.1/stupidtable.min.js": (
-        "stupid-table-plugin@1.1.3",
-        "stupidtable.min.js",
-    ),
-    "https://cdnjs.cloudflare.com/ajax/libs/blueimp-md5/2.19.0/js/md5.min.js": (
-        "blueimp-md5@2.19.0",
-        "js/md5.min.js",
-    ),
-    "https://cdn.jsdelivr.net/npm/bootstrap@3.1.1/dist/js/bootstrap.min.js": (
-        "bootstrap@3.1.1",
-        "dist/js/bootstrap.min.js",
-    ),
-    "https://cdn.jsdelivr.net/npm/bootstrap@3.1.1/dist/css/bootstrap.min.css": (
-        "bootstrap@3.1.1",
-        "dist/css/bootstrap.min.css",
-    ),
-}
-
 
 def benchmark_info(name, params, param_names):
     """A benchmarks.json entry as asv's discovery writes it."""
@@ -156,11 +117,11 @@ def save_results(results_dir, commit, date, samples):
     results.save(results_dir)
 
 
-@pytest.fixture(scope="module")
-def published(tmp_path_factory):
-    """``(html_dir, commits)``: asv's dashboard and the p95 page over N_COMMITS planted commits."""
+def publish_planted(root):
+    """``(html_dir, commits)``: asv's dashboard and the p95 page over N_COMMITS planted commits,
+    in a new git repository at ``root``, its CDN files served from the html directory."""
     repo = asv_repo(
-        tmp_path_factory.mktemp("dash") / "repo",
+        root,
         '{"version": 1, "project": "kvcache", "repo": ".", "branches": ["main"], "results_dir": "results",'
         ' "html_dir": "html", "show_commit_url": "https://example.org/c/"}\n',
     )
@@ -182,51 +143,13 @@ def published(tmp_path_factory):
     assert done.returncode == 0, done.stdout + done.stderr
     code = cli.main(["p95", "--config", str(repo / "asv.conf.json"), "--budgets", str(repo / "budgets.json")])
     assert code == 0
+    assert cli.main(["vendor-html", str(repo / "html")]) == 0
     return repo / "html", commits
 
 
 @pytest.fixture(scope="module")
-def cdn_copies(tmp_path_factory):
-    """``{CDN URL: (npm package name, file in it)}`` extracted under ``cdn/`` of the returned directory."""
-    packs = tmp_path_factory.mktemp("npm")
-    packages = sorted({package for package, _ in CDN_FILES.values()})
-    done = subprocess.run(
-        ["npm", "pack", "--silent", "--prefer-offline", "--pack-destination", str(packs), *packages],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, (
-        f"npm pack {' '.join(packages)} failed (needs npm and its registry):\n{done.stderr}"
-    )
-    copies = {}
-    for url, (package, path) in CDN_FILES.items():
-        name, version = package.rsplit("@", 1)
-        copies[url] = f"cdn/{name}/{path}"
-        with tarfile.open(packs / f"{name}-{version}.tgz") as tgz:
-            (packs / copies[url]).parent.mkdir(parents=True, exist_ok=True)
-            (packs / copies[url]).write_bytes(tgz.extractfile(f"package/{path}").read())
-    return packs, copies
-
-
-def serve_cdn_locally(html_dir, cdn_copies):
-    """Copy the stand-ins under ``html_dir/cdn/`` and point index.html's CDN tags at them."""
-    packs, copies = cdn_copies
-    shutil.copytree(packs / "cdn", html_dir / "cdn")
-    index = html_dir / "index.html"
-    text = index.read_text(encoding="utf-8")
-
-    def local(tag):
-        tag = tag.group(0)
-        url = re.search(r'(?:src|href)="(https?://[^"]+)"', tag)
-        if url is None:
-            return tag
-        assert url.group(1) in copies, f"asv's index.html loads {url.group(1)}: add it to CDN_FILES"
-        tag = re.sub(r'\s(?:integrity|crossorigin|referrerpolicy)="[^"]*"', "", tag)
-        return tag.replace(url.group(1), copies[url.group(1)])
-
-    index.write_text(re.sub(r"<(?:script|link)\b[^>]*>", local, text), encoding="utf-8")
+def published(tmp_path_factory):
+    return publish_planted(tmp_path_factory.mktemp("dash") / "repo")
 
 
 class Server:
@@ -256,20 +179,27 @@ class Server:
         self.thread.join()
 
 
-@pytest.fixture(scope="module")
-def server(published, cdn_copies):
-    html_dir, _ = published
-    serve_cdn_locally(html_dir, cdn_copies)
+def plant_pages(html_dir):
+    """The controls: a page with a script error and a missing script, and one that uses a CDN."""
     (html_dir / "planted-error.html").write_text(
         "<html><body><p>planted</p><script>null.planted();</script><script src='missing.js'></script></body></html>"
     )
+    (html_dir / "planted-cdn.html").write_text(f"<html><body><script src='{PLANTED_CDN}'></script></body></html>")
+
+
+@pytest.fixture(scope="module")
+def server(published):
+    html_dir, _ = published
+    plant_pages(html_dir)
     running = Server(html_dir)
     yield running
     running.stop()
 
 
 def chromium(url, tmp_path, *extra):
-    """Load ``url`` in headless Chromium; ``(DOM after its scripts ran, console log lines)``."""
+    """Load ``url`` in headless Chromium with no host but 127.0.0.1 reachable; ``(DOM after its
+    scripts ran, console log lines, URLs the page requested from other hosts)``."""
+    net_log = tmp_path / "net-log.json"
     command = [
         CHROMIUM,
         "--headless",
@@ -280,6 +210,8 @@ def chromium(url, tmp_path, *extra):
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+        f"--log-net-log={net_log}",
         f"--user-data-dir={tmp_path / 'chromium-profile'}",
         "--enable-logging=stderr",
         "--v=0",
@@ -290,36 +222,69 @@ def chromium(url, tmp_path, *extra):
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
-    return done.stdout, console
+    return done.stdout, console, requests_elsewhere(net_log, "{0.scheme}://{0.netloc}".format(urllib.parse.urlsplit(url)))
+
+
+def requests_elsewhere(net_log, origin):
+    """URLs of the requests that documents of ``origin`` started for other hosts, from Chromium's net log.
+
+    A request a page starts (a script, a style, an XHR, a frame) names that page's origin as its
+    initiator; Chromium's own (its updater, clock, account and autofill checks, which no flag
+    turns off in every version) name none.
+    """
+    log = json.loads(net_log.read_text())
+    start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    urls = [
+        event["params"]["url"]
+        for event in log["events"]
+        if event["type"] == start_job and event.get("params", {}).get("initiator") == origin
+    ]
+    return [url for url in urls if not url.startswith(origin + "/")]
 
 
 def errors_loading(server, url, tmp_path, *extra):
-    """Load ``server.url + url``; ``(DOM, console errors, failed requests)``."""
+    """Load ``server.url + url``; ``(DOM, console errors, failed requests, requests that left the site)``."""
     server.failed.clear()
-    dom, console = chromium(server.url + url, tmp_path, *extra)
-    return dom, [line for line in console if CONSOLE_ERROR.search(line)], list(server.failed)
+    dom, console, elsewhere = chromium(server.url + url, tmp_path, *extra)
+    return dom, [line for line in console if CONSOLE_ERROR.search(line)], list(server.failed), elsewhere
 
 
 def test_console_errors_are_caught(server, tmp_path):
     """The control: a script error reaches the console log, a missing script the server's."""
-    _, errors, failed = errors_loading(server, "/planted-error.html", tmp_path, "--dump-dom")
+    _, errors, failed, left = errors_loading(server, "/planted-error.html", tmp_path, "--dump-dom")
     assert len(errors) == 1 and "Uncaught TypeError" in errors[0] and "planted" in errors[0]
-    assert failed == [("/missing.js", 404)]
+    assert failed == [("/missing.js", 404)] and left == []
 
 
-def test_asv_index_renders_the_benchmarks_without_script_errors(server, tmp_path):
-    dom, errors, failed = errors_loading(server, "/index.html", tmp_path, "--dump-dom")
-    assert errors == [] and failed == []
+def test_a_request_to_a_cdn_is_caught(server, tmp_path):
+    """The control: a page that loads a CDN script is seen asking for it (and failing, offline)."""
+    _, _, _, left = errors_loading(server, "/planted-cdn.html", tmp_path, "--dump-dom")
+    assert left == [PLANTED_CDN]
+
+
+def test_asv_index_renders_the_benchmarks_offline_without_script_errors(server, tmp_path):
+    dom, errors, failed, left = errors_loading(server, "/index.html", tmp_path, "--dump-dom")
+    assert errors == [] and failed == [] and left == []
     assert "failed to load" not in dom  # not redirected to asv's error.html
     grid = re.findall(r'class="benchmark-text"[^>]*>([^<]+)<', dom)  # drawn by asv's summarygrid.js
     assert sorted(grid) == sorted(info["name"].split(".", 1)[1] for info in BENCHMARKS), grid
     assert '<a href="p95.html">p95</a>' in dom  # kvcache-bench's link in asv's navigation
 
 
+def test_every_published_page_loads_nothing_from_another_host(published, server, tmp_path):
+    html_dir, _ = published
+    pages = sorted(p.name for p in html_dir.glob("*.html") if not p.name.startswith("planted-"))
+    assert {"index.html", "error.html", "p95.html"} <= set(pages), pages
+    views = ["index.html#/regressions", "index.html#/summarylist", f"index.html#{POOL}"]  # asv's routes; the last a graph
+    for page in pages + views:
+        _, _, _, left = errors_loading(server, f"/{page}", tmp_path, "--dump-dom")
+        assert left == [], (page, left)
+
+
 def test_p95_page_shows_the_flagged_commit_and_the_budget(published, server, tmp_path):
     _, commits = published
-    dom, errors, failed = errors_loading(server, "/p95.html", tmp_path, "--dump-dom")
-    assert errors == [] and failed == []
+    dom, errors, failed, left = errors_loading(server, "/p95.html", tmp_path, "--dump-dom")
+    assert errors == [] and failed == [] and left == []
     flagged = commits[SLOW_FROM][:8]
     rows = re.findall(r"<tr class=\"flag\">(.*?)</tr>", dom)
     kinds = {re.match(r"<td>(\w+)</td>", row).group(1) for row in rows if f">{flagged}</a>" in row}
@@ -340,8 +305,8 @@ def test_p95_page_draws_something(server, tmp_path):
 
 def test_asv_regressions_view_lists_the_planted_slowdown(published, server, tmp_path):
     _, commits = published
-    dom, errors, failed = errors_loading(server, "/index.html#/regressions", tmp_path, "--dump-dom")
-    assert errors == [] and failed == []
+    dom, errors, failed, left = errors_loading(server, "/index.html#/regressions", tmp_path, "--dump-dom")
+    assert errors == [] and failed == [] and left == []
     rows = re.findall(r'<tr id="asv-r-[^"]*">(.*?)</tr>', dom)  # drawn by asv's regressions.js
     assert len(rows) == 1, rows
     assert f">{ZERO_COPY}</a>" in rows[0] and f">{commits[SLOW_FROM][:8]}</a>" in rows[0]

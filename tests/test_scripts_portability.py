@@ -163,7 +163,7 @@ def project(tmp_path, macos_path):
     (venv_bin / "python").symlink_to(sys.executable)
     stub(venv_bin / "asv", 'mkdir -p .asv/results .asv/html\n'
                            'case $1 in run|continuous) cat >/dev/null ;; compare) echo "| asv compare |" ;; esac')
-    stub(venv_bin / "kvcache-bench", 'case $1 in gate) echo "| gate |" ;; esac')
+    stub(venv_bin / "kvcache-bench", 'case $1 in gate) printf "### kvcache-bench gate: no p95 regression\\n| gate |\\n" ;; esac')
     (tmp_path / STUB_LOG).unlink()
     return checkout
 
@@ -222,6 +222,7 @@ def test_main_job_runs_on_the_macos_path_with_and_without_asv_config(macos_path,
     assert runs and all(f"--machine mac-1{config} " in call for call in runs)
     assert runs[0].startswith("asv run --record-samples") and runs[0].endswith(" HASHFILE:-")
     assert f"asv publish{config}" in calls
+    assert calls.index("kvcache-bench vendor-html .asv/html") == calls.index(f"asv publish{config}") + 1
     p95 = [call for call in calls if call.startswith("kvcache-bench p95 ")]
     assert p95 and all(call.endswith(config) for call in p95)
     assert asv_config or not [call for call in calls if "--config" in call]
@@ -246,8 +247,20 @@ def test_ci_pr_runs_on_the_macos_path_and_refreshes_a_stale_local_main(macos_pat
     assert [call for call in stub_calls(project) if call.startswith("asv continuous ")
             and call.endswith(f"--machine mac-1 {base} {head}")]
     comment = (project / "out" / "pr-comment.md").read_text()
-    assert "| gate |" in comment and "| asv compare |" in comment
+    assert comment.startswith("### kvcache-bench gate: no p95 regression\n| gate |\n")  # the verdict first
+    verdict, _, folded = comment.partition("<details>")
+    assert "| asv compare |" in folded and "| asv compare |" not in verdict
     assert (project / "out" / "pr-number.txt").read_text() == "7\n"
+
+
+def test_pr_compare_says_there_is_no_verdict_first_when_the_gate_fails(macos_path, project):
+    stub(project / ".venv" / "bin" / "kvcache-bench", 'echo "kvcache-bench gate: no results for HEAD" >&2; exit 2')
+    base, head = git("rev-parse", "main~1", cwd=project), git("rev-parse", "main", cwd=project)
+    result = run_macos(f"bash scripts/pr-compare.sh {base} {head}", project, macos_path, {"ASV_MACHINE": "mac-1"})
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = (project / "out" / "pr-comment.md").read_text().splitlines()
+    assert lines[0] == "### kvcache-bench gate: no verdict (it exited 2; the run's log says why)"
+    assert lines[2] == f"HEAD `{head[:8]}` vs BASE `{base[:8]}` on machine `mac-1`."
 
 
 def test_ci_pr_leaves_a_local_main_alone_outside_github_actions(macos_path, project):
@@ -348,6 +361,7 @@ FAKE_MAC = {
     "uname": 'case $1 in -s) echo Darwin ;; -m) echo arm64 ;; esac',
     "sw_vers": "echo 14.5",
     "sysctl": "echo 0",
+    "npm": "echo 10.9.2",
     "pmset": """case "$*" in
   "-g batt") echo "Now drawing from '${FAKE_POWER:-AC Power}'" ;;
   "-g therm") printf '%s\\n' "${FAKE_THERM:-Note: No thermal warning level has been recorded}" ;;
@@ -401,6 +415,14 @@ def test_runner_check_reports_a_failed_gpu_computation_and_a_thermal_warning(fak
     assert result.returncode == 1 and problems == [
         "runner-check: PROBLEM: MLX's GPU computation failed: [metal] command buffer error",
         "runner-check: PROBLEM: thermal pressure: Thermal warning level set to 2 (pmset -g therm)"]
+
+
+def test_runner_check_reports_a_missing_npm(fake_mac, tmp_path):
+    (tmp_path / "fake-mac" / "npm").unlink()
+    result = runner_check(fake_mac)
+    problems = [line for line in result.stdout.splitlines() if "PROBLEM" in line]
+    assert result.returncode == 1 and problems == [
+        "runner-check: PROBLEM: no npm: the published dashboard needs it for its scripts (brew install node)"]
 
 
 def test_runner_check_refuses_a_linux_machine():

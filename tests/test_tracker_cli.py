@@ -225,6 +225,18 @@ def test_gate_fails_on_median_and_tail_regressions_only(project, capsys):
     assert code == 0
 
 
+def test_gate_comment_opens_with_the_verdict_then_the_flagged_rows_then_all_rows_folded(project, capsys):
+    repo, commits = project
+    code, out, _ = run_cli(capsys, "gate", commits[EVERY_CALL - 1], commits[EVERY_CALL])
+    assert code == 1
+    assert re.fullmatch(r"### kvcache-bench gate: \*\*\d+ p95 regression\(s\)\*\*", out.splitlines()[0])
+    shown, _, folded = out.partition("<details>")
+    flagged = [line for line in shown.splitlines() if line.startswith("| `")]
+    every = [line for line in folded.splitlines() if line.startswith("| `")]
+    assert flagged and all("**regression**" in line for line in flagged)
+    assert len(every) > len(flagged) and every[: len(flagged)] == flagged  # the rest only folded
+
+
 def test_gate_compares_each_environment_with_itself_and_names_it(project, capsys):
     repo, commits = project
     for i in (EVERY_CALL - 1, EVERY_CALL):
