@@ -21,6 +21,7 @@ COMMANDS = {
     "power": ("tracker.power", "detection power of the tracker on replayed recorded noise"),
     "exp006": ("exp006", "the seed experiment EXP-006, reproducible"),
     "costs": ("restore_costs", "copy efficiency, zero-copy latency, first decode step, peak memory"),
+    "numbers": ("numbers", "docs/numbers.md from the measurement files in docs/measurements/"),
 }
 
 
