@@ -23,6 +23,7 @@ import re
 import sys
 from pathlib import Path
 
+from . import docs_numbers
 from .errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,11 +47,12 @@ Every number on this page comes from one measurement file in [measurements/](mea
 the machine, the date, the command, the runs and the values, as measured. README.md,
 ADR-004 and EXP-006 quote this page; `tests/test_docs_numbers.py` fails when this page is not
 what the files make, or when README.md, ADR-004, EXP-006, docs/tracker.md or
-docs/benchmarks.md carry a measured number that is not on it. Dated history (superseded
-runs, what was tried) lives in [experiments/](experiments/).
+docs/benchmarks.md carry a measured number that is not on it (what counts as one, and what
+not: `kvbench/docs_numbers.py`). Dated history (superseded runs, what was tried) lives in
+[experiments/](experiments/).
 
 **To add a measurement**: put its file in `docs/measurements/` and run `make numbers`
-(`python3 -m kvbench.cli numbers`; `--check` only compares). A file with the `series` of an
+(`python3 -m kvbench.cli numbers`; `--check` writes nothing and says what is off). A file with the `series` of an
 earlier one replaces it here (the latest `date` wins); the earlier file stays, listed at the
 end. `kvcache-bench exp006 --record FILE` and `scripts/ab_versions.py COMMIT --record FILE`
 write such a file; for other measurements copy one of the files and fill it in (the fields:
@@ -59,20 +61,34 @@ write such a file; for other measurements copy one of the files and fill it in (
 
 def register(subparsers):
     parser = subparsers.add_parser("numbers", help="docs/numbers.md from docs/measurements/*.json")
-    parser.add_argument("--check", action="store_true", help="exit 1 when docs/numbers.md is not what the files make")
+    parser.add_argument(
+        "--check", action="store_true",
+        help="write nothing; exit 1 when the page is not what the files make, or a doc quotes a number not on it",
+    )
+    parser.add_argument("--measurements", default=str(MEASUREMENTS), help="folder of measurement files (default docs/measurements)")
+    parser.add_argument("--page", default=str(PAGE), help="the page to write or check (default docs/numbers.md)")
     parser.set_defaults(func=run)
 
 
 def run(args):
-    page = render_page(load_measurements(MEASUREMENTS))
+    page_path = Path(args.page)
+    if not page_path.parent.is_dir():
+        raise UserError(f"--page {page_path}: its folder does not exist")
+    page = render_page(load_measurements(args.measurements))
     if not args.check:
-        PAGE.write_text(page, encoding="utf-8")
-        print(f"numbers: wrote {PAGE.relative_to(ROOT)}")
+        page_path.write_text(page, encoding="utf-8")
+        print(f"numbers: wrote {page_path}")
         return 0
-    if PAGE.exists() and PAGE.read_text(encoding="utf-8") == page:
-        return 0
-    print(f"numbers: {PAGE.relative_to(ROOT)} is stale: run `make numbers`", file=sys.stderr)
-    return 1
+    problems = [] if page_path.is_file() and page_path.read_text(encoding="utf-8") == page else [
+        f"{page_path} is not what {args.measurements} make: run `make numbers`"]
+    found = docs_numbers.page_numbers(page)
+    for doc in docs_numbers.QUOTING:
+        for line, quantity in docs_numbers.unquoted((ROOT / doc).read_text(encoding="utf-8"), found):
+            problems.append(f"{doc}:{line}: {quantity!r} is not on the numbers page: add its measurement file "
+                            "(docs/numbers.md says how), or quote the page")
+    for problem in problems:
+        print(f"numbers: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def load_measurements(folder):
@@ -87,7 +103,7 @@ def load_measurements(folder):
         check_measurement(record, path.name)
         records.append((path.name, record))
     if not records:
-        raise UserError(f"{folder}: no measurement files (*.json)")
+        raise UserError(f"{folder}: no measurement files (*.json) there: give the folder of docs/measurements/")
     return records
 
 
