@@ -19,6 +19,7 @@ than its latest are listed at the end, without their numbers.
 """
 
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -183,3 +184,29 @@ def write_measurement(path, record):
     """Write ``record`` (checked as a measurement) to ``path`` as the files in docs/measurements/ are."""
     check_measurement(record, str(path))
     Path(path).write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def machine_line(env):
+    """One line naming the machine of ``env`` (``kvbench.exp006.env.environment()``'s answer)."""
+    machine, versions = env["machine"], env["versions"]
+    return (f"{machine['processor']}, {machine['cores']} cores, {machine['platform']}; "
+            f"MLX {versions['mlx']} ({env['backend']['default_device']}), Python {versions['python']}")
+
+
+def commit_line(env):
+    """The measured code's commit from ``env``, short, marked when the tree had changes."""
+    git = env["git"]
+    return git["commit"][:7] + (" with uncommitted changes" if git["dirty"] is True else "")
+
+
+def minute_utc(iso):
+    """'2026-11-29T04:01:40+00:00' (a UTC ISO time) -> '2026-11-29 04:01 UTC', a measurement's date."""
+    return f"{iso[:10]} {iso[11:16]} UTC"
+
+
+def ms_text(value):
+    """A time in ms as the docs write it: three significant digits, whole numbers from 100 ms
+    (0.250, 5.19, 42.7, 1147)."""
+    if value <= 0 or not math.isfinite(value):
+        return f"{value:g}"
+    return f"{value:.{max(0, 2 - math.floor(math.log10(value)))}f}"
