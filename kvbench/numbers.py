@@ -55,8 +55,9 @@ not: `kvbench/docs_numbers.py`). Dated history (superseded runs, what was tried)
 **To add a measurement**: put its file in `docs/measurements/` and run `make numbers`
 (`python3 -m kvbench.cli numbers`; `--check` writes nothing and says what is off). A file with the `series` of an
 earlier one replaces it here (the latest `date` wins); the earlier file stays, listed at the
-end. `kvcache-bench exp006 --record FILE` and `scripts/ab_versions.py COMMIT --record FILE`
-write such a file; for other measurements copy one of the files and fill it in (the fields:
+end. `kvcache-bench exp006 --record FILE`, `kvcache-bench costs --record FILE` and
+`scripts/ab_versions.py COMMIT --record FILE` write such a file (`--record-machine` /
+`--machine` names the machine, and so the series); for other measurements copy one of the files and fill it in (the fields:
 `kvbench/numbers.py`)."""
 
 
