@@ -44,21 +44,22 @@ REQUIRED = ("series", "section", "title", "machine", "date", "command", "runs", 
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2}.*)?$")
 
 HOW_TO = """\
-Every number on this page comes from one measurement file in [measurements/](measurements/):
-the machine, the date, the command, the runs and the values, as measured. README.md,
-ADR-004 and EXP-006 quote this page; `tests/test_docs_numbers.py` fails when this page is not
-what the files make, or when README.md, ADR-004, EXP-006, docs/tracker.md or
-docs/benchmarks.md carry a measured number that is not on it (what counts as one, and what
-not: `kvbench/docs_numbers.py`). Dated history (superseded runs, what was tried) lives in
-[experiments/](experiments/).
+**To add a measurement**: put its file in `docs/measurements/`, run `make numbers` (or
+`python3 -m kvbench.cli numbers`), then `python3 -m kvbench.cli numbers --check`, which
+names every doc line quoting a number that is no longer on this page. A file with the
+`series` of an earlier one replaces it here (the latest `date` wins); the earlier file stays,
+listed at the end. `kvcache-bench exp006 --record FILE`, `kvcache-bench costs --record FILE`
+and `scripts/ab_versions.py COMMIT --record FILE` write such a file (`--record-machine` or
+`--machine` names the machine, and so the series); for another measurement copy a file and
+fill it in (the fields: `kvbench/numbers.py`).
 
-**To add a measurement**: put its file in `docs/measurements/` and run `make numbers`
-(`python3 -m kvbench.cli numbers`; `--check` writes nothing and says what is off). A file with the `series` of an
-earlier one replaces it here (the latest `date` wins); the earlier file stays, listed at the
-end. `kvcache-bench exp006 --record FILE`, `kvcache-bench costs --record FILE` and
-`scripts/ab_versions.py COMMIT --record FILE` write such a file (`--record-machine` /
-`--machine` names the machine, and so the series); for other measurements copy one of the files and fill it in (the fields:
-`kvbench/numbers.py`)."""
+Every number on this page comes from one measurement file in [measurements/](measurements/):
+the machine, the date, the command, the runs and the values, as measured or as transcribed
+with their provenance. README.md, ADR-004 and EXP-006 quote this page;
+`tests/test_docs_numbers.py` fails when this page is not what the files make, or when
+README.md, ADR-004, EXP-006, docs/tracker.md or docs/benchmarks.md carry a measured number
+that is not on it (what counts as one: `kvbench/docs_numbers.py`). Dated history (superseded
+runs, what was tried) lives in [experiments/](experiments/)."""
 
 
 def register(subparsers):
