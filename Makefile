@@ -7,5 +7,6 @@ test:            ## the test suite (what CI runs)
 main-job:        ## asv over recent history, dashboard published, p95 flags printed
 	bash scripts/main-job.sh
 
-numbers:         ## docs/numbers.md from the measurement files in docs/measurements/
+numbers:         ## docs/numbers.md from docs/measurements/, then the docs checked against it
 	python3 -m kvbench.cli numbers
+	python3 -m kvbench.cli numbers --check

@@ -44,9 +44,9 @@ REQUIRED = ("series", "section", "title", "machine", "date", "command", "runs", 
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2}.*)?$")
 
 HOW_TO = """\
-**To add a measurement**: put its file in `docs/measurements/`, run `make numbers` (or
-`python3 -m kvbench.cli numbers`), then `python3 -m kvbench.cli numbers --check`, which
-names every doc line quoting a number that is no longer on this page. A file with the
+**To add a measurement**: put its file in `docs/measurements/` and run `make numbers`: it
+rebuilds this page (`python3 -m kvbench.cli numbers`), then names every doc line that quotes
+a number no longer on it (`... numbers --check`). A file with the
 `series` of an earlier one replaces it here (the latest `date` wins); the earlier file stays,
 listed at the end. `kvcache-bench exp006 --record FILE`, `kvcache-bench costs --record FILE`
 and `scripts/ab_versions.py COMMIT --record FILE` write such a file (`--record-machine` or
