@@ -112,6 +112,8 @@ def load_measurements(folder):
 
 def check_measurement(record, name):
     """Raise ``UserError`` unless ``record`` has every field of a measurement, well formed."""
+    if not isinstance(record, dict):
+        raise UserError(f"{name}: not a measurement (a JSON object with the fields of kvbench/numbers.py)")
     missing = [field for field in REQUIRED if not record.get(field)]
     if missing:
         raise UserError(f"{name}: missing field {missing[0]!r} (fields: kvbench/numbers.py)")
@@ -119,6 +121,8 @@ def check_measurement(record, name):
         raise UserError(f"{name}: section {record['section']!r} is not one of {', '.join(SECTIONS)}")
     if not DATE.match(record["date"]):
         raise UserError(f"{name}: date {record['date']!r}: write it as 'YYYY-MM-DD HH:MM UTC' or 'YYYY-MM-DD'")
+    if not isinstance(record["tables"], list) or not all(isinstance(t, dict) for t in record["tables"]):
+        raise UserError(f"{name}: 'tables' must be a list of tables (columns and rows)")
     for table in record["tables"]:
         width = len(table.get("columns", []))
         if not width or any(len(row) != width for row in table.get("rows", [])):

@@ -74,9 +74,12 @@ def test_a_newer_file_of_a_series_replaces_the_older_on_the_page(tmp_path):
     ({"section": "misc"}, "section 'misc' is not one of"),
     ({"command": ""}, "missing field 'command'"),
     ({"tables": [{"columns": ["a", "b"], "rows": [["1"]]}]}, "rows of as many cells"),
+    ({"tables": "8K: 0.25 ms"}, "'tables' must be a list"),
+    (["not", "an", "object"], "not a measurement"),
 ])
 def test_a_bad_measurement_file_is_one_line_naming_it(tmp_path, capsys, change, message):
-    (tmp_path / "bad.json").write_text(json.dumps({**_measurement("2026-11-27", "1"), **change}))
+    record = change if isinstance(change, list) else {**_measurement("2026-11-27", "1"), **change}
+    (tmp_path / "bad.json").write_text(json.dumps(record))
     assert cli.main(["numbers", "--measurements", str(tmp_path), "--page", str(tmp_path / "p.md")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "bad.json" in err and message in err
