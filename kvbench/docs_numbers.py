@@ -2,7 +2,11 @@
 
 A *quantity* is a number, or numbers joined by ``-`` or ``/``, followed by a unit of
 ``UNITS`` ("0.224 / 0.250 ms", "71-132%", "11 min"). Every number of every quantity in
-``QUOTING`` must appear on the numbers page. Not measurements, so not checked:
+``QUOTING`` must appear on the numbers page, as written ("0.25" is not "0.250") and with the
+same unit: on the page a number's unit is the one written after it, or, in a table cell
+without one, the units named by its row's first cell, its column's header and the table's
+caption ("zero-copy p95, ms"). The check cannot tell which machine or row a number belongs
+to. Not measurements, so not checked:
 
 - lines inside fenced code blocks (commands);
 - a quantity right after a comparison (``<``, ``>=``, "more than", "up to", ...) or a sign
@@ -21,7 +25,8 @@ QUOTING = ("README.md", "docs/adr/ADR-004-block-gather-strategy.md", "docs/exper
            "docs/tracker.md", "docs/benchmarks.md")
 UNITS = r"(?:ms|us|s|min|minutes|MB|GB|GB/s|%)"
 NUMBER = r"\d+(?:\.\d+)?"
-QUANTITY = re.compile(rf"(?<![\w.+\-/])({NUMBER}(?:\s*[-/]\s*{NUMBER})*)\s*{UNITS}(?![\w/])")
+QUANTITY = re.compile(rf"(?<![\w.+\-/])({NUMBER}(?:\s*[-/]\s*{NUMBER})*)\s*({UNITS})(?![\w/])")
+UNIT_WORD = re.compile(rf"(?<![\w/'’.]){UNITS}(?![\w/])")
 COMPARISON = re.compile(r"(?:<|>|<=|>=|more than|less than|at most|at least|above|below|under|up to|within)\s*$")
 PAGE_NUMBER = re.compile(rf"(?<![\d.]){NUMBER}")
 
@@ -34,13 +39,12 @@ NOT_MEASURED = {
     "median CV of 1.5% over": "tracker.md: the issue's number for a quiet machine, not measured here",
     "adds 4 ms to 1 restore in 10": "tracker.md: the slowdown the e2e test plants",
     "goal <= 5%": "tracker.md: a goal",
-    "(0.5-2.5 s a call here)": "benchmarks.md: why the copies have few samples (a description, not a result)",
 }
 
 
-def unquoted(text, page_numbers):
+def unquoted(text, on_page):
     """``[(line number, quantity)]`` of the quantities in ``text`` with a number that is not in
-    ``page_numbers`` (``page_numbers(page_text)``), by the rules above."""
+    ``on_page`` (``page_quantities(page_text)``) with its unit, by the rules above."""
     missing, fenced = [], False
     for number, line in enumerate(text.splitlines(), 1):
         if line.lstrip().startswith("```"):
@@ -53,11 +57,36 @@ def unquoted(text, page_numbers):
         for match in QUANTITY.finditer(line):
             if COMPARISON.search(line[:match.start()]):
                 continue
-            if any(n not in page_numbers for n in re.findall(NUMBER, match.group(1))):
+            unit = _unit(match.group(2))
+            if any((n, unit) not in on_page for n in re.findall(NUMBER, match.group(1))):
                 missing.append((number, match.group(0)))
     return missing
 
 
-def page_numbers(page_text):
-    """Every number written on the page, as written ("0.250", "1147")."""
-    return set(PAGE_NUMBER.findall(page_text))
+def page_quantities(page_text):
+    """``{(number as written, unit)}`` of the page: the quantities in its text, and every
+    number of a table cell with the units its row, column and caption name."""
+    found, caption, header = set(), "", None
+    for line in page_text.splitlines():
+        if not line.startswith("|"):
+            found |= _quantities(line)
+            caption, header = (line if line.strip() else caption), None
+            continue
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if header is None:
+            header = cells
+            continue
+        for column, cell in enumerate(cells):
+            found |= _quantities(cell)
+            context = " ".join((cells[0], header[column] if column < len(header) else "", caption))
+            units = {_unit(u) for u in UNIT_WORD.findall(context)}
+            found |= {(n, u) for n in PAGE_NUMBER.findall(cell) for u in units}
+    return found
+
+
+def _quantities(text):
+    return {(n, _unit(m.group(2))) for m in QUANTITY.finditer(text) for n in re.findall(NUMBER, m.group(1))}
+
+
+def _unit(unit):
+    return "min" if unit == "minutes" else unit

@@ -84,7 +84,7 @@ def run(args):
         return 0
     problems = [] if page_path.is_file() and page_path.read_text(encoding="utf-8") == page else [
         f"{page_path} is not what {args.measurements} make: run `make numbers`"]
-    found = docs_numbers.page_numbers(page)
+    found = docs_numbers.page_quantities(page)
     for doc in docs_numbers.QUOTING:
         for line, quantity in docs_numbers.unquoted((ROOT / doc).read_text(encoding="utf-8"), found):
             problems.append(f"{doc}:{line}: {quantity!r} is not on the numbers page: add its measurement file "

@@ -23,7 +23,7 @@ def test_this_checkout_is_consistent(capsys):
 def test_a_changed_number_in_the_readme_is_caught():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "0.224 / 0.250 ms" in readme
-    on_page = docs_numbers.page_numbers(numbers.PAGE.read_text(encoding="utf-8"))
+    on_page = docs_numbers.page_quantities(numbers.PAGE.read_text(encoding="utf-8"))
     assert docs_numbers.unquoted(readme, on_page) == []
     missing = docs_numbers.unquoted(readme.replace("0.224 / 0.250 ms", "0.224 / 0.251 ms"), on_page)
     assert missing and all(quantity == "0.224 / 0.251 ms" for _, quantity in missing)
@@ -36,7 +36,19 @@ def test_targets_commands_and_listed_phrases_are_not_measurements():
         "the seed's p95 ~4 ms at 8K", "832 MiB of KV in 256-token blocks",
         "measured 0.123 ms",
     ])
-    assert docs_numbers.unquoted(text, {"5"}) == [(7, "0.123 ms")]
+    assert docs_numbers.unquoted(text, {("5", "ms")}) == [(7, "0.123 ms")]
+
+
+def test_a_number_on_the_page_counts_only_with_its_unit():
+    page = "\n".join([
+        "zero-copy at 8K, ms:", "", "| what | 2K | 8K |", "|---|---|---|",
+        "| p95 | 0.221 | 0.262 |", "| share | 88% | 41 |", "", "took 11 min 47 s",
+    ])
+    on_page = docs_numbers.page_quantities(page)
+    assert {("0.262", "ms"), ("88", "%"), ("41", "ms"), ("11", "min"), ("47", "s")} <= on_page
+    assert ("0.262", "%") not in on_page
+    text = "p95 0.221-0.262 ms; 88% of a copy; 0.262% of it; 41 ms"
+    assert docs_numbers.unquoted(text, on_page) == [(1, "0.262%")]
 
 
 def test_a_stale_page_fails_the_check_and_make_numbers_fixes_it(tmp_path, capsys):
