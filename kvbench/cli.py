@@ -22,6 +22,7 @@ COMMANDS = {
     "exp006": ("exp006", "the seed experiment EXP-006, reproducible"),
     "vendor-html": ("vendor_html", "serve asv's CDN scripts and styles from the html directory itself"),
     "costs": ("restore_costs", "copy efficiency, zero-copy latency, first decode step, peak memory"),
+    "numbers": ("numbers", "docs/numbers.md from the measurement files in docs/measurements/"),
 }
 
 

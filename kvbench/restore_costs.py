@@ -23,6 +23,7 @@ Computing (``measure``) is kept apart from rendering (``render``); times are med
 """
 
 import json
+import os
 import statistics
 import time
 
@@ -34,6 +35,8 @@ from kvcache.mlx_lm_caches import arrays, private_copy
 from kvcache.copying import copy_jobs
 
 from .errors import UserError
+from .exp006.env import environment
+from .numbers import commit_line, machine_line, minute_utc, write_measurement
 
 
 def register(subparsers):
@@ -43,6 +46,8 @@ def register(subparsers):
     parser.add_argument("--runs", type=int, default=5, help="timed runs of each copying path")
     parser.add_argument("--zero-copy-runs", type=int, default=200)
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--record", metavar="FILE", help="also write the table as a measurement file for docs/measurements/")
+    parser.add_argument("--record-machine", metavar="NAME", help="the machine's name in --record's file (default: platform, cores, MLX device)")
     parser.set_defaults(func=run)
 
 
@@ -54,7 +59,9 @@ def run(args):
         raise UserError(f"bad --contexts or --preset: {error}") from None
     if args.runs < 1 or args.zero_copy_runs < 1 or min(contexts) < 1:
         raise UserError("--runs, --zero-copy-runs and every context must be >= 1")
-    rows = []
+    if args.record and not os.path.isdir(os.path.dirname(os.path.abspath(args.record))):
+        raise UserError(f"--record {args.record}: its folder does not exist")
+    env, rows = environment(), []
     for n in contexts:
         print(f"measuring {args.preset} at {n} tokens ...", flush=True)
         rows.append(measure(spec, n, args.runs, args.zero_copy_runs))
@@ -64,7 +71,27 @@ def run(args):
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
+    if args.record:
+        write_measurement(args.record, measurement(args, env, result))
+        print(f"recorded {args.record}: add it to docs/measurements/ and run `make numbers`")
     return 0
+
+
+def measurement(args, env, result):
+    """``result`` as a measurement file for docs/measurements/ (kvbench/numbers.py's format)."""
+    machine = args.record_machine or machine_line(env)
+    columns, rows = table(result)
+    return {
+        "series": f"costs, {machine}", "section": "costs",
+        "title": f"Copy efficiency and store costs on {machine}", "machine": machine,
+        "date": minute_utc(env["started_utc"]), "commit": commit_line(env),
+        "command": (f"kvcache-bench costs --preset {args.preset} --contexts {args.contexts} --runs {args.runs} "
+                    f"--zero-copy-runs {args.zero_copy_runs}"),
+        "runs": f"medians of {args.runs} rounds, zero-copy over {args.zero_copy_runs} calls",
+        "source": "written by kvcache-bench costs --record",
+        "note": "eff: plain-copy time / path time",
+        "tables": [{"columns": columns, "rows": rows}],
+    }
 
 
 def measure(spec, n, runs, zero_copy_runs):
@@ -109,27 +136,35 @@ def measure(spec, n, runs, zero_copy_runs):
     return row
 
 
+COLUMNS = [
+    "context", "MiB", "plain copy ms", "concat ms (eff)", "plain copy of the scattered buffers ms",
+    "gather ms (eff vs plain copy / vs scattered buffers)", "store ms (eff; its copies' eff)", "store bookkeeping ms",
+    "zero-copy p50 / p95 ms", "first step restored/native", "peak added zero-copy / concat", "park after growth ms",
+]
+
+
+def table(result):
+    """``(COLUMNS, rows)``: one row of cell strings per context."""
+    return COLUMNS, [[
+        f"{r['context']}", f"{r['restored_mib']:.0f}", f"{r['plain_copy_ms']:.1f}",
+        f"{r['concat_ms']:.1f} ({r['concat_efficiency']:.0%})", f"{r['plain_copy_of_scattered_ms']:.1f}",
+        f"{r['gather_ms']:.1f} ({r['gather_efficiency']:.0%} / {r['gather_same_buffers_efficiency']:.0%})",
+        f"{r['store_ms']:.1f} ({r['store_efficiency']:.0%}; {r['store_copies_efficiency']:.0%})",
+        f"{r['store_bookkeeping_ms']:.2f}",
+        f"{r['zero_copy_p50_ms']:.3f} / {r['zero_copy_p95_ms']:.3f}", f"{r['first_step_ratio']:.2f}",
+        f"{r['zero_copy_peak_fraction']:.1%} / {r['concat_peak_fraction']:.0%}", f"{r['park_after_growth_ms']:.2f}",
+    ] for r in result["rows"]]
+
+
 def render(result, write_line):
     """The result as a markdown table, one ``write_line`` call per line."""
     write_line(f"\n{result['preset']} on {result['device']} (MLX {result['mlx']}); medians of "
                f"{result['runs']} runs, zero-copy over {result['zero_copy_runs']} calls")
-    write_line("| context | MiB | plain copy ms | concat ms (eff) | plain copy of the scattered buffers ms "
-               "| gather ms (eff vs plain copy / vs scattered buffers) | store ms (eff; its copies' eff) "
-               "| store bookkeeping ms "
-               "| zero-copy p50 / p95 ms | first step restored/native | peak added zero-copy / concat "
-               "| park after growth ms |")
-    write_line("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in result["rows"]:
-        write_line(
-            f"| {r['context']} | {r['restored_mib']:.0f} | {r['plain_copy_ms']:.1f} "
-            f"| {r['concat_ms']:.1f} ({r['concat_efficiency']:.0%}) | {r['plain_copy_of_scattered_ms']:.1f} "
-            f"| {r['gather_ms']:.1f} ({r['gather_efficiency']:.0%} / {r['gather_same_buffers_efficiency']:.0%}) "
-            f"| {r['store_ms']:.1f} ({r['store_efficiency']:.0%}; {r['store_copies_efficiency']:.0%}) "
-            f"| {r['store_bookkeeping_ms']:.2f} "
-            f"| {r['zero_copy_p50_ms']:.3f} / {r['zero_copy_p95_ms']:.3f} | {r['first_step_ratio']:.2f} "
-            f"| {r['zero_copy_peak_fraction']:.1%} / {r['concat_peak_fraction']:.0%} "
-            f"| {r['park_after_growth_ms']:.2f} |"
-        )
+    columns, rows = table(result)
+    write_line("| " + " | ".join(columns) + " |")
+    write_line("|" + "---|" * len(columns))
+    for row in rows:
+        write_line("| " + " | ".join(row) + " |")
 
 
 def _store_again(engine, live):

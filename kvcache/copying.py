@@ -15,7 +15,8 @@ A concatenate moves one element at a time through MLX's strided copy, which runs
 a plain copy's bandwidth for 2-byte elements; so pieces are concatenated as the widest
 unsigned words a row divides into (``mx.view``: no copy) and the result viewed back. On a
 GPU each view is one more op for the host to issue, which small pieces (a block) do not win
-back: there only big pieces go as words (``WORDS_FROM_BYTES``, measured in docs/perf.md).
+back: there only big pieces go as words (``WORDS_FROM_BYTES``, measured in
+docs/experiments/2026-11-27-store-and-restore-costs.md).
 """
 
 import mlx.core as mx

@@ -12,7 +12,7 @@ layer; ``zero_copy`` says the arrays *are* a block run's buffers (shared with th
   layer by one op.
 - ``concat``: the seed's name (EXP-006) for the copying restore; it is ``gather``. The seed
   concatenated one piece per block, one copy launch per block, far below plain-copy
-  bandwidth on a GPU; merged blocks copy near it (docs/perf.md).
+  bandwidth on a GPU; merged blocks copy near it (docs/numbers.md).
 
 A gathered sliding layer is cut to its ring size (a hand-built table may hold more).
 """

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import kvcache
-from kvbench import cli
+from kvbench import cli, numbers
 from kvbench.exp006.env import git_state
 from kvbench.exp006.stats import CONDITIONAL_GO, GO, NO_GO, judge, reference_contexts, summarize, verdict
 
@@ -21,10 +21,16 @@ FILES = ("exp_006_timings.json", "EXP-006-results.md", "exp_006_histogram.png", 
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
+def record(tmp_path_factory):
+    return tmp_path_factory.mktemp("record") / "measurement.json"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, record):
     out = tmp_path_factory.mktemp("exp006")
     argv = ["exp006", "--preset", PRESET, "--contexts", ",".join(map(str, CONTEXTS)), "--runs", str(RUNS),
-            "--warmup", "1", "--strategy", *STRATEGIES, "--out", str(out)]
+            "--warmup", "1", "--strategy", *STRATEGIES, "--out", str(out), "--record", str(record),
+            "--record-machine", "the test machine"]
     assert cli.main(argv) == 0
     return out
 
@@ -102,6 +108,26 @@ def test_judgments_follow_the_numbers_in_the_json(report, run_dir):
         assert f"- p95 < 5 ms (primary): {p95_word}" in page
 
 
+def test_record_is_a_measurement_file_with_the_runs_numbers(report, record):
+    (name, record), = numbers.load_measurements(record.parent)
+    assert record["series"] == "EXP-006 restore, the test machine" and record["section"] == "restore"
+    assert record["command"] == report["command"] and "--record" not in record["command"]
+    assert record["date"] == f"{report['started_utc'][:10]} {report['started_utc'][11:16]} UTC"
+    p50_p95, verdicts = record["tables"]
+    assert p50_p95["columns"] == ["context", *STRATEGIES]
+    stats = _result(report, "concat", 1024)["stats"]
+    assert p50_p95["rows"][1] == ["1K", *(
+        f"{numbers.ms_text(_result(report, s, 1024)['stats']['p50'])} / {numbers.ms_text(_result(report, s, 1024)['stats']['p95'])}"
+        for s in STRATEGIES)]
+    assert float(p50_p95["rows"][1][2].split(" / ")[1]) == pytest.approx(stats["p95"], rel=0.01)
+    assert verdicts["rows"] == [[report["judgment"]["strategies"][s]["verdict"] for s in STRATEGIES]]
+    assert "### EXP-006 on the test machine" in numbers.render_page([(name, record)])
+
+
+def test_ms_text_keeps_three_significant_digits():
+    assert [numbers.ms_text(v) for v in (0.2504, 5.194, 42.66, 1147.3)] == ["0.250", "5.19", "42.7", "1147"]
+
+
 def test_refuses_to_overwrite_an_earlier_run(run_dir, capsys):
     before = (run_dir / "exp_006_timings.json").read_bytes()
     assert cli.main(["exp006", "--preset", PRESET, "--contexts", "512", "--runs", "1", "--out", str(run_dir)]) == 2
@@ -121,6 +147,7 @@ def test_refuses_to_overwrite_an_earlier_run(run_dir, capsys):
         (["--contexts", "2k,4k"], "--contexts '2k,4k'"),
         (["--contexts", "0,512"], "--contexts '0,512'"),
         (["--contexts", ""], "--contexts ''"),
+        (["--record", "/no/such/folder/m.json"], "--record /no/such/folder/m.json"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(args, named, tmp_path, capsys):
@@ -193,7 +220,7 @@ class NotInstalled:  # the GPU machine has only mlx, mlx-lm, numpy and matplotli
         if name.split(".")[0] in ("asv", "asv_runner", "hypothesis", "pytest", "virtualenv"):
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 sys.meta_path.insert(0, NotInstalled())
-from kvbench import cli
+from kvbench import cli, numbers
 sys.exit(cli.main(sys.argv[1:]))
 """
 

@@ -5,18 +5,37 @@ import json
 
 import pytest
 
-from kvbench import cli
+from kvbench import cli, numbers, restore_costs
 
 PRESET, CONTEXTS = "gemma3-1b", (600, 1024)
 
 
 @pytest.fixture(scope="module")
-def result(tmp_path_factory):
+def record(tmp_path_factory):
+    return tmp_path_factory.mktemp("record") / "measurement.json"
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory, record):
     out = tmp_path_factory.mktemp("costs") / "costs.json"
     argv = ["costs", "--preset", PRESET, "--contexts", ",".join(map(str, CONTEXTS)), "--runs", "2",
-            "--zero-copy-runs", "5", "--json", str(out)]
+            "--zero-copy-runs", "5", "--json", str(out), "--record", str(record), "--record-machine", "the test machine"]
     assert cli.main(argv) == 0
     return json.loads(out.read_text())
+
+
+def test_record_holds_the_printed_table(result, record):
+    (name, measured), = numbers.load_measurements(record.parent)
+    assert measured["series"] == "costs, the test machine" and measured["section"] == "costs"
+    table = measured["tables"][0]
+    assert table["columns"] == restore_costs.COLUMNS
+    printed = []
+    restore_costs.render(result, printed.append)
+    assert printed[2:] == ["|" + "---|" * len(table["columns"])] + ["| " + " | ".join(row) + " |" for row in table["rows"]]
+    assert [row[0] for row in table["rows"]] == [str(n) for n in CONTEXTS]
+    p50, p95 = (float(x) for x in table["rows"][1][8].split(" / "))
+    assert (p50, p95) == (pytest.approx(result["rows"][1]["zero_copy_p50_ms"], abs=5e-4),
+                          pytest.approx(result["rows"][1]["zero_copy_p95_ms"], abs=5e-4))
 
 
 def test_a_row_per_context_with_every_path_timed(result):
@@ -51,6 +70,7 @@ def test_memory_a_restore_adds(result):
     ["costs", "--contexts", "2k"],
     ["costs", "--preset", "no-such-model"],
     ["costs", "--runs", "0"],
+    ["costs", "--record", "/no/such/folder/m.json"],
 ])
 def test_bad_arguments_get_one_line(argv, capsys):
     assert cli.main(argv) == 2

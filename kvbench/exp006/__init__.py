@@ -4,7 +4,8 @@ For each context and strategy, ``exp006_measure`` times single ``engine.reconstr
 ``exp006_stats`` summarizes and judges them by the seed's criteria; this module writes into
 ``--out``: ``exp_006_timings.json`` (every sample, statistics, judgments, machine, versions),
 ``EXP-006-results.md`` (the seed's tables filled in), ``exp_006_histogram.png`` and
-``exp_006_scaling.png``. Every file is written whole or not at all; an earlier run's results
+``exp_006_scaling.png``; with ``--record FILE`` also the run as a measurement file for
+docs/measurements/. Every file is written whole or not at all; an earlier run's results
 are kept unless ``--overwrite`` is given.
 
 Runs with only mlx, mlx-lm, numpy and matplotlib importable (``python3 -m kvbench.cli exp006``).
@@ -21,7 +22,9 @@ import kvcache
 from . import plots as exp006_plots
 from ..errors import UserError
 from .env import environment, load_average
+from ..numbers import write_measurement
 from .measure import measure_context
+from .record import measurement
 from .report import render_results
 from .stats import COPYING_STRATEGIES, judge, reference_contexts, summarize, verdict
 
@@ -49,6 +52,14 @@ def register(subparsers):
     parser.add_argument("--preset", default="gemma3-12b", help="model cache shape (default gemma3-12b)")
     parser.add_argument("--out", default="out/exp006", help="folder for the results (default out/exp006)")
     parser.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")
+    parser.add_argument(
+        "--record", metavar="FILE",
+        help="also write the run as a measurement file for docs/measurements/ (then `make numbers`)",
+    )
+    parser.add_argument(
+        "--record-machine", metavar="NAME",
+        help="the machine's name in --record's file, e.g. 'NVIDIA H100' (default: platform, cores, MLX device)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -64,6 +75,9 @@ def run(args):
         mx.clear_cache()
     report = build_report(spec, args.preset, contexts, strategies, plan, args.warmup, measured, command, env)
     write_outputs(report, out)
+    if args.record:
+        write_measurement(args.record, measurement(report, args.record_machine))
+        progress(f"recorded {args.record}: add it to docs/measurements/ and run `make numbers`")
     for strategy, judged in report["judgment"]["strategies"].items():
         progress(f"verdict at {report['judgment']['reference_context']} tokens: {strategy}: {judged['verdict']}")
     progress(f"wrote {', '.join(str(out / name) for name in (TIMINGS, RESULTS, HISTOGRAM, SCALING))}")
@@ -139,6 +153,8 @@ def _checked(args):
             raise UserError(f"{name} {value}: give a whole number >= {least}")
     plan = {s: copy_runs if s in COPYING_STRATEGIES else args.runs for s in strategies}
     out = Path(args.out)
+    if args.record and not Path(args.record).resolve().parent.is_dir():
+        raise UserError(f"--record {args.record}: its folder does not exist")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file: give a folder for the results")
     if (out / TIMINGS).exists() and not args.overwrite:
