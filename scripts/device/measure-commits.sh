@@ -82,11 +82,20 @@ sed "s|^\\( *\"repo\": \\)\".\",|\\1\"$work/repo.git\",|" asv.conf.json >"$conf"
 grep -q "$work/repo.git" "$conf" || die "asv.conf.json has no '\"repo\": \".\",' line to point at the bundle"
 asv() { "$python" -m asv "$@"; }
 
+# The machine's description: asv's own defaults, the GPU (if any) in the cpu field. (`asv machine
+# --machine NAME` stores only the fields given that differ from the defaults.)
 gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | head -n 1)
-cpu=$("$python" -c 'import asv.machine as m; print(m.Machine.get_defaults()["cpu"])')
-asv machine --yes --machine "$machine" --cpu "$cpu${gpu:+; GPU: $gpu}" ${RAM:+--ram "$RAM"} --config "$conf" >/dev/null ||
-  die "asv machine --machine $machine failed (its message is above)"
-echo "measure-commits: machine $machine ($cpu${gpu:+; GPU: $gpu}), python $python"
+"$python" - "$machine" "$gpu" "${RAM:-}" <<'PY' || die "could not write asv's machine file (the message is above)"
+import sys
+from asv.machine import Machine, MachineCollection
+name, gpu, ram = sys.argv[1:]
+info = dict(Machine.get_defaults(), machine=name)
+info["cpu"] += f"; GPU: {gpu}" if gpu else ""
+info["ram"] = ram or info["ram"]
+MachineCollection.save(name, info)
+print(f"measure-commits: machine {name}: {info}")
+PY
+echo "measure-commits: python $python"
 
 status=0
 run_asv() {  # $1: commit, $2: -b regex; the commit's wheel goes first on the benchmarks' path

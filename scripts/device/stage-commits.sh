@@ -7,12 +7,12 @@
 # Args: RANGE_OR_N  a number N (main's last N first-parent commits; default 10) or a git
 #                   range (A..B, first parents of B not in A)
 # Env:  STAGED        the folder to fill (default .airgap; git-ignored, carried to the machine)
-#       PYTHON        the python that builds the wheels: pip, setuptools>=68 and wheel
-#                     (default .venv/bin/python if there, else python3)
+#       PYTHON        the python whose pip builds the wheels (default python3); pip puts
+#                     pyproject.toml's build requirements, from the registry, in an isolated environment
 #       STAGE_WHEELS  1 (default): also download what the machine lacks (asv and the parts
 #                     of it that image has not, mlx-lm) as cp312 manylinux x86_64 wheels; 0: not
 # Out:  STAGED/commits.txt            the staged commits, full hashes, newest first
-#       STAGED/commits/HASH/*.whl     each commit's kvcache wheel (built alone, --no-deps)
+#       STAGED/commits/HASH/*.whl     each commit's kvcache wheel (built alone: --no-deps)
 #       STAGED/repo.bundle            main's history (asv reads commit dates and names from it)
 #       STAGED/wheels/*.whl           (STAGE_WHEELS=1) asv 0.6.6, asv-runner, json5, Pympler,
 #                                     importlib-metadata, mlx-lm 0.32.2; nothing else travels
@@ -24,7 +24,7 @@ die() { echo "stage-commits: $*" >&2; exit 2; }
 
 staged=${STAGED:-.airgap}
 arg=${1:-10}
-if [ -x .venv/bin/python ]; then python=${PYTHON:-.venv/bin/python}; else python=${PYTHON:-python3}; fi
+python=${PYTHON:-python3}
 git rev-parse -q --verify refs/heads/main >/dev/null || die "no local branch main (git branch main origin/main)"
 case $arg in
   *..*) commits=$(git rev-list --first-parent "$arg") || die "'$arg' is not a git range of main" ;;
@@ -32,8 +32,6 @@ case $arg in
      commits=$(git rev-list --first-parent -n "$arg" main) ;;
 esac
 [ -n "$commits" ] || die "no commit in '$arg'"
-"$python" -c 'import setuptools, wheel' 2>/dev/null ||
-  die "$python lacks setuptools or wheel (set PYTHON to one that has both, e.g. .venv/bin/python)"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/stage-commits.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -42,7 +40,7 @@ mkdir -p "$staged/commits"
 for commit in $commits; do
   mkdir -p "$work/$commit/src"
   git archive "$commit" | tar -x -C "$work/$commit/src"
-  "$python" -m pip wheel -q --no-deps --no-build-isolation --no-index -w "$staged/commits/$commit" \
+  "$python" -m pip wheel -q --no-deps -w "$staged/commits/$commit" \
     "$work/$commit/src" >"$work/$commit/log" 2>&1 ||
     { cat "$work/$commit/log" >&2; die "building the wheel of $commit failed (pip's message is above)"; }
   echo "$commit" >>"$staged/commits.txt"
