@@ -19,7 +19,7 @@
 #       BENCH        asv -b regex for commits (default: the restore p95 suites, see BENCH below)
 #       NOISE_BENCH  asv -b regex for noise (default: the benchmarks `kvcache-bench power` replays)
 #       NOISE_RUNS   runs for noise (default 10); NOISE_COMMIT (default: the newest staged)
-#       DEADLINE_S   no new commit or noise run starts after this many seconds (default 480):
+#       DEADLINE_S   no new commit or noise run starts after this many seconds (default 420):
 #                    what is measured by then is packed; the log names what was left out
 #       RAM          the machine's memory in bytes for asv's machine.json (default: asv reads
 #                    MemTotal, which on the lent GPU machines starts far below their memory)
@@ -31,7 +31,7 @@
 # Exit: 0 all measured; 1 something failed or was left out (the rest is packed); 2 bad input.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
+cd "$root" || exit 2
 die() { echo "measure-commits: $*" >&2; exit 2; }
 
 staged=${STAGED:-.airgap}
@@ -44,7 +44,7 @@ measure=${MEASURE:-commits}
 bench=${BENCH:-'bench_reconstruct.Reconstruct8k|bench_tail.RestoreTail|bench_store.Store'}
 noise_bench=${NOISE_BENCH:-"bench_reconstruct.Reconstruct8k|time_reconstruct\\('(zero_copy', 2048|gather', 8192)\\)|bench_tail.RestoreTail"}
 noise_runs=${NOISE_RUNS:-10}
-deadline=${DEADLINE_S:-480}
+deadline=${DEADLINE_S:-420}
 out=${OUT:-out/airgap}
 case $out in /*) ;; *) out=$root/$out ;; esac
 
@@ -54,7 +54,11 @@ case $measure in commits|noise|both) ;; *) die "MEASURE must be commits, noise o
 [[ $deadline =~ ^[0-9]+$ ]] || die "DEADLINE_S must be a number of seconds, got '$deadline'"
 [ -s "$staged/commits.txt" ] && [ -f "$staged/repo.bundle" ] ||
   die "$staged/commits.txt or $staged/repo.bundle is missing: run scripts/device/stage-commits.sh here and carry $staged"
-command -v git >/dev/null || die "git is not on PATH (asv reads commit names and dates from $staged/repo.bundle with it)"
+if ! command -v git >/dev/null; then  # asv reads commit names and dates from the bundle with git
+  [ -x "$staged/bin/git" ] || die "git is not on PATH, nor staged in $staged/bin (stage from a Linux x86_64 machine)"
+  bin=$(cd "$staged/bin" && pwd)
+  export PATH="$bin:$PATH" GIT_EXEC_PATH="$bin"
+fi
 python=$(command -v "$python") || die "PYTHON '${PYTHON:-python3}' is not on PATH"
 noise_commit=${NOISE_COMMIT:-$(head -n 1 "$staged/commits.txt")}
 
@@ -103,7 +107,7 @@ run_asv() {  # $1: commit, $2: -b regex; the commit's wheel goes first on the be
   [ -d "$folder" ] || "$python" -m pip install -q --no-index --no-deps --no-compile --target "$folder" \
     "$staged/commits/$1"/*.whl || { echo "measure-commits: installing the wheel of $1 failed"; return 1; }
   ASV_PYTHONPATH="$folder:$paths" asv run --config "$conf" --machine "$machine" --environment "existing:$python" \
-    --set-commit-hash "$1" --record-samples -b "$2"
+    --set-commit-hash "$1" --record-samples --durations all -b "$2"
 }
 
 pack=$work/pack

@@ -14,8 +14,11 @@
 # Out:  STAGED/commits.txt            the staged commits, full hashes, newest first
 #       STAGED/commits/HASH/*.whl     each commit's kvcache wheel (built alone: --no-deps)
 #       STAGED/repo.bundle            main's history (asv reads commit dates and names from it)
+#       STAGED/bin/git                this git, when this is Linux x86_64 (measure-commits.sh uses it
+#                                     where the machine has no git; it needs only libc, zlib, pcre2)
 #       STAGED/wheels/*.whl           (STAGE_WHEELS=1) asv 0.6.6, asv-runner, json5, Pympler,
-#                                     importlib-metadata, mlx-lm 0.32.2; nothing else travels
+#                                     importlib-metadata with lazy-importer and zipp, mlx-lm 0.32.2:
+#                                     what the H200's image lacks
 # Exit: 0 staged; 2 bad input or a failed build or download (its message says which).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -45,6 +48,8 @@ for commit in $commits; do
     { cat "$work/$commit/log" >&2; die "building the wheel of $commit failed (pip's message is above)"; }
   echo "$commit" >>"$staged/commits.txt"
 done
+rm -rf "${staged:?}/bin"
+if [ "$(uname -sm)" = "Linux x86_64" ]; then mkdir -p "$staged/bin" && cp "$(command -v git)" "$staged/bin/git"; fi
 git bundle create "$staged/repo.bundle" main 2>"$work/bundle.log" || { cat "$work/bundle.log" >&2; die "git bundle of main failed"; }
 
 if [ "${STAGE_WHEELS:-1}" = 1 ]; then
@@ -56,7 +61,7 @@ if [ "${STAGE_WHEELS:-1}" = 1 ]; then
   # shellcheck disable=SC2086  # $platforms is a list of options
   "$python" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     $platforms -d "$staged/wheels" asv==0.6.6 asv-runner==0.3.2 json5==0.17.3 Pympler==1.1 \
-    importlib-metadata==10.2.0 mlx-lm==0.32.2 ||
+    importlib-metadata==10.2.0 lazy-importer==0.1.0 zipp==4.1.2 mlx-lm==0.32.2 ||
     die "pip download of the machine's wheels failed (its message is above; STAGE_WHEELS=0 skips it)"
 fi
 echo "stage-commits: $(wc -l <"$staged/commits.txt" | tr -d ' ') commits staged in $staged ($(du -sk "$staged" | cut -f1) KiB)"
