@@ -178,6 +178,13 @@ def test_merge_adds_the_machine_and_leaves_the_other_untouched(measured, tmp_pat
     )
     assert gate.returncode in (0, 1) and MACHINE in gate.stdout, gate.stderr
 
+    # Staging again for this machine leaves out what it measured: here, everything.
+    restage = subprocess.run(
+        ["bash", "scripts/device/stage-commits.sh", "2"], cwd=repo, capture_output=True, text=True,
+        env=dict(env, STAGED=".airgap-again", SKIP_MEASURED_ON=MACHINE),
+    )
+    assert restage.returncode == 2 and f"has results of {MACHINE} already: nothing to stage" in restage.stderr
+
     # Merging the same tarball again adds nothing; a file here with other contents stops it all.
     again = run(repo, env, sys.executable, "scripts/device/merge_results.py", str(tarball), ".asv/results", ".asv/noise")
     assert "0 files added" in again.stdout

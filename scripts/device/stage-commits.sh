@@ -9,6 +9,8 @@
 # Env:  STAGED        the folder to fill (default .airgap; git-ignored, carried to the machine)
 #       PYTHON        the python whose pip builds the wheels (default python3); pip puts
 #                     pyproject.toml's build requirements, from the registry, in an isolated environment
+#       SKIP_MEASURED_ON  a machine name: leave out the commits that already have results of
+#                     that machine in .asv/results (after a call that ran out of time)
 #       STAGE_WHEELS  1 (default): also download what the machine lacks (asv and the parts
 #                     of it that image has not, mlx-lm) as cp312 manylinux x86_64 wheels; 0: not
 # Out:  STAGED/commits.txt            the staged commits, full hashes, newest first
@@ -40,7 +42,9 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/stage-commits.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 rm -rf "$staged/commits" "$staged/commits.txt" "$staged/repo.bundle"
 mkdir -p "$staged/commits"
+skip=${SKIP_MEASURED_ON:-}
 for commit in $commits; do
+  if [ -n "$skip" ] && ls ".asv/results/$skip/${commit:0:8}"-*.json >/dev/null 2>&1; then continue; fi
   mkdir -p "$work/$commit/src"
   git archive "$commit" | tar -x -C "$work/$commit/src"
   "$python" -m pip wheel -q --no-deps -w "$staged/commits/$commit" \
@@ -48,6 +52,7 @@ for commit in $commits; do
     { cat "$work/$commit/log" >&2; die "building the wheel of $commit failed (pip's message is above)"; }
   echo "$commit" >>"$staged/commits.txt"
 done
+[ -s "$staged/commits.txt" ] || die "every commit in '$arg' has results of $skip already: nothing to stage"
 rm -rf "${staged:?}/bin"
 if [ "$(uname -sm)" = "Linux x86_64" ]; then mkdir -p "$staged/bin" && cp "$(command -v git)" "$staged/bin/git"; fi
 git bundle create "$staged/repo.bundle" main 2>"$work/bundle.log" || { cat "$work/bundle.log" >&2; die "git bundle of main failed"; }
