@@ -26,7 +26,8 @@
 #       OUT          where the tarball goes (default out/airgap)
 # Out:  OUT/MACHINE-results.tar.gz  results/MACHINE/{machine.json,HASH8-existing-*.json} and
 #                    results/benchmarks.json (asv's), noise/COMMIT/{run-K.json,benchmarks.json};
-#                    unpack here with scripts/device/merge-results.sh
+#                    rewritten after each commit and noise run; merge it here with
+#                    scripts/device/merge-results.sh
 #       OUT/measure.log  this script's output
 # Exit: 0 all measured; 1 something failed or was left out (the rest is packed); 2 bad input.
 set -uo pipefail
@@ -112,18 +113,22 @@ run_asv() {  # $1: commit, $2: -b regex; the commit's wheel goes first on the be
 
 pack=$work/pack
 mkdir -p "$pack/results/$machine"
+pack_now() {  # the tarball of all measured so far, replaced whole: a call killed later still returns it
+  cp .asv/results/"$machine"/*.json .asv/results/benchmarks.json "$pack/results/$machine/" 2>/dev/null
+  mv "$pack/results/$machine/benchmarks.json" "$pack/results/" 2>/dev/null
+  tar -C "$pack" -czf "$work/packing.tar.gz" . && mv "$work/packing.tar.gz" "$out/$machine-results.tar.gz"
+}
 if [ "$measure" != noise ]; then
   left=""
   for commit in $(cat "$staged/commits.txt"); do
     if [ "$(elapsed)" -ge "$deadline" ]; then left="$left ${commit:0:8}"; continue; fi
     echo "measure-commits: ${commit:0:8} ($(elapsed) s)"
     run_asv "$commit" "$bench" || { echo "measure-commits: asv run exited $? at ${commit:0:8}"; status=1; }
+    pack_now
   done
   [ -z "$left" ] || { echo "measure-commits: DEADLINE_S=$deadline passed, not measured:$left"; status=1; }
-  cp .asv/results/"$machine"/*.json "$pack/results/$machine/" 2>/dev/null
-  mv .asv/results/"$machine"/"${noise_commit:0:8}"-*.json "$work/" 2>/dev/null  # noise runs start afresh
+  mv .asv/results/"$machine"/"${noise_commit:0:8}"-*.json "$work/" 2>/dev/null  # packed; noise runs start afresh
 fi
-cp .asv/results/"$machine"/machine.json "$pack/results/$machine/"
 if [ "$measure" != commits ]; then
   mkdir -p "$pack/noise/$noise_commit"
   for k in $(seq 1 "$noise_runs"); do
@@ -132,9 +137,9 @@ if [ "$measure" != commits ]; then
     run_asv "$noise_commit" "$noise_bench" >/dev/null || { echo "measure-commits: noise run $k exited $?"; status=1; }
     mv .asv/results/"$machine"/"${noise_commit:0:8}"-existing-*.json "$pack/noise/$noise_commit/run-$k.json" 2>/dev/null
     cp .asv/results/benchmarks.json "$pack/noise/$noise_commit/"
+    pack_now
   done
 fi
-cp .asv/results/benchmarks.json "$pack/results/"
-tar -C "$pack" -czf "$out/$machine-results.tar.gz" . || die "packing the results failed"
+pack_now || die "packing the results failed"
 echo "measure-commits: done in $(elapsed) s: $out/$machine-results.tar.gz ($(cd "$pack" && find . -name '*.json' | wc -l | tr -d ' ') files)"
 exit "$status"
