@@ -1,10 +1,12 @@
 /* The p95 page's plots and machine picker (kvbench/tracker/html_page.py writes the page and
-   window.P95_DATA). A plot is drawn with uPlot when it scrolls near the view. Per series:
+   window.P95_DATA). p95.html?machine=NAME opens with that machine picked. A plot is drawn
+   with uPlot when it is in view or scrolls near it. Per series:
    x = indexes into P95_DATA.commits (oldest first), p95/median/low/high/ref in ms, null = gap;
    marks = [point index, "change" | "regression" | "budget" | "tentative" | "dismissed"]. */
 (function () {
   "use strict";
   var data = window.P95_DATA;
+  var NEAR = 400;  // px: a plot this near the view is drawn
   var MARK = {
     change: ["#555", [2, 3]], regression: ["#b00", []], budget: ["#c60", []],
     tentative: ["#a80", [6, 3]], dismissed: ["#aaa", [6, 3]]
@@ -81,15 +83,23 @@
     }
   }
 
-  var picker = document.getElementById("machine");
+  var picker = document.getElementById("machine");  // absent with one machine
   if (picker) {
-    picker.addEventListener("change", function () { pickMachine(picker.value); });
+    var wanted = new URLSearchParams(location.search).get("machine");  // p95.html?machine=NAME
+    if (Array.prototype.some.call(picker.options, function (o) { return o.value === wanted; })) picker.value = wanted;
+    picker.addEventListener("change", function () {
+      pickMachine(picker.value);
+      history.replaceState(null, "", picker.value ? "?machine=" + encodeURIComponent(picker.value) : location.pathname);
+    });
     pickMachine(picker.value);
   }
   var observer = new IntersectionObserver(function (entries) {
     entries.forEach(function (entry) {
       if (entry.isIntersecting) { observer.unobserve(entry.target); plot(entry.target); }
     });
-  }, { rootMargin: "400px" });
-  document.querySelectorAll(".chart").forEach(function (el) { observer.observe(el); });
+  }, { rootMargin: NEAR + "px" });
+  document.querySelectorAll(".chart").forEach(function (el) {
+    var shown = el.offsetParent !== null, top = el.getBoundingClientRect().top;
+    if (shown && top < innerHeight + NEAR) plot(el); else observer.observe(el);  // in view: at once
+  });
 })();
