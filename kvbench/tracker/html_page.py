@@ -95,11 +95,6 @@ def _mark_kind(whats):
 def _series_data(row, analysis, marks, position):
     s = row.series
     index = {p.commit: i for i, p in enumerate(s.points)}
-    references = dict(analysis.references[row.key])
-    reference, ref = None, []
-    for p in s.points:
-        reference = references.get(p.commit, reference)
-        ref.append(_round(reference))
     return {
         "name": overview.readable_name(s.benchmark),
         "budget": s.budget_ms,
@@ -108,7 +103,7 @@ def _series_data(row, analysis, marks, position):
         "median": [_round(p.median_ms) for p in s.points],
         "low": [_round(p.ci_low_ms) for p in s.points],
         "high": [_round(p.ci_high_ms) for p in s.points],
-        "ref": ref,
+        "ref": [[index[commit], _round(level)] for commit, level in analysis.references[row.key]],
         "marks": sorted([index[c], _mark_kind(whats)] for c, whats in marks.items() if c in index),
     }
 
@@ -161,10 +156,11 @@ def _overview_table(rows, commit_url):
     body = []
     for n, r in enumerate(rows):
         s, last = r.series, r.series.points[-1]
+        change = f" <span class='change'>{_percent(r.change)}</span>" if r.status != "ok" else ""
         date = _date(next(p.date for p in s.points if p.commit == r.commit))
         body.append(
             f"<tr class='{r.status.replace(' ', '-')}' data-machine='{html.escape(s.machine)}'>"
-            f"<td class='status'>{r.status}</td>"
+            f"<td class='status'>{r.status}{change}</td>"
             f"<td><a href='#s{n}' title='{html.escape(s.benchmark)}'>{html.escape(overview.readable_name(s.benchmark))}</a></td>"
             f"<td>{html.escape(s.machine)}</td>"
             f"<td>{_commit_link(r.commit, commit_url)} {date}</td>"

@@ -1,7 +1,8 @@
 /* The p95 page's plots and machine picker (kvbench/tracker/html_page.py writes the page and
    window.P95_DATA). p95.html?machine=NAME opens with that machine picked. A plot is drawn
    with uPlot when it is in view or scrolls near it. Per series:
-   x = indexes into P95_DATA.commits (oldest first), p95/median/low/high/ref in ms, null = gap;
+   x = indexes into P95_DATA.commits (oldest first), p95/median/low/high in ms, null = gap;
+   ref = [point index, ms]: the alert rule's reference level from that point on;
    marks = [point index, "change" | "regression" | "budget" | "tentative" | "dismissed"]. */
 (function () {
   "use strict";
@@ -37,10 +38,12 @@
 
   function plot(el) {
     var s = data.series[+el.getAttribute("data-series")];
-    var n = s.p95.length, xs = [], upper = [], budget = [];
+    var n = s.p95.length, xs = [], ref = [], upper = [], budget = [], next = 0, level = null;
     for (var i = 0; i < n; i++) {
+      if (next < s.ref.length && s.ref[next][0] === i) level = s.ref[next++][1];
       xs.push(i);
-      upper.push(s.ref[i] === null ? null : s.ref[i] * (1 + data.threshold));
+      ref.push(level);
+      upper.push(level === null ? null : level * (1 + data.threshold));
       budget.push(s.budget);
     }
     var commit = function (i) { return data.commits[s.x[i]]; };
@@ -50,12 +53,12 @@
       { label: "commit", value: function (u, i) { return i == null ? "" : commit(i).slice(0, 8) + " " + day(data.dates[s.x[i]]); } },
       { label: "p95", stroke: "#1f77b4", width: 1.5, points: { size: 4 } },
       { label: "median", stroke: "#888", width: 1, points: { show: false } },
-      { label: "CI low", stroke: "rgba(31,119,180,0.3)", width: 0.5, points: { show: false } },
-      { label: "CI high", stroke: "rgba(31,119,180,0.3)", width: 0.5, points: { show: false } },
+      { label: "CI low", stroke: "rgba(31,119,180,0.2)", width: 0, points: { show: false } },
+      { label: "CI high", stroke: "rgba(31,119,180,0.2)", width: 0, points: { show: false } },
       { label: "reference", stroke: "#777", dash: [4, 4], width: 1, paths: uPlot.paths.stepped({ align: 1 }), points: { show: false } },
       { label: "threshold", stroke: "#a80", width: 1, paths: uPlot.paths.stepped({ align: 1 }), points: { show: false } }
     ];
-    var arrays = [xs, s.p95, s.median, s.low, s.high, s.ref, upper];
+    var arrays = [xs, s.p95, s.median, s.low, s.high, ref, upper];
     if (s.budget) {
       series.push({ label: "budget", stroke: "#b00", dash: [8, 4], width: 1.5, points: { show: false } });
       arrays.push(budget);
