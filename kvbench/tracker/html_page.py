@@ -2,8 +2,8 @@
 
 Static files, no server: ``p95.html`` (the overview table, then one section per series in
 the table's order) and ``p95/`` beside it: ``data.js`` (the plots' data, ``window.P95_DATA``),
-and copies of ``kvbench/tracker/page/`` (``p95.js`` draws the plots with uPlot, vendored
-there with its licence). Only these are (re)written. The table and the commit lists are
+and copies of ``kvbench/tracker/page/`` (``p95.js`` loads uPlot, vendored there with its
+licence, and data.js after the first frame, and draws the plots). Only these are (re)written. The table and the commit lists are
 plain HTML, readable without scripts; the plots are drawn as they scroll into view.
 """
 
@@ -122,8 +122,7 @@ def _page(rows, marks, machines, threshold, commit_url):
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width,initial-scale=1'><title>p95 per commit</title>",
         f"<link rel='stylesheet' href='{ASSETS}/uPlot.min.css'><link rel='stylesheet' href='{ASSETS}/p95.css'>",
-        f"<script defer src='{ASSETS}/uPlot.iife.min.js'></script><script defer src='{ASSETS}/data.js'></script>",
-        f"<script defer src='{ASSETS}/p95.js'></script></head><body>",
+        f"<script defer src='{ASSETS}/p95.js'></script></head><body>",  # it loads uPlot and data.js
         "<p><a href='index.html'>&larr; dashboard</a></p>",
         f"<h1>p95 per commit</h1><p class='summary'>{html.escape(summary)}",
         _machine_picker(machines),

@@ -6,8 +6,9 @@
    marks = [point index, "change" | "regression" | "budget" | "tentative" | "dismissed"]. */
 (function () {
   "use strict";
-  var data = window.P95_DATA;
+  var ASSETS = document.currentScript.src.replace(/[^/]*$/, "");  // this file's directory
   var NEAR = 400;  // px: a plot this near the view is drawn
+  var data;  // window.P95_DATA, once data.js is loaded
   var MARK = {
     change: ["#555", [2, 3]], regression: ["#b00", []], budget: ["#c60", []],
     tentative: ["#a80", [6, 3]], dismissed: ["#aaa", [6, 3]]
@@ -96,13 +97,38 @@
     });
     pickMachine(picker.value);
   }
-  var observer = new IntersectionObserver(function (entries) {
-    entries.forEach(function (entry) {
-      if (entry.isIntersecting) { observer.unobserve(entry.target); plot(entry.target); }
+
+  function startPlots() {
+    data = window.P95_DATA;
+    var observer = new IntersectionObserver(function (entries) {
+      entries.forEach(function (entry) {
+        if (entry.isIntersecting) { observer.unobserve(entry.target); plot(entry.target); }
+      });
+    }, { rootMargin: NEAR + "px" });
+    document.querySelectorAll(".chart").forEach(function (el) {
+      var shown = el.offsetParent !== null, top = el.getBoundingClientRect().top;
+      if (shown && top < innerHeight + NEAR) plot(el); else observer.observe(el);  // in view: at once
     });
-  }, { rootMargin: NEAR + "px" });
-  document.querySelectorAll(".chart").forEach(function (el) {
-    var shown = el.offsetParent !== null, top = el.getBoundingClientRect().top;
-    if (shown && top < innerHeight + NEAR) plot(el); else observer.observe(el);  // in view: at once
-  });
+  }
+
+  function load(src) {
+    return new Promise(function (resolve, reject) {
+      var script = document.createElement("script");
+      script.src = src;
+      script.onload = resolve;
+      script.onerror = function () { reject(new Error("cannot load " + src)); };
+      document.head.appendChild(script);
+    });
+  }
+
+  // The plots' library and data load after the first frame (the table paints first); the
+  // timeout stands in where no frame is drawn (a headless --dump-dom).
+  var started = false;
+  function start() {
+    if (started) return;
+    started = true;
+    Promise.all([load(ASSETS + "uPlot.iife.min.js"), load(ASSETS + "data.js")]).then(startPlots);
+  }
+  requestAnimationFrame(function () { setTimeout(start, 0); });
+  setTimeout(start, 200);
 })();
