@@ -83,7 +83,7 @@ def page_bytes(html_dir):
     """``{file: bytes}`` of p95.html and the files under p95/ that it loads (all but the licence)."""
     files = {"p95.html": os.path.getsize(os.path.join(html_dir, "p95.html"))}
     for name in sorted(os.listdir(os.path.join(html_dir, "p95"))):
-        if not name.endswith("LICENSE"):
+        if not name.endswith("LICENSE"):  # p95.js, uPlot and data.js
             files[f"p95/{name}"] = os.path.getsize(os.path.join(html_dir, "p95", name))
     return files
 

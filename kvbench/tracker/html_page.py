@@ -2,8 +2,9 @@
 
 Static files, no server: ``p95.html`` (the overview table, then one section per series in
 the table's order) and ``p95/`` beside it: ``data.js`` (the plots' data, ``window.P95_DATA``),
-and copies of ``kvbench/tracker/page/`` (``p95.js`` loads uPlot, vendored there with its
-licence, and data.js after the first frame, and draws the plots). Only these are (re)written. The table and the commit lists are
+and copies of ``kvbench/tracker/page/``'s scripts (``p95.js`` loads uPlot, vendored there
+with its licence, and data.js after the first frame, and draws the plots); the styles are
+inline. Only these are (re)written. The table and the commit lists are
 plain HTML, readable without scripts; the plots are drawn as they scroll into view.
 """
 
@@ -19,7 +20,9 @@ from . import overview, render
 
 PAGE = "p95.html"
 ASSETS = "p95"
-ASSET_FILES = ("uPlot.iife.min.js", "uPlot.min.css", "uPlot-LICENSE", "p95.js", "p95.css")
+HERE = os.path.join(os.path.dirname(__file__), "page")
+ASSET_FILES = ("uPlot.iife.min.js", "uPlot-LICENSE", "p95.js")  # copied into p95/
+INLINE_CSS = ("uPlot.min.css", "p95.css")  # in the page: no request before the first paint
 SPARK_WIDTH, SPARK_HEIGHT, SPARK_POINTS = 120, 22, 60
 NAV_ITEM = f'<li id="nav-li-p95"><a href="{PAGE}">p95</a></li>'
 NAV_ANCHOR = '<li id="nav-li-regressions"><a href="#/regressions">Regressions</a></li>'
@@ -34,9 +37,8 @@ def write_page(html_dir, all_series, analysis, flags, dismissed, threshold, comm
     position = {commit: i for i, (_, commit) in enumerate(commits)}
     assets = os.path.join(html_dir, ASSETS)
     os.makedirs(assets, exist_ok=True)
-    here = os.path.join(os.path.dirname(__file__), "page")
     for name in ASSET_FILES:
-        shutil.copyfile(os.path.join(here, name), os.path.join(assets, name))
+        shutil.copyfile(os.path.join(HERE, name), os.path.join(assets, name))
     data = {
         "threshold": threshold,
         "commitUrl": commit_url,
@@ -121,7 +123,7 @@ def _page(rows, marks, machines, threshold, commit_url):
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width,initial-scale=1'><title>p95 per commit</title>",
-        f"<link rel='stylesheet' href='{ASSETS}/uPlot.min.css'><link rel='stylesheet' href='{ASSETS}/p95.css'>",
+        f"<style>{_inline_css()}</style>",
         f"<script defer src='{ASSETS}/p95.js'></script></head><body>",  # it loads uPlot and data.js
         "<p><a href='index.html'>&larr; dashboard</a></p>",
         f"<h1>p95 per commit</h1><p class='summary'>{html.escape(summary)}",
@@ -136,6 +138,14 @@ def _page(rows, marks, machines, threshold, commit_url):
     for n, row in enumerate(rows):
         parts.append(_section(n, row, marks.get(row.key, {}), commit_url, threshold))
     parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def _inline_css():
+    parts = []
+    for name in INLINE_CSS:
+        with open(os.path.join(HERE, name), encoding="utf-8") as f:
+            parts.append(f.read())
     return "\n".join(parts)
 
 

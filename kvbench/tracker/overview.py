@@ -120,7 +120,7 @@ def readable_name(benchmark):
         if function.startswith(prefix):
             function = function[len(prefix) :]
             break
-    readable = " ".join(parts[1:-1] + [function]) if len(parts) > 2 else " ".join(parts[-2:-1] + [function])
+    readable = " ".join((parts[1:-1] or parts[:-1]) + [function])  # the module only when there is no class
     if params:
         readable += " (" + params.rstrip(")").replace("'", "").replace('"', "") + ")"
     return readable
