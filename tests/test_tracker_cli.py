@@ -242,16 +242,19 @@ def plot_data(html_dir):
 
 def add_h200(repo, commits):
     """A second machine: zero_copy 50% slower from commit 5 on; concat twice as slow at commits
-    3-6 only (a regression that went away)."""
+    3-6 only (a regression that went away); the track 50% higher at the last 2 commits only
+    (a new level not yet held long enough)."""
     os.makedirs(repo / "results" / H200)
     write_json(str(repo / "results" / H200 / "machine.json"), {"machine": H200}, api_version=1)
     rng = np.random.default_rng(1)
     for i, commit in enumerate(commits):
         zero_copy = 0.0001 * (1 + rng.uniform(0, 0.05, N_SAMPLES)) * (1.5 if i >= 5 else 1)
         concat = 0.1 * (1 + rng.uniform(0, 0.05, 20)) * (2 if 3 <= i <= 6 else 1)
+        track = 0.1 * (1 + rng.uniform(0, 0.05)) * (1.5 if i >= len(commits) - 2 else 1)
         save_results(
             repo / "results", commit, 1_700_000_000_000 + i,
-            {RESTORE: ([["'zero_copy'", "'concat'"]], [list(zero_copy), list(concat)])}, machine=H200,
+            {RESTORE: ([["'zero_copy'", "'concat'"]], [list(zero_copy), list(concat)]), TRACK: ([], [[track]])},
+            machine=H200,
         )
 
 
@@ -269,11 +272,13 @@ def test_p95_page_opens_with_the_flagged_benchmark_and_its_commit(project, capsy
     assert [(status, name, machine) for status, name, machine, _ in rows][2:] == [
         ("regression", ZERO_COPY, H200),  # +50%: after box's two +500% ones
         ("over budget", CONCAT, MACHINE),
+        ("tentative", TRACK, H200),
         ("ok", CONCAT, H200),  # flagged at commit 3, back from commit 7 on
     ]
     assert rows[2][3] == f"https://example.org/c/{commits[5]}"
     assert rows[3][3] == f"https://example.org/c/{commits[0]}"  # over budget from the first commit on
-    assert rows[4][3] == f"https://example.org/c/{commits[7]}"  # ok: its last change point
+    assert rows[4][3] == f"https://example.org/c/{commits[7]}"  # tentative: where the new level starts
+    assert rows[5][3] == f"https://example.org/c/{commits[7]}"  # ok: its last change point
     series, _ = plot_data(repo / "html")
     assert [3, "regression"] in series[CONCAT, H200]["marks"]
     assert re.search(r"<select id='machine'><option value=''>all</option><option value='box'>box</option>"
