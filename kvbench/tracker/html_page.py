@@ -24,6 +24,12 @@ HERE = os.path.join(os.path.dirname(__file__), "page")
 ASSET_FILES = ("uPlot.iife.min.js", "uPlot-LICENSE", "p95.js")  # copied into p95/
 INLINE_CSS = ("uPlot.min.css", "p95.css")  # in the page: no request before the first paint
 SPARK_WIDTH, SPARK_HEIGHT, SPARK_POINTS = 120, 22, 60
+NAMED = {  # what the commit a row names is, by the row's status
+    "regression": "the flagged commit: its new level starts here",
+    "over budget": "over the budget from this commit on",
+    "tentative": "a new level starts here, not yet held by enough commits",
+    "ok": "the last change point (or the newest commit)",
+}
 NAV_ITEM = f'<li id="nav-li-p95"><a href="{PAGE}">p95</a></li>'
 NAV_ANCHOR = '<li id="nav-li-regressions"><a href="#/regressions">Regressions</a></li>'
 
@@ -172,7 +178,7 @@ def _overview_table(rows, commit_url):
             f"<td class='status'>{r.status}{change}</td>"
             f"<td><a href='#s{n}' title='{html.escape(s.benchmark)}'>{html.escape(overview.readable_name(s.benchmark))}</a></td>"
             f"<td>{html.escape(s.machine)}</td>"
-            f"<td>{_commit_link(r.commit, commit_url)} {date}</td>"
+            f"<td title='{NAMED[r.status]}'>{_commit_link(r.commit, commit_url)} {date}</td>"
             f"<td>{render.ms(last.p95_ms)} {render.ci(last.ci_low_ms, last.ci_high_ms)}</td>"
             f"<td>{_percent(r.since_change_point)}</td><td>{_percent(r.vs_budget)}</td>"
             f"<td>{_sparkline([p.p95_ms for p in s.points], s.budget_ms)}</td></tr>"
@@ -232,6 +238,6 @@ def _sparkline(values, budget_ms):
     path = " ".join(f"{i * step:.1f},{SPARK_HEIGHT - 1 - (y - low) / span * (SPARK_HEIGHT - 2):.1f}" for i, y in enumerate(ys))
     over = "" if not budget_ms or high <= budget_ms else " over"
     return (
-        f"<svg class='spark{over}' width='{SPARK_WIDTH}' height='{SPARK_HEIGHT}' viewBox='0 0 {SPARK_WIDTH} {SPARK_HEIGHT}'>"
+        f"<svg class='spark{over}' role='img' aria-label='p95 per commit' width='{SPARK_WIDTH}' height='{SPARK_HEIGHT}'>"
         f"<polyline points='{path}'/></svg>"
     )
