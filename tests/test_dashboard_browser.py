@@ -54,6 +54,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 MACHINE = "dash-box"
+STEADY_MACHINE = "dash-steady"  # a second machine, where nothing slows down
 ENV = "virtualenv-py3.11"
 RESTORE = "bench_reconstruct.Reconstruct8k.time_reconstruct_8k"
 ZERO_COPY = f"{RESTORE}('zero_copy')"
@@ -90,19 +91,19 @@ BENCHMARKS = [
 ]
 
 
-def samples_at(rng, commit_index):
+def samples_at(rng, commit_index, slows=True):
     """Per benchmark, the samples of each parameter combination (seconds per call)."""
     zero_copy = 0.001 + rng.exponential(0.0001, 100)
-    if commit_index >= SLOW_FROM:
+    if slows and commit_index >= SLOW_FROM:
         zero_copy += 0.008
     gather = 0.003 + rng.exponential(0.0001, 100)
     pool = 0.0002 + rng.exponential(0.00001, 100)
     return {RESTORE: [list(zero_copy), list(gather)], POOL: [list(pool)]}
 
 
-def save_results(results_dir, commit, date, samples):
+def save_results(results_dir, commit, date, samples, machine=MACHINE):
     """One results file, as ``asv run --record-samples`` writes it."""
-    results = Results({"machine": MACHINE, "python": "3.11"}, {}, commit, date, "3.11", ENV, {})
+    results = Results({"machine": machine, "python": "3.11"}, {}, commit, date, "3.11", ENV, {})
     for info in BENCHMARKS:
         per_combination = samples[info["name"]]
         outcome = BenchmarkResult(
@@ -133,10 +134,12 @@ def publish_planted(root):
     conf = Config.load(str(repo / "asv.conf.json"))
     conf.results_dir = str(repo / "results")  # asv resolves it against the working directory
     Benchmarks(conf, BENCHMARKS).save()
-    write_json(str(repo / "results" / MACHINE / "machine.json"), {"machine": MACHINE}, api_version=1)
     rng = np.random.default_rng(0)
-    for i, commit in enumerate(commits):
-        save_results(conf.results_dir, commit, 1_700_000_000_000 + 3_600_000 * i, samples_at(rng, i))
+    for machine in (MACHINE, STEADY_MACHINE):
+        write_json(str(repo / "results" / machine / "machine.json"), {"machine": machine}, api_version=1)
+        for i, commit in enumerate(commits):
+            date = 1_700_000_000_000 + 3_600_000 * i
+            save_results(conf.results_dir, commit, date, samples_at(rng, i, slows=machine == MACHINE), machine)
     done = subprocess.run(
         [sys.executable, "-m", "asv", "publish"], cwd=repo, capture_output=True, text=True, check=False
     )
@@ -281,17 +284,38 @@ def test_every_published_page_loads_nothing_from_another_host(published, server,
         assert left == [], (page, left)
 
 
-def test_p95_page_shows_the_flagged_commit_and_the_budget(published, server, tmp_path):
+def overview_rows(dom):
+    """``[(status, machine, hidden, the row's HTML)]`` of the p95 page's overview table, in order."""
+    body = dom.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    rows = re.findall(r"<tr (class=\"[^\"]+\" data-machine=\"[^\"]+\"[^>]*)>(.*?)</tr>", body)
+    return [
+        (re.search(r'class="([^"]+)"', attributes).group(1), re.search(r'data-machine="([^"]+)"', attributes).group(1),
+         "hidden" in attributes, cells)
+        for attributes, cells in rows
+    ]
+
+
+def test_p95_page_opens_with_the_flagged_commit_and_draws_every_plot(published, server, tmp_path):
     _, commits = published
-    dom, errors, failed, left = errors_loading(server, "/p95.html", tmp_path, "--dump-dom")
+    dom, errors, failed, left = errors_loading(server, "/p95.html", tmp_path, "--dump-dom", "--window-size=1200,6000")
     assert errors == [] and failed == [] and left == []
-    flagged = commits[SLOW_FROM][:8]
-    rows = re.findall(r"<tr class=\"flag\">(.*?)</tr>", dom)
-    kinds = {re.match(r"<td>(\w+)</td>", row).group(1) for row in rows if f">{flagged}</a>" in row}
-    assert kinds == {"regression", "budget"}, rows  # the slowdown is both, at the same commit
-    assert f"https://example.org/c/{commits[SLOW_FROM]}" in dom
+    rows = overview_rows(dom)
+    status, machine, hidden, cells = rows[0]
+    assert (status, machine, hidden) == ("regression", MACHINE, False)
+    assert f'href="https://example.org/c/{commits[SLOW_FROM]}"' in cells  # the row names the commit
+    assert "Reconstruct8k reconstruct_8k (zero_copy)" in cells
+    assert [r[0] for r in rows].count("regression") == 1 and len(rows) == 6  # 3 series on 2 machines
     assert f"budget {BUDGET_MS:.2f} ms" in dom
-    assert dom.count("<svg") == 3  # zero_copy, gather, pool
+    assert dom.count('class="uplot') == 6  # every plot drawn by uPlot (the window shows them all)
+    assert dom.count('class="u-label">budget<') == 2  # the budget line, in the legend of zero_copy's 2 plots
+
+
+def test_p95_page_machine_picker_hides_the_other_machines(published, server, tmp_path):
+    dom, errors, failed, left = errors_loading(server, f"/p95.html?machine={STEADY_MACHINE}", tmp_path, "--dump-dom")
+    assert errors == [] and failed == [] and left == []
+    shown = {(machine, hidden) for _, machine, hidden, _ in overview_rows(dom)}
+    assert shown == {(MACHINE, True), (STEADY_MACHINE, False)}
+    assert re.search(rf'<section id="s\d+" data-machine="{MACHINE}" hidden', dom)
 
 
 def test_p95_page_draws_something(server, tmp_path):

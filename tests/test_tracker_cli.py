@@ -7,6 +7,7 @@ nothing. Bad input must give one line on stderr and exit code 2, and never touch
 """
 
 import hashlib
+import html
 import re
 import json
 import os
@@ -55,9 +56,9 @@ def restore_samples(rng, commit_index):
     return list(seconds)
 
 
-def save_results(results_dir, commit, date, benchmarks, record_samples=True, env=ENV):
+def save_results(results_dir, commit, date, benchmarks, record_samples=True, env=ENV, machine=MACHINE):
     """Write one results file as ``asv run`` does; ``benchmarks``: {name: (params, samples per combination)}."""
-    results = Results({"machine": MACHINE, "python": "3.11"}, {}, commit, date, "3.11", env, {})
+    results = Results({"machine": machine, "python": "3.11"}, {}, commit, date, "3.11", env, {})
     for name, (params, samples) in benchmarks.items():
         values = [float(np.nanmedian(s)) if s else None for s in samples]
         numbers = [1 if s else None for s in samples]
@@ -208,9 +209,118 @@ def test_p95_page_is_written_and_linked_from_asvs_index(project, capsys):
     index = (html / "index.html").read_text()
     assert index.count('href="p95.html"') == 1
     page = (html / "p95.html").read_text()
-    assert page.count("<svg") == 3  # one plot per series: zero_copy, concat, track
+    assert page.count("<div class='chart'") == 3  # one plot per series: zero_copy, concat, track
     assert f"https://example.org/c/{commits[ONE_IN_TEN]}" in page  # the flag links to its commit
-    assert "<script" not in page and "src=" not in page  # self-contained
+    assert re.findall(r"(?:src|href)='([^']+\.(?:js|css))'", page) == ["p95/p95.js"]
+    assert re.findall(r'load\(ASSETS \+ "([^"]+)"\)', (html / "p95" / "p95.js").read_text()) == ["uPlot.iife.min.js", "data.js"]
+    assert all((html / "p95" / name).is_file() for name in ("data.js", "uPlot.iife.min.js"))  # nothing from elsewhere
+
+
+# The p95 page: its overview table (p95.html) and its plots' data (p95/data.js).
+
+H200 = "h200"
+
+
+def overview_rows(page):
+    """``[(status, benchmark, machine, commit URL)]`` of the page's overview table, in order."""
+    body = page.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    return [
+        (re.search(r"<td class='status'>([^<]+)<", row).group(1).strip(), html.unescape(re.search(r"title='([^']+)'", row).group(1)),
+         re.search(r"data-machine='([^']+)'", row).group(1), re.search(r"class='commit' href='([^']+)'", row).group(1))
+        for row in re.findall(r"<tr class=.*?</tr>", body)
+    ]
+
+
+def plot_data(html_dir):
+    """``{(benchmark, machine): series}`` of p95/data.js, and the whole of it."""
+    text = (html_dir / "p95" / "data.js").read_text()
+    data = json.loads(text.removeprefix("window.P95_DATA = ").rstrip().removesuffix(";"))
+    page = (html_dir / "p95.html").read_text()
+    sections = re.findall(r"<section id='s(\d+)' data-machine='([^']+)'>.*?<code>([^<]+)</code>", page)
+    return {(html.unescape(name), machine): data["series"][int(n)] for n, machine, name in sections}, data
+
+
+def add_h200(repo, commits):
+    """A second machine: zero_copy 50% slower from commit 5 on; concat twice as slow at commits
+    3-6 only (a regression that went away); the track 50% higher at the last 2 commits only
+    (a new level not yet held long enough)."""
+    os.makedirs(repo / "results" / H200)
+    write_json(str(repo / "results" / H200 / "machine.json"), {"machine": H200}, api_version=1)
+    rng = np.random.default_rng(1)
+    for i, commit in enumerate(commits):
+        zero_copy = 0.0001 * (1 + rng.uniform(0, 0.05, N_SAMPLES)) * (1.5 if i >= 5 else 1)
+        concat = 0.1 * (1 + rng.uniform(0, 0.05, 20)) * (2 if 3 <= i <= 6 else 1)
+        track = 0.1 * (1 + rng.uniform(0, 0.05)) * (1.5 if i >= len(commits) - 2 else 1)
+        save_results(
+            repo / "results", commit, 1_700_000_000_000 + i,
+            {RESTORE: ([["'zero_copy'", "'concat'"]], [list(zero_copy), list(concat)]), TRACK: ([], [[track]])},
+            machine=H200,
+        )
+
+
+def test_p95_page_opens_with_the_flagged_benchmark_and_its_commit(project, capsys, tmp_path):
+    repo, commits = project
+    budgets = tmp_path / "budgets.json"
+    budgets.write_text('{"budgets_ms": {"%s": 500.0}}' % CONCAT)  # concat takes ~1 s: over budget
+    add_h200(repo, commits)
+    code, _, err = run_cli(capsys, "p95", "--budgets", str(budgets))
+    assert code == 0, err
+    page = (repo / "html" / "p95.html").read_text()
+    rows = overview_rows(page)
+    assert rows[0][0] == "regression" and rows[0][2] == MACHINE and rows[0][1] in (ZERO_COPY, TRACK)
+    assert rows[0][3] == f"https://example.org/c/{commits[ONE_IN_TEN]}"  # the newest flag, linked
+    assert [(status, name, machine) for status, name, machine, _ in rows][2:] == [
+        ("regression", ZERO_COPY, H200),  # +50%: after box's two +500% ones
+        ("over budget", CONCAT, MACHINE),
+        ("tentative", TRACK, H200),
+        ("ok", CONCAT, H200),  # flagged at commit 3, back from commit 7 on
+    ]
+    assert rows[2][3] == f"https://example.org/c/{commits[5]}"
+    assert rows[3][3] == f"https://example.org/c/{commits[0]}"  # over budget from the first commit on
+    assert rows[4][3] == f"https://example.org/c/{commits[7]}"  # tentative: where the new level starts
+    assert rows[5][3] == f"https://example.org/c/{commits[7]}"  # ok: its last change point
+    series, _ = plot_data(repo / "html")
+    assert [3, "regression"] in series[CONCAT, H200]["marks"]
+    assert re.search(r"<select id='machine'><option value=''>all</option><option value='box'>box</option>"
+                     r"<option value='h200'>h200</option></select>", page)
+    assert ">Reconstruct8k reconstruct_8k (zero_copy)</a>" in page
+
+
+def test_p95_page_with_one_machine_has_no_machine_picker(project, capsys):
+    assert run_cli(capsys, "p95")[0] == 0
+    page = (project[0] / "html" / "p95.html").read_text()
+    assert "<select" not in page and len(overview_rows(page)) == 3
+
+
+def test_p95_page_plots_the_budget_the_threshold_band_and_the_marks(project, capsys, tmp_path):
+    repo, commits = project
+    budgets = tmp_path / "budgets.json"
+    budgets.write_text('{"budgets_ms": {"%s": 100.0}}' % ZERO_COPY)  # never reached
+    verdicts = tmp_path / "confirmations.json"
+    verdicts.write_text(json.dumps({"verdicts": [
+        {"benchmark": ZERO_COPY, "machine": MACHINE, "env": ENV, "commit": commits[ONE_IN_TEN], "confirmed": False},
+    ]}))
+    out_json = tmp_path / "p95.json"
+    code, _, err = run_cli(capsys, "p95", "--budgets", str(budgets), "--confirmations", str(verdicts), "--json", str(out_json))
+    assert code == 0, err
+    series, data = plot_data(repo / "html")
+    zero_copy = series[ZERO_COPY, MACHINE]
+    assert zero_copy["budget"] == 100.0 and series[CONCAT, MACHINE]["budget"] is None
+    assert data["threshold"] == 0.10 and data["commitUrl"] == "https://example.org/c/"
+    assert [data["commits"][x] for x in zero_copy["x"]] == commits
+    [flag] = [f for f in json.loads(out_json.read_text())["flags"] if f["benchmark"] == ZERO_COPY and f["kind"] == "regression"]
+    # The reference level (the threshold band's floor): the first level, then each flagged one
+    # from its commit on (the rule moves on at the dismissed one too: dismissing is the main job's).
+    [(start, before), (at_flag, after), (at_dismissed, last)] = zero_copy["ref"]
+    assert (start, at_flag, at_dismissed) == (0, EVERY_CALL, ONE_IN_TEN)
+    assert (before, after) == (pytest.approx(flag["before_ms"], rel=1e-3), pytest.approx(flag["after_ms"], rel=1e-3))
+    assert last > 5 * after
+    assert len(zero_copy["low"]) == len(zero_copy["high"]) == len(zero_copy["p95"]) == len(commits)
+    marks = dict((i, kind) for i, kind in zero_copy["marks"])
+    assert marks[EVERY_CALL] == "regression" and marks[ONE_IN_TEN] == "dismissed"
+    page = (repo / "html" / "p95.html").read_text()
+    assert overview_rows(page)[0][1:] == (ZERO_COPY, MACHINE, f"https://example.org/c/{commits[EVERY_CALL]}")
+    assert "dismissed regression +" in page  # listed under the plot, apart from the flags
 
 
 def test_gate_fails_on_median_and_tail_regressions_only(project, capsys):

@@ -154,4 +154,5 @@ def test_p95_page_joins_asvs_published_dashboard(measured, capsys):
     html = repo / ".asv" / "html"
     assert 'href="p95.html"' in (html / "index.html").read_text()
     page = (html / "p95.html").read_text()
-    assert "<svg" in page and ZERO_COPY.replace("'", "&#x27;") in page
+    assert "<div class='chart'" in page and ZERO_COPY.replace("'", "&#x27;") in page
+    assert '"Reconstruct8k reconstruct_8k (zero_copy)"' in (html / "p95" / "data.js").read_text()  # its plot's data

@@ -70,9 +70,23 @@ def levels(values, max_pvalue=MAX_PVALUE, window_len=WINDOW_LEN):
 def shifts_up(values, threshold=THRESHOLD, confirm=CONFIRM, max_pvalue=MAX_PVALUE, window_len=WINDOW_LEN):
     """The levels of ``values`` (positive floats, oldest first) that the alert rule flags,
     confirmed or (at the end of the series) tentative, by index."""
+    return _walk(values, threshold, confirm, max_pvalue, window_len)[0]
+
+
+def reference_levels(values, threshold=THRESHOLD, confirm=CONFIRM):
+    """``(change points, references)`` of ``values`` (positive floats, oldest first): the
+    change points, and the alert rule's reference level as ``(index, level)`` pairs, each
+    holding from its index to the next one's (the first at index 0)."""
+    _, points, references = _walk(values, threshold, confirm, MAX_PVALUE, WINDOW_LEN)
+    return points, references
+
+
+def _walk(values, threshold, confirm, max_pvalue, window_len):
+    """The alert rule along the levels: ``(shifts, change points, references)``."""
     values = np.asarray(values, dtype=float)
     points, bounds, found_levels = levels(values, max_pvalue, window_len)
     reference, since, found = found_levels[0], 0, []  # the reference level, and where it began
+    references = [(0, reference)]
     for point, level, start, stop in zip(points, found_levels[1:], bounds[1:], bounds[2:]):
         middle = np.sqrt(level * reference)  # a value above it is nearer the new level
         while start < stop - 1 and min(values[start : start + 2]) <= middle < level:
@@ -84,9 +98,11 @@ def shifts_up(values, threshold=THRESHOLD, confirm=CONFIRM, max_pvalue=MAX_PVALU
                 found.append(Shift(start, reference, level, held, point.pvalue, confirmed))
             if confirmed:
                 reference, since = level, start
+                references.append((start, reference))
         elif level < reference and stop - start >= confirm:
             reference, since = level, start
-    return found
+            references.append((start, reference))
+    return found, points, references
 
 
 def _ranked_above(after, before, threshold, confirm):
@@ -134,18 +150,19 @@ class Analysis:
     flags: list  # confirmed regressions and budget overruns
     tentative: list  # regressions waiting for more commits
     change_points: dict  # (benchmark, machine, env) -> commits where the p95 level changed
+    references: dict  # (benchmark, machine, env) -> [(commit, p95 reference level ms)], from that commit on
 
 
 def analyze(all_series, threshold=THRESHOLD, min_rise_ms=0.0):
-    """Flags, tentative flags and the p95 change points of every series."""
-    flags, tentative, change_points = [], [], {}
+    """Flags, tentative flags, the p95 change points and reference levels of every series."""
+    flags, tentative, change_points, references = [], [], {}, {}
     for series in all_series:
         for flag in regression_flags(series, threshold, min_rise_ms):
             (tentative if flag.tentative else flags).append(flag)
         flags += budget_flags(series)
         key = (series.benchmark, series.machine, series.env)
-        change_points[key] = _p95_change_commits(series)
-    return Analysis(flags, tentative, change_points)
+        change_points[key], references[key] = _p95_levels(series, threshold)
+    return Analysis(flags, tentative, change_points, references)
 
 
 def regression_flags(series, threshold=THRESHOLD, min_rise_ms=0.0):
@@ -186,10 +203,14 @@ def budget_flags(series):
     ]
 
 
-def _p95_change_commits(series):
+def _p95_levels(series, threshold):
+    """The commits where the p95 level changed, and the p95 reference levels by commit."""
     indices = [i for i, p in enumerate(series.points) if _positive(p.p95_ms)]
-    points, _, _ = levels([series.points[i].p95_ms for i in indices]) if indices else ([], None, None)
-    return [series.points[indices[p.index]].commit for p in points]
+    if not indices:
+        return [], []
+    points, references = reference_levels([series.points[i].p95_ms for i in indices], threshold)
+    commit = [series.points[i].commit for i in indices]
+    return [commit[p.index] for p in points], [(commit[i], level) for i, level in references]
 
 
 def _value(point, statistic):

@@ -1,51 +1,64 @@
 """The p95 page of the published dashboard: ``HTML_DIR/p95.html``, linked from asv's index.
 
-Self-contained (inline SVG drawn by matplotlib, no script, nothing fetched). Each series gets
-a plot of p95 per commit with its CI, the budget line, and the flagged commits marked.
+Static files, no server: ``p95.html`` (the overview table, then one section per series in
+the table's order) and ``p95/`` beside it: ``data.js`` (the plots' data, ``window.P95_DATA``),
+and copies of ``kvbench/tracker/page/``'s scripts (``p95.js`` loads uPlot, vendored there
+with its licence, and data.js after the first frame, and draws the plots); the styles are
+inline. Only these are (re)written. The table and the commit lists are
+plain HTML, readable without scripts; the plots are drawn as they scroll into view.
 """
 
 import html
-import io
+import json
 import os
+import shutil
+import time
 
-from matplotlib.figure import Figure
+import numpy as np
 
-from . import render
+from . import overview, render
 
 PAGE = "p95.html"
-MAX_TICKS = 30
+ASSETS = "p95"
+HERE = os.path.join(os.path.dirname(__file__), "page")
+ASSET_FILES = ("uPlot.iife.min.js", "uPlot-LICENSE", "p95.js")  # copied into p95/
+INLINE_CSS = ("uPlot.min.css", "p95.css")  # in the page: no request before the first paint
+SPARK_WIDTH, SPARK_HEIGHT, SPARK_POINTS = 120, 22, 60
+NAMED = {  # what the commit a row names is, by the row's status
+    "regression": "the flagged commit: its new level starts here",
+    "over budget": "over the budget from this commit on",
+    "tentative": "a new level starts here, not yet held by enough commits",
+    "ok": "the last change point (or the newest commit)",
+}
 NAV_ITEM = f'<li id="nav-li-p95"><a href="{PAGE}">p95</a></li>'
 NAV_ANCHOR = '<li id="nav-li-regressions"><a href="#/regressions">Regressions</a></li>'
 
 
-def write_page(html_dir, all_series, flags, change_points, threshold, commit_url):
-    """Write the page; returns its path. Only ``p95.html`` is (re)written."""
-    os.makedirs(html_dir, exist_ok=True)
-    parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>p95</title>",
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:2px 6px}.flag{color:#b00}</style></head><body>",
-        "<p><a href='index.html'>&larr; dashboard</a></p><h1>p95 per commit</h1>",
-        f"<p>Flags: a new p95 (or median) level more than {threshold:.0%} above the one before, found by "
-        "change-point detection and held by enough later commits; or a stretch over the budget. "
-        "Dotted lines: the change points of the p95. Rules: <code>kvbench/tracker/detect.py</code>.</p>",
-        _flags_table(flags, commit_url),
-    ]
-    for s in all_series:
-        parts.append(
-            f"<h2>{html.escape(s.benchmark)}</h2><p>machine {html.escape(s.machine)}, env {html.escape(s.env)}"
-            + (f", budget {render.ms(s.budget_ms)} ms" if s.budget_ms else "")
-            + "</p>"
-        )
-        series_flags = [
-            f for f in flags if (f.benchmark, f.machine, f.env) == (s.benchmark, s.machine, s.env)
-        ]
-        key = (s.benchmark, s.machine, s.env)
-        parts.append(svg_of(plot_series(s, series_flags, change_points.get(key, ()))))
-    parts.append("</body></html>")
+def write_page(html_dir, all_series, analysis, flags, dismissed, threshold, commit_url):
+    """Write the page and its files; returns the page's path. ``flags``: the confirmed flags
+    left after dismissals; ``dismissed``: the ones a re-measurement dismissed."""
+    rows = overview.rows(all_series, analysis, flags, threshold)
+    marks = _marks(analysis, flags, dismissed)
+    commits = sorted({(p.date, p.commit) for s in all_series for p in s.points})
+    position = {commit: i for i, (_, commit) in enumerate(commits)}
+    assets = os.path.join(html_dir, ASSETS)
+    os.makedirs(assets, exist_ok=True)
+    for name in ASSET_FILES:
+        shutil.copyfile(os.path.join(HERE, name), os.path.join(assets, name))
+    data = {
+        "threshold": threshold,
+        "commitUrl": commit_url,
+        "commits": [c for _, c in commits],
+        "dates": [d for d, _ in commits],
+        "series": [_series_data(r, analysis, marks.get(r.key, {}), position) for r in rows],
+    }
+    with open(os.path.join(assets, "data.js"), "w", encoding="utf-8") as out:
+        out.write("window.P95_DATA = " + json.dumps(data, separators=(",", ":"), allow_nan=False) + ";\n")
+    machines = sorted({s.machine for s in all_series})
+    page = _page(rows, marks, machines, threshold, commit_url)
     path = os.path.join(html_dir, PAGE)
     with open(path, "w", encoding="utf-8") as out:
-        out.write("\n".join(parts))
+        out.write(page)
     return path
 
 
@@ -65,76 +78,166 @@ def link_from_index(html_dir):
     return True
 
 
-def _flags_table(flags, commit_url):
-    if not flags:
-        return "<p>No flags.</p>"
-    rows = [
-        "<table><tr><th>kind</th><th>benchmark</th><th>machine</th><th>commit</th>"
-        "<th>before (ms)</th><th>after (ms)</th><th>budget (ms)</th></tr>"
+def _marks(analysis, flags, dismissed):
+    """``{series key: {commit: [what, ...]}}``: change points, flags, tentative and dismissed ones."""
+    marks = {}
+    for key, commits in analysis.change_points.items():
+        for commit in commits:
+            marks.setdefault(key, {}).setdefault(commit, []).append("change point")
+    for kind, found in (("flag", flags), ("tentative", analysis.tentative), ("dismissed", dismissed)):
+        for f in found:
+            what = f"{f.kind} {f.change:+.0%}" if f.kind == "regression" else f"over the {render.ms(f.budget_ms)} ms budget"
+            what = what if kind == "flag" else f"{kind} {what}"
+            marks.setdefault((f.benchmark, f.machine, f.env), {}).setdefault(f.commit, []).append(what)
+    return marks
+
+
+def _mark_kind(whats):
+    """The strongest of a commit's marks, as p95.js colours them."""
+    for word in ("regression", "over the", "tentative", "dismissed"):
+        if any(w.startswith(word) for w in whats):
+            return {"over the": "budget"}.get(word, word)
+    return "change"
+
+
+def _series_data(row, analysis, marks, position):
+    s = row.series
+    index = {p.commit: i for i, p in enumerate(s.points)}
+    return {
+        "name": overview.readable_name(s.benchmark),
+        "budget": s.budget_ms,
+        "x": [position[p.commit] for p in s.points],
+        "p95": [_round(p.p95_ms) for p in s.points],
+        "median": [_round(p.median_ms) for p in s.points],
+        "low": [_round(p.ci_low_ms) for p in s.points],
+        "high": [_round(p.ci_high_ms) for p in s.points],
+        "ref": [[index[commit], _round(level)] for commit, level in analysis.references[row.key]],
+        "marks": sorted([index[c], _mark_kind(whats)] for c, whats in marks.items() if c in index),
+    }
+
+
+def _round(value):
+    """4 significant digits; None for none, infinity or NaN (a gap in the plot)."""
+    if value is None or not np.isfinite(value):
+        return None
+    return float(f"{value:.4g}")
+
+
+def _page(rows, marks, machines, threshold, commit_url):
+    counts = {status: sum(1 for r in rows if r.status == status) for status in overview.STATUSES}
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n) + f" of {len(rows)} series."
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width,initial-scale=1'><title>p95 per commit</title>",
+        f"<style>{_inline_css()}</style>",
+        f"<script defer src='{ASSETS}/p95.js'></script></head><body>",  # it loads uPlot and data.js
+        "<p><a href='index.html'>&larr; dashboard</a></p>",
+        f"<h1>p95 per commit</h1><p class='summary'>{html.escape(summary)}",
+        _machine_picker(machines),
+        "</p>",
+        _overview_table(rows, commit_url),
+        f"<p class='rule'>Regression: a new p95 (or median) level more than {threshold:.0%} above the reference "
+        "level, found by change-point detection and held by enough later commits, and still holding now. Over budget: "
+        "the newest p95s over the budget (<code>benchmarks/budgets.json</code>). Tentative: a new level not yet held by "
+        "enough commits. Rules: <code>kvbench/tracker/detect.py</code>, <code>overview.py</code>.</p>",
     ]
-    for f in flags:
-        commit = html.escape(render.short(f.commit))
-        if commit_url:
-            commit = f"<a href='{html.escape(commit_url + f.commit)}'>{commit}</a>"
-        rows.append(
-            f"<tr class='flag'><td>{f.kind}</td><td>{html.escape(f.benchmark)}</td><td>{html.escape(f.machine)}</td>"
-            f"<td>{commit}</td><td>{render.ms(f.before_ms)}</td><td>{render.ms(f.after_ms)}</td>"
-            f"<td>{render.ms(f.budget_ms)}</td></tr>"
+    for n, row in enumerate(rows):
+        parts.append(_section(n, row, marks.get(row.key, {}), commit_url, threshold))
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def _inline_css():
+    parts = []
+    for name in INLINE_CSS:
+        with open(os.path.join(HERE, name), encoding="utf-8") as f:
+            parts.append(f.read())
+    return "\n".join(parts)
+
+
+def _machine_picker(machines):
+    """A ``<select>`` of the machines; nothing with one machine."""
+    if len(machines) < 2:
+        return ""
+    options = "".join(f"<option value='{html.escape(m)}'>{html.escape(m)}</option>" for m in machines)
+    return f" <label>machine <select id='machine'><option value=''>all</option>{options}</select></label>"
+
+
+def _overview_table(rows, commit_url):
+    head = (
+        "<table id='overview'><thead><tr><th>status</th><th>benchmark</th><th>machine</th><th>commit</th>"
+        "<th>p95 now (ms) [95% CI]</th><th>since last change point</th><th>vs budget</th><th>history</th></tr></thead><tbody>"
+    )
+    body = []
+    for n, r in enumerate(rows):
+        s, last = r.series, r.series.points[-1]
+        change = f" <span class='change'>{_percent(r.change)}</span>" if r.status != "ok" else ""
+        date = _date(next(p.date for p in s.points if p.commit == r.commit))
+        body.append(
+            f"<tr class='{r.status.replace(' ', '-')}' data-machine='{html.escape(s.machine)}'>"
+            f"<td class='status'>{r.status}{change}</td>"
+            f"<td><a href='#s{n}' title='{html.escape(s.benchmark)}'>{html.escape(overview.readable_name(s.benchmark))}</a></td>"
+            f"<td>{html.escape(s.machine)}</td>"
+            f"<td title='{NAMED[r.status]}'>{_commit_link(r.commit, commit_url)} {date}</td>"
+            f"<td>{render.ms(last.p95_ms)} {render.ci(last.ci_low_ms, last.ci_high_ms)}</td>"
+            f"<td>{_percent(r.since_change_point)}</td><td>{_percent(r.vs_budget)}</td>"
+            f"<td>{_sparkline([p.p95_ms for p in s.points], s.budget_ms)}</td></tr>"
         )
-    return "".join(rows) + "</table>"
+    return head + "".join(body) + "</tbody></table>"
 
 
-def plot_series(series, flags, change_points=()):
-    """A matplotlib Figure: p95 and median per commit, the p95's CI, the budget line, the
-    change points (dotted) and the flagged commits marked."""
-    points = series.points
-    x = range(len(points))
-    y = [p.p95_ms for p in points]
-    fig = Figure(figsize=(8, 3))
-    ax = fig.add_subplot()
-    ax.plot(x, y, "o-", color="#1f77b4", label="p95")
-    medians = [(i, p.median_ms) for i, p in enumerate(points) if p.median_ms is not None]
-    if medians:
-        ax.plot([i for i, _ in medians], [m for _, m in medians], ".-", color="#7f7f7f", label="median")
-    bounded = [
-        (i, p)
-        for i, p in enumerate(points)
-        if p.ci_low_ms is not None and abs(p.ci_high_ms) != float("inf") and abs(p.ci_low_ms) != float("inf")
-    ]
-    if bounded:
-        ax.errorbar(
-            [i for i, _ in bounded],
-            [p.p95_ms for _, p in bounded],
-            yerr=[
-                [p.p95_ms - p.ci_low_ms for _, p in bounded],
-                [p.ci_high_ms - p.p95_ms for _, p in bounded],
-            ],
-            fmt="none",
-            ecolor="#1f77b4",
-            alpha=0.5,
-            label="95% CI",
-        )
-    if series.budget_ms:
-        ax.axhline(series.budget_ms, color="#b00", linestyle="--", label="budget")
-    changed = [i for i, p in enumerate(points) if p.commit in set(change_points)]
-    for n, i in enumerate(changed):
-        ax.axvline(i - 0.5, color="#555", linestyle=":", label="change point" if n == 0 else None)
-    flagged = [i for i, p in enumerate(points) if p.commit in {f.commit for f in flags}]
-    for n, i in enumerate(flagged):
-        ax.axvline(i, color="#b00", alpha=0.3, label="flagged" if n == 0 else None)
-    if min(y) > 0 and max(y) / min(y) > 20:
-        ax.set_yscale("log")
-    every = max(1, len(points) // MAX_TICKS)  # label at most MAX_TICKS commits
-    ax.set_xticks(list(x)[::every], [render.short(p.commit) for p in points][::every], rotation=45, fontsize=7)
-    ax.set_ylabel("p95 (ms)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+def _section(n, row, marks, commit_url, threshold):
+    s = row.series
+    about = [f"machine {html.escape(s.machine)}", f"env {html.escape(s.env)}", f"{len(s.points)} commits"]
+    if s.budget_ms:
+        about.append(f"budget {render.ms(s.budget_ms)} ms")
+    index = {p.commit: p for p in s.points}
+    listed = [(c, whats) for c, whats in marks.items() if c in index] + [(s.points[-1].commit, ["newest"])]
+    order = {p.commit: i for i, p in enumerate(s.points)}
+    lines = "".join(
+        f"<tr><td>{_commit_link(c, commit_url)}</td><td>{_date(index[c].date)}</td>"
+        f"<td>{html.escape(', '.join(whats))}</td><td>{render.ms(index[c].p95_ms)}</td></tr>"
+        for c, whats in sorted(listed, key=lambda item: order[item[0]])
+    )
+    return (
+        f"<section id='s{n}' data-machine='{html.escape(s.machine)}'>"
+        f"<h2>{html.escape(overview.readable_name(s.benchmark))} <span class='status {row.status.replace(' ', '-')}'>{row.status}</span></h2>"
+        f"<p class='about'><code>{html.escape(s.benchmark)}</code>, {', '.join(about)}. Band: the reference level to "
+        f"{threshold:.0%} above it (the alert threshold).</p>"
+        f"<div class='chart' data-series='{n}'></div>"
+        f"<table class='commits'><tr><th>commit</th><th>date</th><th>what</th><th>p95 ms</th></tr>{lines}</table></section>"
+    )
 
 
-def svg_of(fig):
-    """The figure as an inline ``<svg>`` element."""
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg")
-    svg = buffer.getvalue()
-    return svg[svg.index("<svg") :]
+def _commit_link(commit, commit_url):
+    short = html.escape(render.short(commit))
+    if not commit_url:
+        return f"<code>{short}</code>"
+    return f"<a class='commit' href='{html.escape(commit_url + commit)}'><code>{short}</code></a>"
+
+
+def _date(ms):
+    return time.strftime("%Y-%m-%d", time.gmtime(ms / 1000)) if ms else "-"
+
+
+def _percent(change):
+    return "-" if change is None or change != change else f"{change:+.0%}"
+
+
+def _sparkline(values, budget_ms):
+    """An inline SVG of the p95 history: at most SPARK_POINTS medians of equal stretches."""
+    finite = np.asarray([v if v is not None and np.isfinite(v) else np.nan for v in values], dtype=float)
+    if np.all(np.isnan(finite)):
+        return ""
+    chunks = np.array_split(finite, min(SPARK_POINTS, len(finite)))
+    ys = np.array([np.nanmedian(c) if np.any(~np.isnan(c)) else np.nan for c in chunks])
+    ys = ys[~np.isnan(ys)]
+    low, high = float(np.min(ys)), float(np.max(ys))
+    span = (high - low) or 1.0
+    step = SPARK_WIDTH / max(len(ys) - 1, 1)
+    path = " ".join(f"{i * step:.1f},{SPARK_HEIGHT - 1 - (y - low) / span * (SPARK_HEIGHT - 2):.1f}" for i, y in enumerate(ys))
+    over = "" if not budget_ms or high <= budget_ms else " over"
+    return (
+        f"<svg class='spark{over}' role='img' aria-label='p95 per commit' width='{SPARK_WIDTH}' height='{SPARK_HEIGHT}'>"
+        f"<polyline points='{path}'/></svg>"
+    )

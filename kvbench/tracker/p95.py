@@ -13,7 +13,7 @@ import os
 
 from ..errors import UserError
 from . import budgets as budgets_mod
-from . import confirm, detect, project, render
+from . import confirm, detect, html_page, project, render
 from . import series as series_mod
 from .options import MIN_RISE_HELP, check_min_rise, check_threshold, warn
 from .read import read_measurements
@@ -68,7 +68,7 @@ def run(args):
     if args.json:
         _write_json(args.json, all_series, flags, analysis, dismissed, args.threshold, proj.commit_url)
     if html_dir:
-        _write_page(html_dir, all_series, flags, analysis, args.threshold, proj.commit_url)
+        _write_page(html_dir, all_series, analysis, flags, dismissed, args.threshold, proj.commit_url)
     return 0
 
 
@@ -185,11 +185,9 @@ def _flag_json(flag, commit_url):
     }
 
 
-def _write_page(html_dir, all_series, flags, analysis, threshold, commit_url):
-    from . import html_page  # matplotlib: only when a page is written
-
+def _write_page(html_dir, all_series, analysis, flags, dismissed, threshold, commit_url):
     try:
-        page = html_page.write_page(html_dir, all_series, flags, analysis.change_points, threshold, commit_url)
+        page = html_page.write_page(html_dir, all_series, analysis, flags, dismissed, threshold, commit_url)
         linked = html_page.link_from_index(html_dir)
     except OSError as error:
         raise UserError(f"cannot write the p95 page into {html_dir}: {error.strerror}")
