@@ -5,6 +5,14 @@ when the agent speaks again (``BlockPoolBatchEngine``); ``ModelCacheSpec`` says 
 everything is.
 """
 
+try:
+    import mlx.core  # noqa: F401  (on Linux MLX needs a backend, which is one of kvcache's extras)
+except ImportError as error:
+    raise ImportError(
+        f"kvcache: MLX has no backend here ({error}): install kvcache[cpu] (Linux CPU) or kvcache[cuda13] "
+        "(NVIDIA, CUDA 13); on macOS plain kvcache has Metal"
+    ) from error
+
 from .agent_blocks import AgentBlocks
 from .engine import BlockPoolBatchEngine
 from .errors import (

@@ -185,3 +185,14 @@ def test_a_stale_table_is_refused_after_a_copying_store(stored, gemma):
     with pytest.raises(BlockOwnershipError, match=r"out of date"):
         engine.reconstruct(old_table)
     assert_caches_equal(newer, engine.reconstruct("a"))
+
+
+def test_without_an_mlx_backend_the_import_names_the_extra_to_install():
+    """On Linux plain ``mlx`` has no backend and ``mlx.core`` fails to import (here: made to fail)."""
+    import subprocess
+    import sys
+
+    code = "import sys; sys.modules['mlx.core'] = None; import kvcache"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 1
+    assert "ImportError: kvcache: MLX has no backend here" in run.stderr and "kvcache[cpu]" in run.stderr, run.stderr
