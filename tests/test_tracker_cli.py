@@ -529,3 +529,21 @@ def test_nan_and_all_zero_samples_are_reported_not_crashed_on(project, capsys, t
     code, out, err = run_cli(capsys, "gate", commits[1], commits[2])
     assert code == 0 and "no p95" in out and "a p95 of 0 or less" in err
     assert tree_digest(repo / "results") == before
+
+
+@pytest.mark.parametrize("environment,expected", [
+    ({"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "team/kvcache"}, "https://github.com/team/kvcache/commit/"),
+    ({}, None),
+])
+def test_without_show_commit_url_commits_link_to_the_github_actions_repository(tmp_path, monkeypatch, environment, expected):
+    from kvbench.tracker.project import load_project
+
+    config = tmp_path / "asv.conf.json"
+    config.write_text('{"version": 1, "repo": ".", "branches": ["main"], "results_dir": "results", "html_dir": "html"}\n')
+    for name in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert load_project(str(config)).commit_url == expected
+    config.write_text(config.read_text().replace('"html"', '"html", "show_commit_url": "https://example.org/c/"'))
+    assert load_project(str(config)).commit_url == "https://example.org/c/"  # the config's wins

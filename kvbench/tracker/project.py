@@ -48,7 +48,7 @@ def load_project(config_path=None):
         raise UserError(f"cannot read {config_path}: {' '.join(str(error).split())}")
     base = os.path.dirname(os.path.abspath(config_path))
     repo = config.repo if os.path.isdir(os.path.join(base, config.repo)) else "."
-    url = config.show_commit_url if config.show_commit_url not in (None, "", "#") else None
+    url = config.show_commit_url if config.show_commit_url not in (None, "", "#") else _github_commit_url()
     return Project(
         results_dir=os.path.join(base, config.results_dir),
         html_dir=os.path.join(base, config.html_dir),
@@ -88,3 +88,9 @@ def _git(repo_dir, *args):
     except OSError:
         return None
     return done.stdout if done.returncode == 0 else None
+
+
+def _github_commit_url():
+    """The commit URL of the repository a GitHub Actions job runs in, or None outside one."""
+    server, repository = os.environ.get("GITHUB_SERVER_URL"), os.environ.get("GITHUB_REPOSITORY")
+    return f"{server}/{repository}/commit/" if server and repository else None
