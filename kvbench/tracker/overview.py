@@ -2,11 +2,12 @@
 
 A row's status, from the series' newest commits (``detect.CONFIRM`` of them, "now"):
 
-- ``regression``: its newest regression flag (confirmed, not dismissed) still holds: the
-  median now of the statistic that moved is more than the threshold above the level before
-  the flag. The row names that flag's commit.
-- ``over budget``: the newest ``detect.BUDGET_CONFIRM`` p95s are all over the budget. The row
-  names the commit where that stretch went over.
+- ``regression``: a regression flag (confirmed, not dismissed) still holds: the median now
+  of the statistic that moved is more than the threshold above the level before the flag.
+  The newest such flag wins (an older one still holds when a newer one went back only to
+  its level); the row names its commit.
+- ``over budget``: the series has a budget flag (confirmed, not dismissed) and its newest
+  ``detect.BUDGET_CONFIRM`` p95s are all over the budget. The row names that flag's commit.
 - ``tentative``: a new level at the end of the series that is not yet held by enough commits.
 - ``ok``: none of these. The row names the last p95 change point (or the newest commit).
 
@@ -49,7 +50,12 @@ def rows(all_series, analysis, flags, threshold):
     for s in all_series:
         key = (s.benchmark, s.machine, s.env)
         found.append(row_of(s, by_series.get(key, []), tentative.get(key), analysis.change_points[key], threshold))
-    return sorted(found, key=lambda r: (STATUSES.index(r.status), -abs(r.change or 0.0)))
+    return ordered(found)
+
+
+def ordered(found):
+    """``found`` rows by status, then by the size of their change (unknown changes last)."""
+    return sorted(found, key=lambda r: (STATUSES.index(r.status), -_size(r.change)))
 
 
 def row_of(series, flags, tentative, change_points, threshold):
@@ -72,13 +78,17 @@ def row_of(series, flags, tentative, change_points, threshold):
     return Row(series, "ok", change_point or points[-1].commit, since, **common)
 
 
+def _size(change):
+    """How much a row's change weighs in the order: its magnitude, 0 when unknown."""
+    return abs(change) if change is not None and np.isfinite(change) else 0.0
+
+
 def _holding_regression(series, regressions, threshold):
     """The newest regression flag whose level still holds, or None."""
-    if not regressions:
-        return None
-    newest = regressions[-1]
-    now = _median_now(_values(series, newest.statistic))
-    return newest if now > (1 + threshold) * newest.before_ms else None
+    for flag in reversed(regressions):
+        if _median_now(_values(series, flag.statistic)) > (1 + threshold) * flag.before_ms:
+            return flag
+    return None
 
 
 def _values(series, statistic):
