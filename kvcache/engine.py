@@ -22,7 +22,8 @@ Ownership contract (the part that makes restore free):
 
 A store is a plan and a commit: the cache is read (``mlx_lm_caches``, the only reader of
 mlx-lm cache objects) into one step per layer (``plan``: adopt, take or copy), and each
-layer's copies start as soon as its step is made (``copying.Copier``); while the device
+layer's copies are made as soon as its step is (``copying.Copier``, which starts evaluating
+them a few layers at a time); while the device
 copies, ``_commit`` makes the new runs and the table, then evaluates, books the runs and
 frees the old ones in one pool step, records the table and hands the cache back.
 ``plan_store`` gives the same plan without storing (its ``copy_jobs()`` are the store's copies).
@@ -61,8 +62,8 @@ class BlockPoolBatchEngine:
 
         All-or-nothing: if the pool cannot hold the new state (counting the blocks the agent
         gives up as free), ``PoolExhaustedError`` is raised and the agent keeps what it had.
-        Each layer's copies start as soon as it is planned, so the device copies the first
-        layers while the rest are planned.
+        Each layer's copies are made as soon as it is planned and evaluated a few layers at
+        a time, so the device copies the first layers while the rest are planned.
         """
         with self._agent_lock(agent_id):
             total_tokens, lent, layer_steps = self._layer_steps(agent_id, cache)

@@ -167,9 +167,11 @@ class BlockPool:
         new state fits the pool once its old runs are gone always gets it. Raises
         ``PoolExhaustedError`` (and frees and books nothing) when ``runs`` need more. Returns ``runs``.
         """
-        assert all(run.pool is None and run.block_ids is None for run in runs), "a run is booked once"
         wanted = sum(run.n_blocks for run in runs)
         with self._lock:
+            booked = next((run for run in runs if run.block_ids is not None), None)
+            if booked is not None:
+                raise BlockOwnershipError(f"{booked!r} is booked already: make new runs with new_runs")
             released = [run for run in given_up if run.pool is self]
             giving_up = sum(run.n_allocated for run in released)
             if wanted > len(self._free_ids) + giving_up:

@@ -222,3 +222,12 @@ def test_agent_blocks_refuses_another_agents_run(spec):
 def test_agent_blocks_needs_a_token_count(total_tokens):
     with pytest.raises(ValueError, match=r"total_tokens="):
         AgentBlocks("a", total_tokens)
+
+
+def test_a_run_is_booked_once(spec):
+    pool = BlockPool(spec, total_blocks=10)
+    [run] = pool.allocate_runs([(2, 0)], "a")
+    before = counts(pool)
+    with pytest.raises(BlockOwnershipError, match=r"booked already: make new runs with new_runs"):
+        pool.book_runs([run], ())
+    assert counts(pool) == before
