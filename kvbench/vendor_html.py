@@ -20,7 +20,10 @@ After it succeeded:
   (the only version on npm, the same plugin by the same author) stands in.
 - A URL that ``CDN_FILES`` does not know fails the command, naming the file and the URL: an
   asv upgrade cannot bring a CDN back unnoticed. So does a copy whose digest differs from the
-  tag's integrity unless the entry is a declared substitute.
+  tag's integrity unless the entry is a declared substitute. So does a file CDN_FILES names
+  that npm's install lacks (one line naming it).
+- A failure leaves every page as it was: all new pages are built and checked before the first
+  is written, and each is replaced whole (a temporary file beside it, then ``os.replace``).
 
 Rerunning it is harmless: tags already pointing at local files are left alone, and npm runs
 only when some tag still points at a CDN.
@@ -143,8 +146,9 @@ def vendor(html_dir, npm="npm"):
     with tempfile.TemporaryDirectory(prefix="kvcache-npm-") as work:
         modules = _npm_ci(work, npm)
         copied = _copy_sources(modules, html_dir, {CDN_FILES[url] for _, url in loads})
-    for path in sorted({path for path, _ in loads}):
-        _rewrite(path, html_dir)
+    rewritten = {path: _rewritten(path, html_dir) for path in sorted({path for path, _ in loads})}
+    for path, text in rewritten.items():  # every page checked before any is written
+        _write_atomically(path, text)
     return copied
 
 
@@ -190,7 +194,10 @@ def _copy_sources(modules, html_dir, sources):
     wanted = {(s.package, s.path) for s in sources}
     for source in sources:
         if source.path.endswith(".css"):
-            text = _read(os.path.join(modules, source.package, source.path))
+            try:
+                text = _read(os.path.join(modules, source.package, source.path))
+            except OSError as error:
+                raise _not_installed(source.package, source.path, error) from error
             for match in CSS_URL.finditer(text):
                 ref = match.group(2).split("?")[0].split("#")[0]
                 if ref and not is_external(ref) and not ref.startswith("data:"):
@@ -199,13 +206,26 @@ def _copy_sources(modules, html_dir, sources):
     for package, path in sorted(wanted):
         target = os.path.join(html_dir, VENDOR, package, *path.split("/"))
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        shutil.copyfile(os.path.join(modules, package, *path.split("/")), target)
+        try:
+            shutil.copyfile(os.path.join(modules, package, *path.split("/")), target)
+        except OSError as error:
+            raise _not_installed(package, path, error) from error
         copied.append(target)
     return copied
 
 
-def _rewrite(page, html_dir):
-    """Point ``page``'s CDN tags at the copies, keeping integrity where the digest matches."""
+def _not_installed(package, path, error):
+    """The one-line error for a file that npm's install of ``package`` does not have."""
+    return UserError(
+        f"{package}/{path} could not be read from npm's install of kvbench/npm/package-lock.json "
+        f"({error.strerror or error}): correct that path in kvbench/vendor_html.py's CDN_FILES, "
+        "or pin the package version that has it in kvbench/npm/package.json"
+    )
+
+
+def _rewritten(page, html_dir):
+    """``page``'s text with its CDN tags pointing at the copies, keeping integrity where the
+    digest matches; reads, never writes."""
     here = os.path.dirname(page)
 
     def local(url):
@@ -232,9 +252,21 @@ def _rewrite(page, html_dir):
     text = _read(page)
     if page.endswith(".html"):
         text = LOADING_TAG.sub(tag, text)
-    text = CSS_URL.sub(lambda m: m.group(0).replace(m.group(2), local(m.group(2))) if is_external(m.group(2)) else m.group(0), text)
-    with open(page, "w", encoding="utf-8") as f:
-        f.write(text)
+    return CSS_URL.sub(lambda m: m.group(0).replace(m.group(2), local(m.group(2))) if is_external(m.group(2)) else m.group(0), text)
+
+
+def _write_atomically(path, text):
+    """Replace ``path`` by ``text`` through a temporary file beside it: a reader, or an
+    interruption, sees the old page or the new one, never a cut-off one."""
+    fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=os.path.dirname(path) or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        shutil.copymode(path, temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
 
 
 def _matches(integrity, path):

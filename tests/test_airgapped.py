@@ -214,6 +214,22 @@ def test_a_tarball_with_a_path_outside_its_folders_is_refused(measured, tmp_path
     assert refused.returncode == 2 and "which measure-commits.sh does not write" in refused.stderr
 
 
+@pytest.mark.parametrize("second_name", ["results/gpu-sim/b.json", "./results/gpu-sim//b.json"])
+def test_two_entries_for_one_file_are_refused_before_anything_is_written(tmp_path, second_name):
+    tarball = tmp_path / "dup.tar.gz"
+    with tarfile.open(tarball, "w:gz") as archive:
+        for name, text in [("results/gpu-sim/a.json", "{}"), ("results/gpu-sim/b.json", "{}"), (second_name, '{"x": 1}')]:
+            (tmp_path / "entry.json").write_text(text)
+            archive.add(tmp_path / "entry.json", arcname=name)
+    refused = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "scripts/device/merge_results.py"), str(tarball), "results", "noise"],
+        cwd=tmp_path, capture_output=True, text=True,
+    )
+    assert refused.returncode == 2 and len(refused.stderr.splitlines()) == 1, refused.stderr
+    assert "holds two entries for results/gpu-sim/b.json: not merged" in refused.stderr
+    assert not (tmp_path / "results").exists() and not (tmp_path / "noise").exists()  # all or nothing
+
+
 def requirements(wheel, extras):
     """Names (with extras) that ``wheel`` requires on Linux with ``extras`` asked for."""
     with zipfile.ZipFile(wheel) as archive:

@@ -63,6 +63,7 @@ BUDGET_MS = 5.0
 N_COMMITS = 6
 SLOW_FROM = 3  # zero_copy restores take +8 ms per call from this commit on (3 commits of history before it)
 PLANTED_CDN = "https://code.jquery.com/jquery-3.3.1.min.js"
+MISSING_DATA = "p95/no-data.js?v=000000000000"  # planted-no-data.html's data: no such file
 CONSOLE_ERROR = re.compile(r"Uncaught|Failed to load resource|Error", re.IGNORECASE)
 
 def benchmark_info(name, params, param_names):
@@ -183,11 +184,14 @@ class Server:
 
 
 def plant_pages(html_dir):
-    """The controls: a page with a script error and a missing script, and one that uses a CDN."""
+    """The controls: a page with a script error and a missing script, one that uses a CDN, and
+    the p95 page with its data missing."""
     (html_dir / "planted-error.html").write_text(
         "<html><body><p>planted</p><script>null.planted();</script><script src='missing.js'></script></body></html>"
     )
     (html_dir / "planted-cdn.html").write_text(f"<html><body><script src='{PLANTED_CDN}'></script></body></html>")
+    page = (html_dir / "p95.html").read_text()
+    (html_dir / "planted-no-data.html").write_text(re.sub(r"data-p95-data='[^']*'", f"data-p95-data='{MISSING_DATA}'", page))
 
 
 @pytest.fixture(scope="module")
@@ -325,6 +329,16 @@ def test_p95_page_draws_something(server, tmp_path):
     pixels = image.imread(tmp_path / "screenshot.png")
     assert pixels.shape[:2] == (1600, 1200)
     assert pixels[..., :3].std() > 0.05  # not a blank page
+
+
+def test_p95_page_says_so_when_its_data_cannot_be_loaded(server, tmp_path):
+    dom, errors, failed, left = errors_loading(server, "/planted-no-data.html", tmp_path, "--dump-dom")
+    assert failed == [(f"/{MISSING_DATA}", 404)] and left == []
+    assert any(f"p95 plots: Error: cannot load {MISSING_DATA}" in line for line in errors), errors
+    notes = re.findall(r'<p class="load-error" role="alert">([^<]*)</p>', dom)
+    assert notes == [f"The plots could not be drawn (cannot load {MISSING_DATA}): reload the page; "
+                     "the tables and commit lists below are complete without them."]
+    assert dom.count('class="uplot') == 0 and "<tbody>" in dom  # the table is there without the plots
 
 
 def test_asv_regressions_view_lists_the_planted_slowdown(published, server, tmp_path):

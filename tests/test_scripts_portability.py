@@ -433,6 +433,88 @@ def test_runner_check_refuses_a_linux_machine():
     assert result.returncode == 1 and "runner-check: PROBLEM: not macOS (Linux)" in result.stdout
 
 
+# --- scripts/device/stage-commits.sh: a failure keeps the previous stage -------------------------
+
+WHEEL_STAND_IN = """#!/bin/sh
+# python -m pip wheel -q --no-deps -w DIR SRC: a wheel-named file in DIR ({body})
+[ "$1 $2 $3" = "-m pip wheel" ] || exit 9
+{body}
+mkdir -p "$7" && echo wheel >"$7/kvcache-0-py3-none-any.whl"
+"""
+PREVIOUS_STAGE = {"commits.txt": "previous\n", "repo.bundle": "previous", "commits/previous/k.whl": "previous"}
+
+
+@pytest.fixture
+def staging(tmp_path):
+    """``(repo, stage)``: a repository with stage-commits.sh on main (two commits) and a branch
+    ``side`` off it (one commit), whose .airgap holds a previous stage."""
+    repo = tmp_path / "repo"
+    (repo / "scripts" / "device").mkdir(parents=True)
+    shutil.copy(SCRIPTS / "device" / "stage-commits.sh", repo / "scripts" / "device")
+    (repo / ".gitignore").write_text(".airgap/\n")
+    git("init", "-q", "-b", "main", cwd=repo)
+    git("add", ".", cwd=repo)
+    git("commit", "-q", "-m", "one", cwd=repo)
+    git("commit", "-q", "--allow-empty", "-m", "two", cwd=repo)
+    git("checkout", "-q", "-b", "side", cwd=repo)
+    git("commit", "-q", "--allow-empty", "-m", "side", cwd=repo)
+    git("checkout", "-q", "main", cwd=repo)
+    for name, text in PREVIOUS_STAGE.items():
+        (repo / ".airgap" / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / ".airgap" / name).write_text(text)
+    return repo, repo / ".airgap"
+
+
+def stage(macos_path, repo, arg, wheel_body=":", extra_path=None):
+    python = write_executable(repo.parent / "python", WHEEL_STAND_IN.format(body=wheel_body))
+    path = f"{extra_path}:{macos_path}" if extra_path else macos_path
+    return run_macos(f"bash scripts/device/stage-commits.sh {arg}", repo, path, {"PYTHON": str(python), "STAGE_WHEELS": "0"})
+
+
+def assert_previous_stage_kept(stage_dir):
+    assert tree_text(stage_dir) == PREVIOUS_STAGE  # nor a half-built one left beside it
+
+
+def tree_text(folder):
+    return {str(p.relative_to(folder)): p.read_text() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_stage_commits_runs_on_the_macos_path_and_replaces_the_previous_stage(macos_path, staging):
+    repo, stage_dir = staging
+    result = stage(macos_path, repo, "2")
+    assert result.returncode == 0, result.stderr
+    commits = git("rev-list", "main", cwd=repo).split()
+    assert (stage_dir / "commits.txt").read_text().split() == commits
+    assert sorted(p.name for p in (stage_dir / "commits").iterdir()) == sorted(commits)
+    assert git("bundle", "verify", str(stage_dir / "repo.bundle"), cwd=repo) is not None
+    assert not [p for p in stage_dir.iterdir() if p.name.startswith(".staging")]
+
+
+def test_a_failed_wheel_build_keeps_the_previous_stage(macos_path, staging):
+    repo, stage_dir = staging
+    result = stage(macos_path, repo, "2", wheel_body='[ -e "$0.built" ] && exit 1; touch "$0.built"')  # the second fails
+    assert result.returncode == 2 and "stage-commits: building the wheel of" in result.stderr
+    assert_previous_stage_kept(stage_dir)
+
+
+def test_a_failed_unpack_says_so_and_keeps_the_previous_stage(macos_path, staging, tmp_path):
+    broken = tmp_path / "broken-tar"
+    broken.mkdir()
+    write_executable(broken / "tar", '#!/bin/sh\ncat >/dev/null; echo "tar: write error" >&2; exit 3\n')
+    result = stage(macos_path, staging[0], "2", extra_path=broken)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines()[-1].startswith("stage-commits: unpacking ")
+    assert_previous_stage_kept(staging[1])
+
+
+def test_a_range_off_main_is_refused(macos_path, staging):
+    repo, stage_dir = staging
+    result = stage(macos_path, repo, "main~1..side")
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "which is not on main: repo.bundle holds main's history only" in result.stderr
+    assert_previous_stage_kept(stage_dir)
+
+
 # --- scripts/ci-mlx-device.sh (the macOS tests leg) ----------------------------------------------
 
 def mlx_device(macos_path, tmp_path, python_body):

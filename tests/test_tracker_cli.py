@@ -211,9 +211,23 @@ def test_p95_page_is_written_and_linked_from_asvs_index(project, capsys):
     page = (html / "p95.html").read_text()
     assert page.count("<div class='chart'") == 3  # one plot per series: zero_copy, concat, track
     assert f"https://example.org/c/{commits[ONE_IN_TEN]}" in page  # the flag links to its commit
-    assert re.findall(r"(?:src|href)='([^']+\.(?:js|css))'", page) == ["p95/p95.js"]
-    assert re.findall(r'load\(ASSETS \+ "([^"]+)"\)', (html / "p95" / "p95.js").read_text()) == ["uPlot.iife.min.js", "data.js"]
+    # Each file named with the hash of its contents: no cache pairs this page with an older data.js.
+    [(script, script_hash, data, data_hash)] = re.findall(
+        r"<script defer src='([^'?]+)\?v=(\w+)' data-p95-data='([^'?]+)\?v=(\w+)'>", page
+    )
+    assert re.findall(r"(?:src|href)='([^']+\.(?:js|css)(?:\?[^']*)?)'", page) == [f"{script}?v={script_hash}"]
+    assert (script, data) == ("p95/p95.js", "p95/data.js")
+    assert script_hash == hashlib.sha256((html / script).read_bytes()).hexdigest()[:12]
+    assert data_hash == hashlib.sha256((html / data).read_bytes()).hexdigest()[:12]
+    p95_js = (html / "p95" / "p95.js").read_text()
+    assert re.findall(r"Promise\.all\(\[(.*?)\]\)", p95_js) == ['load(ASSETS + "uPlot.iife.min.js"), load(DATA)']
+    assert 'DATA = document.currentScript.getAttribute("data-p95-data")' in p95_js
     assert all((html / "p95" / name).is_file() for name in ("data.js", "uPlot.iife.min.js"))  # nothing from elsewhere
+    code, _, err = run_cli(capsys, "p95", "--threshold", "0.25")  # other data: another hash in the page
+    assert code == 0, err
+    page = (html / "p95.html").read_text()
+    new_hash = hashlib.sha256((html / data).read_bytes()).hexdigest()[:12]
+    assert new_hash != data_hash and f"data-p95-data='p95/data.js?v={new_hash}'" in page
 
 
 # The p95 page: its overview table (p95.html) and its plots' data (p95/data.js).

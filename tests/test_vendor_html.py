@@ -91,6 +91,34 @@ def test_a_digest_that_does_not_match_an_exact_copy_fails(html_dir, capsys):
     assert code == 2 and f"the npm copy of {JQUERY} does not have the digest" in err and "sha256-AAAA" in err
 
 
+def test_a_failing_later_page_leaves_every_page_as_it_was(html_dir, capsys):
+    index = html_dir / "index.html"
+    before = index.read_text()
+    later = html_dir / "zz-later.html"  # rewritten after index.html: its check fails
+    later.write_text(f'<html><script src="{JQUERY}" integrity="sha256-AAAA"></script></html>')
+    code, _, err = vendor(html_dir, capsys)
+    assert code == 2 and f"the npm copy of {JQUERY} does not have the digest" in err
+    assert index.read_text() == before and JQUERY in later.read_text()
+    assert not [p.name for p in html_dir.iterdir() if p.name.endswith(".tmp")]  # no temporary file left
+
+
+def test_pages_are_replaced_whole_and_keep_their_mode(html_dir, capsys):
+    index = html_dir / "index.html"
+    index.chmod(0o640)
+    names = {p.name for p in html_dir.iterdir()}
+    assert vendor(html_dir, capsys)[0] == 0
+    assert {p.name for p in html_dir.iterdir()} == names | {vendor_html.VENDOR}  # no temporary file left
+    assert index.stat().st_mode & 0o777 == 0o640
+
+
+def test_a_file_missing_from_the_npm_install_is_one_line(html_dir, capsys, monkeypatch):
+    monkeypatch.setitem(vendor_html.CDN_FILES, JQUERY, vendor_html.Source("jquery", "dist/no-such-file.js"))
+    code, _, err = vendor(html_dir, capsys)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "jquery/dist/no-such-file.js could not be read from npm's install" in err and "CDN_FILES" in err
+    assert "https://" in (html_dir / "index.html").read_text()  # nothing rewritten
+
+
 def test_missing_npm_is_one_line(html_dir, capsys):
     code, _, err = vendor(html_dir, capsys, "--npm", "no-such-npm")
     assert code == 2 and err.startswith("kvcache-bench vendor-html: no-such-npm not found: install Node.js")

@@ -6,8 +6,13 @@ and copies of ``kvbench/tracker/page/``'s scripts (``p95.js`` loads uPlot, vendo
 with its licence, and data.js after the first frame, and draws the plots); the styles are
 inline. Only these are (re)written. The table and the commit lists are
 plain HTML, readable without scripts; the plots are drawn as they scroll into view.
+
+The page names ``p95.js`` and ``data.js`` with ``?v=`` and the first hex digits of their
+contents' sha256: a cache (the browser's, GitHub Pages') cannot pair a new page with an old
+data.js, whose series would be drawn under another section's heading.
 """
 
+import hashlib
 import html
 import json
 import os
@@ -52,14 +57,23 @@ def write_page(html_dir, all_series, analysis, flags, dismissed, threshold, comm
         "dates": [d for d, _ in commits],
         "series": [_series_data(r, analysis, marks.get(r.key, {}), position) for r in rows],
     }
+    data_js = "window.P95_DATA = " + json.dumps(data, separators=(",", ":"), allow_nan=False) + ";\n"
     with open(os.path.join(assets, "data.js"), "w", encoding="utf-8") as out:
-        out.write("window.P95_DATA = " + json.dumps(data, separators=(",", ":"), allow_nan=False) + ";\n")
+        out.write(data_js)
+    with open(os.path.join(HERE, "p95.js"), "rb") as f:
+        script = f"{ASSETS}/p95.js?v={version(f.read())}"
+    data_url = f"{ASSETS}/data.js?v={version(data_js.encode())}"
     machines = sorted({s.machine for s in all_series})
-    page = _page(rows, marks, machines, threshold, commit_url)
+    page = _page(rows, marks, machines, threshold, commit_url, script, data_url)
     path = os.path.join(html_dir, PAGE)
     with open(path, "w", encoding="utf-8") as out:
         out.write(page)
     return path
+
+
+def version(content):
+    """The cache-buster of a file's URL: the first 12 hex digits of its sha256."""
+    return hashlib.sha256(content).hexdigest()[:12]
 
 
 def link_from_index(html_dir):
@@ -123,14 +137,14 @@ def _round(value):
     return float(f"{value:.4g}")
 
 
-def _page(rows, marks, machines, threshold, commit_url):
+def _page(rows, marks, machines, threshold, commit_url, script, data_url):
     counts = {status: sum(1 for r in rows if r.status == status) for status in overview.STATUSES}
     summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n) + f" of {len(rows)} series."
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width,initial-scale=1'><title>p95 per commit</title>",
         f"<style>{_inline_css()}</style>",
-        f"<script defer src='{ASSETS}/p95.js'></script></head><body>",  # it loads uPlot and data.js
+        f"<script defer src='{script}' data-p95-data='{data_url}'></script></head><body>",  # it loads uPlot and data.js
         "<p><a href='index.html'>&larr; dashboard</a></p>",
         f"<h1>p95 per commit</h1><p class='summary'>{html.escape(summary)}",
         _machine_picker(machines),

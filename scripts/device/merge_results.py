@@ -26,7 +26,8 @@ def fail(message):
 
 
 def planned_files(tarball, results_dir, noise_dir):
-    """``[(destination, bytes)]`` of the tarball's files; fails on anything else in it."""
+    """``(machine, [(destination, bytes)])`` of the tarball's files, one entry per destination;
+    fails on anything else in it, and on two entries for one destination."""
     try:
         archive = tarfile.open(tarball)
     except (OSError, tarfile.TarError) as error:
@@ -52,9 +53,14 @@ def planned_files(tarball, results_dir, noise_dir):
     if len(machines) != 1:
         fail(f"{tarball} holds results of {len(machines)} machines ({', '.join(sorted(machines)) or 'none'}); measure-commits.sh packs one")
     (machine,) = machines
-    return machine, [
-        (os.path.join(noise_dir, machine, d[1], d[2]) if isinstance(d, tuple) else d, data) for d, data in files
-    ]
+    placed = [(os.path.join(noise_dir, machine, d[1], d[2]) if isinstance(d, tuple) else d, data) for d, data in files]
+    seen = set()
+    for destination, _ in placed:
+        key = os.path.normpath(os.path.abspath(destination))
+        if key in seen:
+            fail(f"{tarball} holds two entries for {destination}: not merged (pack each file once)")
+        seen.add(key)
+    return machine, placed
 
 
 def main(tarball, results_dir, noise_dir):

@@ -22,6 +22,8 @@
 #                                     importlib-metadata with lazy-importer and zipp, mlx-lm 0.32.2:
 #                                     what the H200's image lacks
 # Exit: 0 staged; 2 bad input or a failed build or download (its message says which).
+# The new stage is built in a folder inside STAGED and moved into place at the end: a failure
+# leaves the previous stage as it was.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -32,41 +34,51 @@ arg=${1:-10}
 python=${PYTHON:-python3}
 git rev-parse -q --verify refs/heads/main >/dev/null || die "no local branch main (git branch main origin/main)"
 case $arg in
-  *..*) commits=$(git rev-list --first-parent "$arg") || die "'$arg' is not a git range of main" ;;
+  *..*) commits=$(git rev-list --first-parent "$arg") || die "'$arg' is not a git range of main"
+        newest=$(echo "$commits" | head -n 1)
+        [ -z "$newest" ] || git merge-base --is-ancestor "$newest" main ||
+          die "'$arg' ends at $newest, which is not on main: repo.bundle holds main's history only; give a range of main" ;;
   *) [[ $arg =~ ^[1-9][0-9]*$ ]] || die "RANGE_OR_N must be a positive number or a git range A..B, got '$arg'"
      commits=$(git rev-list --first-parent -n "$arg" main) ;;
 esac
 [ -n "$commits" ] || die "no commit in '$arg'"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/stage-commits.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-rm -rf "$staged/commits" "$staged/commits.txt" "$staged/repo.bundle"
-mkdir -p "$staged/commits"
+mkdir -p "$staged"
+rm -rf "${staged:?}"/.staging.*  # left by a run that was killed
+new=$(mktemp -d "$staged/.staging.XXXXXX")
+trap 'rm -rf "$work" "$new"' EXIT
+mkdir -p "$new/commits"
 skip=${SKIP_MEASURED_ON:-}
 for commit in $commits; do
   if [ -n "$skip" ] && ls ".asv/results/$skip/${commit:0:8}"-*.json >/dev/null 2>&1; then continue; fi
   mkdir -p "$work/$commit/src"
-  git archive "$commit" | tar -x -C "$work/$commit/src"
-  "$python" -m pip wheel -q --no-deps -w "$staged/commits/$commit" \
+  { git archive "$commit" | tar -x -C "$work/$commit/src"; } ||
+    die "unpacking $commit (git archive | tar) failed (the message is above)"
+  "$python" -m pip wheel -q --no-deps -w "$new/commits/$commit" \
     "$work/$commit/src" >"$work/$commit/log" 2>&1 ||
     { cat "$work/$commit/log" >&2; die "building the wheel of $commit failed (pip's message is above)"; }
-  echo "$commit" >>"$staged/commits.txt"
+  echo "$commit" >>"$new/commits.txt"
 done
-[ -s "$staged/commits.txt" ] || die "every commit in '$arg' has results of $skip already: nothing to stage"
-rm -rf "${staged:?}/bin"
-if [ "$(uname -sm)" = "Linux x86_64" ]; then mkdir -p "$staged/bin" && cp "$(command -v git)" "$staged/bin/git"; fi
-git bundle create "$staged/repo.bundle" main 2>"$work/bundle.log" || { cat "$work/bundle.log" >&2; die "git bundle of main failed"; }
+[ -s "$new/commits.txt" ] || die "every commit in '$arg' has results of $skip already: nothing to stage"
+if [ "$(uname -sm)" = "Linux x86_64" ]; then mkdir -p "$new/bin" && cp "$(command -v git)" "$new/bin/git"; fi
+git bundle create "$new/repo.bundle" main 2>"$work/bundle.log" || { cat "$work/bundle.log" >&2; die "git bundle of main failed"; }
 
+parts="commits commits.txt repo.bundle bin"
 if [ "${STAGE_WHEELS:-1}" = 1 ]; then
-  rm -rf "$staged/wheels"
+  parts="$parts wheels"
   platforms=""
   for p in manylinux_2_28_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64; do
     platforms="$platforms --platform $p"
   done
   # shellcheck disable=SC2086  # $platforms is a list of options
   "$python" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-    $platforms -d "$staged/wheels" asv==0.6.6 asv-runner==0.3.2 json5==0.17.3 Pympler==1.1 \
+    $platforms -d "$new/wheels" asv==0.6.6 asv-runner==0.3.2 json5==0.17.3 Pympler==1.1 \
     importlib-metadata==10.2.0 lazy-importer==0.1.0 zipp==4.1.2 mlx-lm==0.32.2 ||
     die "pip download of the machine's wheels failed (its message is above; STAGE_WHEELS=0 skips it)"
 fi
+for part in $parts; do  # the previous stage's parts, replaced by the new ones
+  rm -rf "${staged:?}/$part"
+  if [ -e "$new/$part" ]; then mv "$new/$part" "$staged/$part"; fi
+done
 echo "stage-commits: $(wc -l <"$staged/commits.txt" | tr -d ' ') commits staged in $staged ($(du -sk "$staged" | cut -f1) KiB)"

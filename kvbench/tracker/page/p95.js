@@ -1,12 +1,15 @@
 /* The p95 page's plots and machine picker (kvbench/tracker/html_page.py writes the page and
    window.P95_DATA). p95.html?machine=NAME opens with that machine picked. A plot is drawn
-   with uPlot when it is in view or scrolls near it. Per series:
+   with uPlot when it is in view or scrolls near it. The page's script tag names the data's URL
+   (data-p95-data: data.js?v=its content's hash). When uPlot or the data cannot be loaded, or
+   the plots cannot be drawn, one line at the top of the page says so. Per series:
    x = indexes into P95_DATA.commits (oldest first), p95/median/low/high in ms, null = gap;
    ref = [point index, ms]: the alert rule's reference level from that point on;
    marks = [point index, "change" | "regression" | "budget" | "tentative" | "dismissed"]. */
 (function () {
   "use strict";
   var ASSETS = document.currentScript.src.replace(/[^/]*$/, "");  // this file's directory
+  var DATA = document.currentScript.getAttribute("data-p95-data");  // p95/data.js?v=HASH
   var NEAR = 400;  // px: a plot this near the view is drawn
   var data;  // window.P95_DATA, once data.js is loaded
   var MARK = {
@@ -127,7 +130,17 @@
   function start() {
     if (started) return;
     started = true;
-    Promise.all([load(ASSETS + "uPlot.iife.min.js"), load(ASSETS + "data.js")]).then(startPlots);
+    Promise.all([load(ASSETS + "uPlot.iife.min.js"), load(DATA)]).then(startPlots).catch(fail);
+  }
+
+  function fail(error) {
+    console.error("p95 plots:", error);
+    var note = document.createElement("p");
+    note.className = "load-error";
+    note.setAttribute("role", "alert");
+    note.textContent = "The plots could not be drawn (" + error.message + "): reload the page; " +
+      "the tables and commit lists below are complete without them.";
+    document.body.insertBefore(note, document.body.firstChild);
   }
   requestAnimationFrame(function () { setTimeout(start, 0); });
   setTimeout(start, 200);
