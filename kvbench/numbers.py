@@ -193,7 +193,7 @@ def write_measurement(path, record):
 
 
 def machine_line(env):
-    """One line naming the machine of ``env`` (``kvbench.exp006.env.environment()``'s answer)."""
+    """One line naming the machine of ``env`` (``kvbench.environment.environment()``'s answer)."""
     machine, versions = env["machine"], env["versions"]
     return (f"{machine['processor']}, {machine['cores']} cores, {machine['platform']}; "
             f"MLX {versions['mlx']} ({env['backend']['default_device']}), Python {versions['python']}")

@@ -35,7 +35,7 @@ from kvcache.mlx_lm_caches import arrays, private_copy
 from kvcache.copying import copy_jobs
 
 from .errors import UserError
-from .exp006.env import environment
+from .environment import environment
 from .numbers import commit_line, machine_line, minute_utc, write_measurement
 
 

@@ -31,7 +31,7 @@ ROOT = __file__.rsplit("/scripts/", 1)[0]
 sys.path.insert(0, ROOT)
 
 import kvcache  # after the repository root is on the path
-from kvbench.exp006.env import environment
+from kvbench.environment import environment
 from kvbench.numbers import commit_line, machine_line, minute_utc, ms_text, write_measurement
 
 

@@ -11,7 +11,7 @@ import pytest
 
 import kvcache
 from kvbench import cli, numbers
-from kvbench.exp006.env import git_state
+from kvbench.environment import git_state
 from kvbench.exp006.stats import CONDITIONAL_GO, GO, NO_GO, judge, reference_contexts, summarize, verdict
 
 PRESET, CONTEXTS, RUNS = "gemma3-1b", (512, 1024), 5

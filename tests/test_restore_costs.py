@@ -76,3 +76,13 @@ def test_bad_arguments_get_one_line(argv, capsys):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("kvcache-bench costs:") and "\n" not in err
+
+
+def test_the_costs_module_imports_without_matplotlib():
+    """asv's environments install kvcache[cpu] alone: bench_bandwidth imports restore_costs there."""
+    import subprocess
+    import sys
+
+    code = "import sys; sys.modules['matplotlib'] = None; import kvbench.restore_costs"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr

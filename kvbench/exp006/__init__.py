@@ -21,7 +21,7 @@ import kvcache
 
 from . import plots as exp006_plots
 from ..errors import UserError
-from .env import environment, load_average
+from ..environment import environment, load_average
 from ..numbers import write_measurement
 from .measure import measure_context
 from .record import measurement

@@ -1,7 +1,10 @@
-"""Where an EXP-006 run happened: machine, MLX backend and device, versions, git commit.
+"""Where a measurement happened (EXP-006, ``costs``, an A/B): machine, MLX backend and device,
+versions, git commit.
 
-Everything here must work on a bare GPU machine where only mlx, mlx-lm, numpy and matplotlib
-are importable and the tree may not be a git checkout: anything not found reads "unknown".
+Everything here must work on a bare GPU machine where only mlx, mlx-lm and numpy are
+importable (an asv environment has no matplotlib: ``benchmarks/bench_bandwidth.py`` imports
+``restore_costs``, which imports this) and the tree may not be a git checkout: anything not
+found reads "unknown".
 """
 
 import os
