@@ -18,7 +18,8 @@
 #       .asv/p95.json  p95 series per benchmark, regressions and budget overruns
 #       .asv/confirmations.json  each re-measured flag's verdict (stands / dismissed); only added to
 # Exit: 0 done; 1 a benchmark failed at some commit (the other results are kept and published);
-#       2 bad input; 3 asv run itself failed (nothing published); another status: the step
+#       2 bad input; 3 asv run itself failed (nothing published); 5 the dashboard could not be
+#       served offline (no npm: the flags are printed all the same); another status: the step
 #       that failed (its message says which).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -80,18 +81,12 @@ case $run_status in  # commits measured already are skipped with exit 0
      exit 3 ;;
 esac
 
-echo "== $job [3/5] asv publish: dashboard in .asv/html, its CDN scripts served from it ($(date -u +%H:%M:%S))"
-"$bin/asv" publish ${config_opts[@]+"${config_opts[@]}"}
-"$bin/kvcache-bench" vendor-html .asv/html || { echo "$job: the dashboard in .asv/html still loads from CDNs (the reason is above)" >&2; exit 5; }
+echo "== $job [3/5] publish: asv's dashboard (its CDN files served from it), the p95 page and flags ($(date -u +%H:%M:%S))"
+publish_status=0
+job=$job bash scripts/publish.sh || publish_status=$?
+case $publish_status in 0|5) ;; *) exit "$publish_status" ;; esac
 
-p95() {
-  "$bin/kvcache-bench" p95 --results .asv/results --html .asv/html --json .asv/p95.json \
-    --confirmations .asv/confirmations.json ${config_opts[@]+"${config_opts[@]}"}
-}
-echo "== $job [4/5] kvcache-bench p95: change points and flags ($(date -u +%H:%M:%S))"
-p95 >.asv/p95.txt || { cat .asv/p95.txt; exit 4; }
-
-echo "== $job [5/5] re-measure each new flag with the commit before it, rounds interleaved ($(date -u +%H:%M:%S))"
+echo "== $job [4/5] re-measure each new flag with the commit before it, rounds interleaved ($(date -u +%H:%M:%S))"
 "$bin/kvcache-bench" confirm --plan .asv/confirm-plan.json --flags .asv/p95.json \
   --confirmations .asv/confirmations.json ${config_opts[@]+"${config_opts[@]}"} >.asv/confirm-runs.txt
 if [ -s .asv/confirm-runs.txt ]; then
@@ -104,11 +99,14 @@ if [ -s .asv/confirm-runs.txt ]; then
   done <.asv/confirm-runs.txt
   "$bin/kvcache-bench" confirm --decide .asv/confirm-plan.json --confirmations .asv/confirmations.json \
     ${config_opts[@]+"${config_opts[@]}"}
-  p95 >.asv/p95.txt
+  job=$job bash scripts/publish.sh || publish_status=$?  # again: the verdicts, and the samples added
+  case $publish_status in 0|5) ;; *) exit "$publish_status" ;; esac
 else
   echo "no new flag to re-measure"
 fi
+echo "== $job [5/5] the p95 flags ($(date -u +%H:%M:%S))"
 cat .asv/p95.txt
 
 echo "== $job done ($(date -u +%H:%M:%S)). Browse the dashboard: $bin/asv preview (serves .asv/html; Ctrl-C stops it)"
 [ "$run_status" -ne 2 ] || exit 1
+[ "$publish_status" -ne 5 ] || exit 5  # the flags are above; the dashboard still loads from CDNs
