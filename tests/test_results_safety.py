@@ -306,7 +306,7 @@ def tiny_project(repo, sentinel):
     (repo / "tinyproj").mkdir(parents=True)
     (repo / "benchmarks").mkdir()
     (repo / "scripts").mkdir()
-    for name in ("asv.conf.json", "scripts/main-job.sh", "scripts/asv-common.sh"):
+    for name in ("asv.conf.json", "scripts/main-job.sh", "scripts/asv-common.sh", "scripts/publish.sh"):
         shutil.copy(os.path.join(ROOT, name), repo / name)
     (repo / "scripts" / "venv.sh").write_text(VENV_STAND_IN.format(python=sys.executable))
     (repo / ".gitignore").write_text("/.asv/\n")

@@ -228,6 +228,17 @@ def test_main_job_runs_on_the_macos_path_with_and_without_asv_config(macos_path,
     assert asv_config or not [call for call in calls if "--config" in call]
 
 
+def test_a_dashboard_that_cannot_be_vendored_still_gives_the_flags_then_exit_5(macos_path, project):
+    venv_bin = project / ".venv" / "bin"
+    stub(venv_bin / "kvcache-bench", 'case $1 in vendor-html) echo "vendor-html: no npm" >&2; exit 2 ;;\n'
+                                     'p95) echo "0 flag(s) (threshold 10%):" ;; esac')
+    result = run_macos("bash scripts/main-job.sh", project, macos_path, {"ASV_MACHINE": "mac-1"})
+    assert result.returncode == 5, result.stdout + result.stderr
+    assert "still loads from CDNs" in result.stderr and "0 flag(s)" in result.stdout
+    calls = stub_calls(project)
+    assert calls.index("kvcache-bench vendor-html .asv/html") < next(i for i, c in enumerate(calls) if c.startswith("kvcache-bench p95 "))
+
+
 def test_ci_main_backfill_runs_on_the_macos_path(macos_path, project):
     result = run_macos("bash scripts/ci-main.sh", project, macos_path,
                        {"ASV_MACHINE": "mac-1", "BACKFILL_RANGE": "main~1..main", "N": "1"})
@@ -577,7 +588,7 @@ def scripts_reached(self_hosted_only=False):
 
 
 EXERCISED_ON_THE_MACOS_PATH = {
-    "venv.sh", "asv-common.sh", "main-job.sh", "ci-main.sh", "pr-compare.sh", "ci-pr.sh", "results-branch.sh",
+    "venv.sh", "asv-common.sh", "main-job.sh", "publish.sh", "ci-main.sh", "pr-compare.sh", "ci-pr.sh", "results-branch.sh",
     "ci-pr-comment.sh", "ci-summary.py", "ci-workspace.sh", "runner-check.sh", "ci-mlx-device.sh", "test.sh"}
 
 
