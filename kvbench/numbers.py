@@ -192,6 +192,18 @@ def write_measurement(path, record):
     Path(path).write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def provenance(env, machine=None):
+    """A measurement's ``machine``, ``date`` and ``commit`` fields for a run in ``env``
+    (``kvbench.environment.environment()``'s answer); ``machine`` None: ``machine_line(env)``."""
+    return {"machine": machine or machine_line(env), "date": minute_utc(env["started_utc"]), "commit": commit_line(env)}
+
+
+def record_measurement(path, measurement, say=print):
+    """Write ``measurement`` to ``path`` (``write_measurement``) and say what to do with it."""
+    write_measurement(path, measurement)
+    say(f"recorded {path}: add it to docs/measurements/ and run `make numbers`")
+
+
 def machine_line(env):
     """One line naming the machine of ``env`` (``kvbench.environment.environment()``'s answer)."""
     machine, versions = env["machine"], env["versions"]

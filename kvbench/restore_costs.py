@@ -36,7 +36,7 @@ from kvcache.copying import copy_jobs
 
 from .errors import UserError
 from .environment import environment
-from .numbers import commit_line, machine_line, minute_utc, write_measurement
+from .numbers import provenance, record_measurement
 
 
 def register(subparsers):
@@ -72,19 +72,18 @@ def run(args):
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
     if args.record:
-        write_measurement(args.record, measurement(args, env, result))
-        print(f"recorded {args.record}: add it to docs/measurements/ and run `make numbers`")
+        record_measurement(args.record, measurement(args, env, result))
     return 0
 
 
 def measurement(args, env, result):
     """``result`` as a measurement file for docs/measurements/ (kvbench/numbers.py's format)."""
-    machine = args.record_machine or machine_line(env)
+    where = provenance(env, args.record_machine)
+    machine = where["machine"]
     columns, rows = table(result)
     return {
         "series": f"costs, {machine}", "section": "costs",
-        "title": f"Copy efficiency and store costs on {machine}", "machine": machine,
-        "date": minute_utc(env["started_utc"]), "commit": commit_line(env),
+        "title": f"Copy efficiency and store costs on {machine}", **where,
         "command": (f"kvcache-bench costs --preset {args.preset} --contexts {args.contexts} --runs {args.runs} "
                     f"--zero-copy-runs {args.zero_copy_runs}"),
         "runs": f"medians of {args.runs} rounds, zero-copy over {args.zero_copy_runs} calls",

@@ -32,7 +32,7 @@ sys.path.insert(0, ROOT)
 
 import kvcache  # after the repository root is on the path
 from kvbench.environment import environment
-from kvbench.numbers import commit_line, machine_line, minute_utc, ms_text, write_measurement
+from kvbench.numbers import commit_line, ms_text, provenance, record_measurement
 
 
 class _NoEval:
@@ -145,13 +145,13 @@ def main():
             del sides
             mx.clear_cache()
     if args.record:
-        write_measurement(args.record, measurement(args, env, rows))
-        print(f"recorded {args.record}: add it to docs/measurements/ and run `make numbers`")
+        record_measurement(args.record, measurement(args, env, rows))
 
 
 def measurement(args, env, rows):
     """The A/B as a measurement file (kvbench/numbers.py's format): one row per context and path."""
-    machine = args.machine or machine_line(env)
+    where = provenance(env, args.machine)
+    machine = where["machine"]
     command = (f"python scripts/ab_versions.py {args.commit} --contexts {args.contexts} --rounds {args.rounds} "
                f"--zero-copy-rounds {args.zero_copy_rounds}" + (" --stub-eval" if args.stub_eval else ""))
     if args.stub_eval:
@@ -164,8 +164,7 @@ def measurement(args, env, rows):
         "series": f"store A/B{' (Python alone)' if args.stub_eval else ''}, {machine}",
         "section": "store-ab",
         "title": f"This tree against {args.commit}{' (Python alone)' if args.stub_eval else ''}, on {machine}",
-        "machine": machine, "date": minute_utc(env["started_utc"]),
-        "commit": f"{commit_line(env)} against {args.commit}", "command": command, "runs": runs,
+        **where, "commit": f"{commit_line(env)} against {args.commit}", "command": command, "runs": runs,
         "source": "written by scripts/ab_versions.py --record",
         "tables": [{"columns": columns, "rows": rows}],
     }

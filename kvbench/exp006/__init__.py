@@ -22,7 +22,7 @@ import kvcache
 from . import plots as exp006_plots
 from ..errors import UserError
 from ..environment import environment, load_average
-from ..numbers import write_measurement
+from ..numbers import record_measurement
 from .measure import measure_context
 from .record import measurement
 from .report import render_results
@@ -76,8 +76,7 @@ def run(args):
     report = build_report(spec, args.preset, contexts, strategies, plan, args.warmup, measured, command, env)
     write_outputs(report, out)
     if args.record:
-        write_measurement(args.record, measurement(report, args.record_machine))
-        progress(f"recorded {args.record}: add it to docs/measurements/ and run `make numbers`")
+        record_measurement(args.record, measurement(report, args.record_machine), progress)
     for strategy, judged in report["judgment"]["strategies"].items():
         progress(f"verdict at {report['judgment']['reference_context']} tokens: {strategy}: {judged['verdict']}")
     progress(f"wrote {', '.join(str(out / name) for name in (TIMINGS, RESULTS, HISTOGRAM, SCALING))}")

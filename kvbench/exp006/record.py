@@ -1,13 +1,14 @@
 """An EXP-006 run as a measurement file for docs/measurements/ (the format: kvbench/numbers.py)."""
 
-from ..numbers import commit_line, machine_line, minute_utc, ms_text
+from ..numbers import ms_text, provenance
 
 
 def measurement(report, machine=None):
     """The measurement of ``report`` (``build_report``'s answer): p50 / p95 per context and
     strategy, and the verdicts. ``machine`` names the machine (and so the series); by default
     the line ``machine_line`` makes of the run's environment."""
-    machine = machine or machine_line(report)
+    where = provenance(report, machine)
+    machine = where["machine"]
     strategies, judged = report["strategies"], report["judgment"]
     stats = {(r["strategy"], r["context"]): r["stats"] for r in report["results"]}
     rows = [[context_label(n)] + [f"{ms_text(stats[s, n]['p50'])} / {ms_text(stats[s, n]['p95'])}" for s in strategies]
@@ -17,9 +18,7 @@ def measurement(report, machine=None):
         "series": f"EXP-006 restore, {machine}",
         "section": "restore",
         "title": f"EXP-006 on {machine}",
-        "machine": machine,
-        "date": minute_utc(report["started_utc"]),
-        "commit": commit_line(report),
+        **where,
         "command": report["command"],
         "runs": f"per context {runs}; {report['warmup']} untimed first",
         "source": f"written by kvcache-bench exp006 --record ({report['preset']}; load average at the end "
