@@ -73,16 +73,10 @@ def shifts_up(values, threshold=THRESHOLD, confirm=CONFIRM, max_pvalue=MAX_PVALU
     return _walk(values, threshold, confirm, max_pvalue, window_len)[0]
 
 
-def reference_levels(values, threshold=THRESHOLD, confirm=CONFIRM):
-    """``(change points, references)`` of ``values`` (positive floats, oldest first): the
-    change points, and the alert rule's reference level as ``(index, level)`` pairs, each
-    holding from its index to the next one's (the first at index 0)."""
-    _, points, references = _walk(values, threshold, confirm, MAX_PVALUE, WINDOW_LEN)
-    return points, references
-
-
 def _walk(values, threshold, confirm, max_pvalue, window_len):
-    """The alert rule along the levels: ``(shifts, change points, references)``."""
+    """The alert rule along the levels: ``(shifts, change points, references)``; the
+    references are the alert rule's reference level as ``(index, level)`` pairs, each holding
+    from its index to the next one's (the first at index 0)."""
     values = np.asarray(values, dtype=float)
     points, bounds, found_levels = levels(values, max_pvalue, window_len)
     reference, since, found = found_levels[0], 0, []  # the reference level, and where it began
@@ -157,23 +151,21 @@ def analyze(all_series, threshold=THRESHOLD, min_rise_ms=0.0):
     """Flags, tentative flags, the p95 change points and reference levels of every series."""
     flags, tentative, change_points, references = [], [], {}, {}
     for series in all_series:
-        for flag in regression_flags(series, threshold, min_rise_ms):
+        walks = _walks(series, threshold)  # the p95's serves the flags and the page's levels
+        for flag in regression_flags(series, threshold, min_rise_ms, walks):
             (tentative if flag.tentative else flags).append(flag)
         flags += budget_flags(series)
         key = (series.benchmark, series.machine, series.env)
-        change_points[key], references[key] = _p95_levels(series, threshold)
+        change_points[key], references[key] = _p95_levels(series, walks)
     return Analysis(flags, tentative, change_points, references)
 
 
-def regression_flags(series, threshold=THRESHOLD, min_rise_ms=0.0):
-    """The alert rule on the series' p95 and (where measured) median; one flag per commit."""
+def regression_flags(series, threshold=THRESHOLD, min_rise_ms=0.0, walks=None):
+    """The alert rule on the series' p95 and (where measured) median; one flag per commit.
+    ``walks``: ``_walks(series, threshold)``, if the caller has it already."""
     by_commit = {}
-    for statistic in ("p95", "median"):
-        indices = [i for i, p in enumerate(series.points) if _positive(_value(p, statistic))]
-        if statistic == "median" and len(indices) < len(series.points):
-            continue  # a track value has no median
-        values = [_value(series.points[i], statistic) for i in indices]
-        for shift in shifts_up(values, threshold):
+    for statistic, (indices, (shifts, _, _)) in (_walks(series, threshold) if walks is None else walks).items():
+        for shift in shifts:
             if shift.level - shift.reference <= min_rise_ms:
                 continue
             index = indices[shift.index]
@@ -203,12 +195,24 @@ def budget_flags(series):
     ]
 
 
-def _p95_levels(series, threshold):
+def _walks(series, threshold):
+    """``{statistic: (indices of the points it has, _walk of their values)}``: the p95's and,
+    where every point has one, the median's."""
+    walks = {}
+    for statistic in ("p95", "median"):
+        indices = [i for i, p in enumerate(series.points) if _positive(_value(p, statistic))]
+        if not indices or (statistic == "median" and len(indices) < len(series.points)):
+            continue  # a track value has no median
+        values = [_value(series.points[i], statistic) for i in indices]
+        walks[statistic] = (indices, _walk(values, threshold, CONFIRM, MAX_PVALUE, WINDOW_LEN))
+    return walks
+
+
+def _p95_levels(series, walks):
     """The commits where the p95 level changed, and the p95 reference levels by commit."""
-    indices = [i for i, p in enumerate(series.points) if _positive(p.p95_ms)]
-    if not indices:
+    if "p95" not in walks:
         return [], []
-    points, references = reference_levels([series.points[i].p95_ms for i in indices], threshold)
+    indices, (_, points, references) = walks["p95"]
     commit = [series.points[i].commit for i in indices]
     return [commit[p.index] for p in points], [(commit[i], level) for i, level in references]
 
