@@ -31,11 +31,11 @@ def test_a_step_under_the_threshold_is_not_a_flag():
     assert flagged(noisy([1.0] * 30 + [1.07] * 20, sigma=0.01)) == []
 
 
-def test_a_new_level_waits_for_confirm_commits():
-    values = noisy([1.0] * 30 + [1.5] * 2)
+def test_a_new_level_within_the_noise_waits_for_confirm_commits():
+    values = noisy([1.0] * 30 + [1.15] * 2)
     [shift] = detect.shifts_up(values)
     assert (shift.index, shift.confirmed) == (30, False)  # tentative
-    assert flagged(noisy([1.0] * 30 + [1.5] * 3)) == [30]
+    assert flagged(noisy([1.0] * 30 + [1.15] * 3)) == [30]
 
 
 @pytest.mark.parametrize(
@@ -50,8 +50,25 @@ def test_what_is_not_a_new_level_is_never_a_flag(levels):
     assert flagged(noisy(levels)) == []
 
 
-def test_a_slow_commit_just_before_a_step_does_not_mask_it_or_take_its_place():
-    assert flagged(noisy([1.0] * 28 + [1.6, 1.0] + [1.25] * 10)) == [30]
+def test_a_slow_commit_just_before_a_step_does_not_mask_it_and_leaves_the_step_a_candidate():
+    [shift] = detect.shifts_up(noisy([1.0] * 28 + [1.6, 1.0] + [1.25] * 10))
+    assert shift.confirmed and shift.index <= 30 and 30 in shift.candidates
+
+
+def test_a_fast_measured_commit_after_a_step_leaves_the_step_named_and_uncertain():
+    values = [1.0] * 20 + [1.5, 1.0] + [1.5] * 18  # the commit after the step measured at the old level
+    [shift] = detect.shifts_up(values)
+    assert (shift.index, shift.settled, shift.candidates) == (20, 22, (20, 21, 22))
+
+
+def test_a_certain_step_still_has_the_next_commit_as_a_candidate():
+    [shift] = detect.shifts_up(noisy([1.0] * 30 + [1.3] * 10))
+    assert shift.candidates == (30, 31)
+
+
+def test_a_tentative_names_the_first_commit_of_its_level_never_the_one_that_came_back():
+    [shift] = detect.shifts_up(noisy([0.170] * 20 + [0.269, 0.174]))
+    assert shift.index == 20 and not shift.confirmed
 
 
 def test_creep_under_the_threshold_per_commit_adds_up_to_a_flag():
@@ -62,8 +79,44 @@ def test_creep_under_the_threshold_per_commit_adds_up_to_a_flag():
 
 def test_a_step_later_reverted_stays_flagged_and_a_new_one_is_measured_from_the_improvement():
     assert flagged(noisy([1.0] * 20 + [1.3] * 8 + [1.0] * 8)) == [20]
-    # 1.0 -> 0.7 (an improvement held) -> 0.9: +29% from the improved level, under 1.0
-    assert flagged(noisy([1.0] * 20 + [0.7] * 10 + [0.9] * 10)) == [30]
+    # 1.0 -> 0.7 (an improvement held) -> 0.85: +21% from the improved level, not back at 1.0
+    assert flagged(noisy([1.0] * 20 + [0.7] * 10 + [0.85] * 10)) == [30]
+
+
+@pytest.mark.parametrize(
+    "levels",
+    [
+        [1.0] * 20 + [0.6] * 10 + [1.0] * 10,  # a runner that switched speed, and back
+        [1.0] * 10 + [0.6] * 10 + [1.02] * 10 + [0.6] * 5 + [0.98] * 5,  # and again
+        [1.0] * 20 + [0.7] * 10 + [0.95] * 10,  # an improvement undone, to within the threshold
+    ],
+)
+def test_a_return_to_a_level_held_before_a_drop_is_not_a_flag(levels):
+    assert flagged(noisy(levels)) == []
+
+
+def test_a_rise_beyond_the_level_held_before_a_drop_is_a_flag():
+    assert flagged(noisy([1.0] * 20 + [0.6] * 10 + [1.3] * 10)) == [30]
+
+
+def test_a_level_far_beyond_the_noise_is_marked_on_its_first_commit_but_not_confirmed():
+    [shift] = detect.shifts_up(noisy([1.0] * 12 + [1.6]))
+    assert (shift.index, shift.confirmed, shift.far) == (12, False, True)
+    [shift] = detect.shifts_up(noisy([1.0] * 12 + [1.6, 1.6, 1.6]))
+    assert (shift.confirmed, shift.far) == (True, False)
+
+
+def test_without_rounds_a_level_needs_history_before_it_is_far_beyond_the_noise():
+    assert not any(s.far for s in detect.shifts_up(noisy([1.0] * 3 + [1.6])))
+
+
+def test_with_rounds_one_commit_before_suffices_if_the_rounds_do_not_overlap():
+    values = [1.0, 1.6]
+    apart = [(0.95, 1.05), (1.5, 1.7)]
+    overlapping = [(0.95, 1.55), (1.5, 1.7)]
+    [shift] = detect.shifts_up(values, spreads=apart)
+    assert (shift.index, shift.far, shift.reference, shift.level) == (1, True, 1.0, 1.6)
+    assert detect.shifts_up(values, spreads=overlapping) == []
 
 
 def test_budget_stretches_start_where_the_budget_is_first_exceeded_for_good():
@@ -93,6 +146,15 @@ def test_a_tail_only_step_is_flagged_on_the_p95_and_a_median_step_on_both():
     flags = detect.regression_flags(series)
     assert [(f.commit, f.statistic) for f in flags] == [("c8", "p95+median"), ("c16", "p95")]
     assert flags[1].previous_commit == "c15"
+    assert [m.statistic for m in flags[0].moves] == ["p95", "median"]
+
+
+def test_a_median_and_a_p95_step_a_few_commits_apart_are_one_change_at_the_first():
+    median = [1.0] * 20 + [1.17] * 12
+    p95 = [1.5] * 22 + [2.4] * 10  # the same change, seen two commits later in the noisier p95
+    [change] = detect.changes({"p95": noisy(p95), "median": noisy(median, seed=1)})
+    assert change.index == 20 and change.statistic == "p95+median"
+    assert {m.statistic: round(m.change, 1) for m in change.moves} == {"p95": 0.6, "median": 0.2}
 
 
 def test_series_follow_the_branch_order_and_leave_other_commits_out():

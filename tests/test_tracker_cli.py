@@ -479,29 +479,53 @@ def append_samples(results_dir, commit, name, params, samples_per_combination):
     results.save(str(results_dir))
 
 
+def plan_lines(out):
+    """``[(regex, before, [suspects])]`` from ``confirm --plan``'s output."""
+    return [(parts[0], parts[1], parts[2:]) for parts in (line.split() for line in out.splitlines())]
+
+
+def remeasure(repo, commits, lines, slow_from):
+    """Append a re-measurement of every commit that ``lines`` name to ZERO_COPY: commits before
+    index ``slow_from`` measure as the base, the others as their own commit does."""
+    rng = np.random.default_rng(42)
+    index = {c: i for i, c in enumerate(commits)}
+    for regex, before, suspects in lines:
+        if "zero_copy" not in regex:
+            continue
+        for commit in [before, *suspects]:
+            i = index[commit]
+            again = restore_samples(rng, i if i >= slow_from else min(i, EVERY_CALL - 1))
+            append_samples(repo / "results", commit, RESTORE, [["'zero_copy'", "'concat'"]], [again, None])
+
+
 def test_confirm_keeps_a_flag_the_re_measurement_shows_and_dismisses_one_it_does_not(project, capsys, tmp_path):
     repo, commits = project
     flags_json, plan, verdicts = tmp_path / "p95.json", tmp_path / "plan.json", tmp_path / "confirmations.json"
     assert run_cli(capsys, "p95", "--json", str(flags_json))[0] == 0
     code, out, err = run_cli(capsys, "confirm", "--plan", str(plan), "--flags", str(flags_json), "--confirmations", str(verdicts))
     assert code == 0, err
-    lines = [line.split() for line in out.splitlines()]
-    assert sorted((before, flagged) for before, flagged, _ in lines) == sorted(
+    lines = plan_lines(out)
+    assert sorted((before, suspects[0]) for _, before, suspects in lines) == sorted(
         [(commits[i - 1], commits[i]) for i in (EVERY_CALL, ONE_IN_TEN)] * 2  # zero_copy and the track
     )
-    assert all(re.search(regex, name) for _, _, regex in lines for name in [ZERO_COPY, TRACK] if name in regex.replace("\\", ""))
+    assert all(re.search(regex, name) for regex, _, _ in lines for name in [ZERO_COPY, TRACK] if name in regex.replace("\\", ""))
 
     # The re-measurement: the every-call slowdown shows again; the tail one does not (the
     # commit measures like the one before it: its first measurement was a slow process).
     rng = np.random.default_rng(42)
-    for index in (EVERY_CALL - 1, EVERY_CALL, ONE_IN_TEN - 1, ONE_IN_TEN):
-        again = restore_samples(rng, index if index < ONE_IN_TEN else ONE_IN_TEN - 1)
-        append_samples(repo / "results", commits[index], RESTORE, [["'zero_copy'", "'concat'"]], [again, None])
+    for regex, before, suspects in lines:
+        if "zero_copy" not in regex:
+            continue
+        for commit in [before, *suspects]:
+            i = commits.index(commit)
+            again = restore_samples(rng, i if i < ONE_IN_TEN else ONE_IN_TEN - 1)
+            append_samples(repo / "results", commit, RESTORE, [["'zero_copy'", "'concat'"]], [again, None])
     code, out, err = run_cli(capsys, "confirm", "--decide", str(plan), "--confirmations", str(verdicts))
     assert code == 0, err
-    decided = {(v["benchmark"], v["commit"]): v["confirmed"] for v in json.loads(verdicts.read_text())["verdicts"]}
-    assert decided[ZERO_COPY, commits[EVERY_CALL]] is True
-    assert decided[ZERO_COPY, commits[ONE_IN_TEN]] is False
+    decided = {(v["benchmark"], v["commit"]): v for v in json.loads(verdicts.read_text())["verdicts"]}
+    assert decided[ZERO_COPY, commits[EVERY_CALL]]["confirmed"] is True
+    assert decided[ZERO_COPY, commits[EVERY_CALL]]["culprit"] == commits[EVERY_CALL]
+    assert decided[ZERO_COPY, commits[ONE_IN_TEN]]["confirmed"] is False
     assert "dismissed" in out and "stands" in out
 
     # The re-measured samples joined the results (appended): the dismissed flag is reported
@@ -513,8 +537,26 @@ def test_confirm_keeps_a_flag_the_re_measurement_shows_and_dismisses_one_it_does
 
     # Decided flags are not planned again.
     code, out, _ = run_cli(capsys, "confirm", "--plan", str(plan), "--flags", str(flags_json), "--confirmations", str(verdicts))
-    planned = {line.split()[1] for line in out.splitlines() if "zero_copy" in line}
+    planned = {c for regex, _, suspects in plan_lines(out) if "zero_copy" in regex for c in suspects}
     assert not planned & {commits[EVERY_CALL], commits[ONE_IN_TEN]}
+
+
+def test_confirm_names_the_first_candidate_whose_re_measurement_is_slow(project, capsys, tmp_path):
+    repo, commits = project
+    flags_json, plan, verdicts = tmp_path / "p95.json", tmp_path / "plan.json", tmp_path / "confirmations.json"
+    run_cli(capsys, "p95", "--json", str(flags_json))
+    _, out, _ = run_cli(capsys, "confirm", "--plan", str(plan), "--flags", str(flags_json), "--confirmations", str(verdicts))
+    lines = [line for line in plan_lines(out) if "zero_copy" in line[0] and line[2][0] == commits[EVERY_CALL]]
+    assert lines[0][2][:2] == [commits[EVERY_CALL], commits[EVERY_CALL + 1]]  # the next commit is a candidate
+    # Re-measured, the flagged commit is at the old level and the next one is slow: as if the
+    # first measurement of EVERY_CALL had been a slow process just before the real step.
+    remeasure(repo, commits, lines, slow_from=EVERY_CALL + 1)
+    assert run_cli(capsys, "confirm", "--decide", str(plan), "--confirmations", str(verdicts))[0] == 0
+    [verdict] = [v for v in json.loads(verdicts.read_text())["verdicts"] if v["benchmark"] == ZERO_COPY]
+    assert (verdict["confirmed"], verdict["culprit"]) == (True, commits[EVERY_CALL + 1])
+    run_cli(capsys, "p95", "--json", str(flags_json), "--confirmations", str(verdicts))
+    named = [f for f in json.loads(flags_json.read_text())["flags"] if f["benchmark"] == ZERO_COPY and f["kind"] == "regression"]
+    assert (commits[EVERY_CALL + 1], commits[EVERY_CALL]) in {(f["commit"], f["previous_commit"]) for f in named}
 
 
 def test_gate_without_samples_or_history_does_not_judge_and_says_so(project, capsys):
@@ -561,3 +603,4 @@ def test_without_show_commit_url_commits_link_to_the_github_actions_repository(t
     assert load_project(str(config)).commit_url == expected
     config.write_text(config.read_text().replace('"html"', '"html", "show_commit_url": "https://example.org/c/"'))
     assert load_project(str(config)).commit_url == "https://example.org/c/"  # the config's wins
+

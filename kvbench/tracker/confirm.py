@@ -1,24 +1,33 @@
 """``kvcache-bench confirm``: re-measure each new flag before alerting, as the main job does.
 
-A flag says that commit C starts a level more than the threshold above the one before. The
-main job measures C and the commit before it (P) once more, in one asv run whose rounds
-alternate between the two (``asv run --append-samples``: the new samples are added after the
-ones each result had). The flag **stands** when the re-measurement shows at least half the
-flagged change in the statistic that moved (p95, median, or either for both); otherwise it
-is **dismissed** as noise: a slow-measured stretch, not the code.
+A flag says that commit C starts a level more than the threshold above the one before; when
+the first commit of the level is uncertain, the flag lists its candidates C1..Ck (``detect``).
+The main job measures the commit before the first candidate (P) and every candidate once more,
+in one asv run whose rounds alternate between them (``asv run --append-samples``: the new
+samples are added after the ones each result had). Like a bisection (Chromium's Pinpoint), it
+names the **culprit**: the first candidate whose re-measurement shows at least half the flagged
+change against P's, in a statistic that moved. The flag then **stands**, at the culprit; when
+no candidate shows it, the flag is **dismissed** as noise (a slow-measured stretch, not the
+code). A level far beyond the noise (``detect``: not yet held by enough commits) is
+re-measured the same way, at once, and is a flag when it stands.
 
-1. ``confirm --plan PLAN --flags P95_JSON [--confirmations FILE]``: writes PLAN with the flags
-   that have no verdict yet and each one's sample counts at P and C, and prints one line per
-   flag, ``P C REGEX``, for the asv run (REGEX selects the benchmark's combination).
-2. ``confirm --decide PLAN --confirmations FILE``: reads the samples added since the plan,
-   and appends one verdict per flag to FILE (created if missing; verdicts are only added).
+1. ``confirm --plan PLAN --flags P95_JSON``: writes PLAN with the flags (and far-beyond levels)
+   that have no verdict yet, with the sample counts of P and each candidate, and prints one
+   line per flag, ``REGEX P C1 .. Ck``, for the asv run (REGEX selects the benchmark's
+   combination).
+2. ``confirm --decide PLAN``: reads the samples added since the plan, and appends one verdict
+   per flag to the verdicts file (created if missing; verdicts are only added).
 
-``p95 --confirmations FILE`` then reports dismissed flags apart from the flags.
+A verdict is found again for a later analysis of the same change when the flag's commit or
+its candidates include the verdict's flagged commit or culprit: a decided change is never
+re-measured. ``p95`` reports dismissed flags apart from the flags, and a standing one at its
+culprit.
 """
 
 import json
 import os
 import re
+from dataclasses import replace
 
 import numpy as np
 
@@ -45,78 +54,134 @@ def run(args):
     if args.plan:
         if not args.flags:
             raise UserError("--plan needs --flags: the JSON that kvcache-bench p95 --json wrote")
-        for line in write_plan(args.plan, _read_json(args.flags, "--flags")["flags"], load_verdicts(args.confirmations), results_dir):
+        for line in write_plan(args.plan, _read_json(args.flags, "--flags"), load_verdicts(args.confirmations), results_dir):
             print(line)
         return 0
     if not args.confirmations:
         raise UserError("--decide needs --confirmations: the file the verdicts are appended to")
     for verdict in decide(_read_json(args.decide, "--decide"), results_dir, args.confirmations):
-        state = "stands" if verdict["confirmed"] else "dismissed"
-        print(f"{state}: {verdict['benchmark']} at {verdict['commit'][:8]}: re-measured {verdict['remeasured_change']:+.0%} against flagged {verdict['flagged_change']:+.0%}")
+        if verdict["confirmed"]:
+            state = f"stands at {verdict['culprit'][:8]}"
+        else:
+            state = f"dismissed at {verdict['commit'][:8]}"
+        print(f"{state}: {verdict['benchmark']}: re-measured {verdict['remeasured_change']:+.0%} against flagged {verdict['flagged_change']:+.0%}")
     return 0
 
 
-def agrees(flagged_change, statistic, before, after):
+def agrees(moves, before, after):
     """Whether a re-measurement (``before``/``after``: samples, or ``(value,)`` of a track)
-    shows at least half of ``flagged_change`` in ``statistic``; and the change it shows."""
-    changes = []
-    if "p95" in statistic:
-        changes.append(stats.p95(after) / stats.p95(before) - 1)
-    if "median" in statistic:
-        changes.append(float(np.median(after) / np.median(before)) - 1)
-    shown = max(changes)
-    return shown >= flagged_change / 2, shown
+    shows at least half the flagged change of one of ``moves`` (``(statistic, change)`` pairs);
+    and the largest share of its flagged change it shows, as ``(agrees, shown change)``."""
+    shown = []
+    for statistic, flagged in moves:
+        if statistic == "p95":
+            change = stats.p95(after) / stats.p95(before) - 1
+        else:
+            change = float(np.median(after) / np.median(before)) - 1
+        shown.append((change / flagged if flagged else 0.0, change))
+    share, change = max(shown)
+    return share >= 0.5, change
+
+
+def name_culprit(moves, before, suspects):
+    """The index of the first of ``suspects`` (re-measured samples of the commits that may be
+    the first of the new level, oldest first) that ``agrees`` with ``moves`` against ``before``
+    (the commit before the first suspect, re-measured); None when none does (dismissed)."""
+    for k, after in enumerate(suspects):
+        if agrees(moves, before, after)[0]:
+            return k
+    return None
 
 
 def load_verdicts(path):
-    """``{(benchmark, machine, env, commit): verdict}``; empty when ``path`` is None or missing."""
+    """``{(benchmark, machine, env): [verdict, ...]}``; empty when ``path`` is None or missing."""
     if path is None or not os.path.exists(path):
         return {}
-    verdicts = _read_json(path, "--confirmations").get("verdicts", [])
-    return {(v["benchmark"], v["machine"], v["env"], v["commit"]): v for v in verdicts}
+    found = {}
+    for v in _read_json(path, "--confirmations").get("verdicts", []):
+        found.setdefault((v["benchmark"], v["machine"], v["env"]), []).append(v)
+    return found
 
 
-def apply_verdicts(flags, verdicts):
-    """``(flags, dismissed)``: the regression flags a re-measurement dismissed, set apart."""
-    kept, dismissed = [], []
-    for flag in flags:
-        verdict = verdicts.get((flag.benchmark, flag.machine, flag.env, flag.commit))
-        (dismissed if flag.kind == "regression" and verdict and not verdict["confirmed"] else kept).append(flag)
-    return kept, dismissed
+def verdict_for(flag, verdicts):
+    """The verdict of the change ``flag`` names (a ``detect.Flag`` or its JSON), or None: one of
+    its series whose flagged commit or culprit is the flag's commit or one of its candidates."""
+    get = flag.get if isinstance(flag, dict) else lambda key: getattr(flag, key)
+    suspects = {get("commit"), *(get("candidates") or ())}
+    for verdict in verdicts.get((get("benchmark"), get("machine"), get("env")), []):
+        if {verdict["commit"], verdict.get("culprit")} & suspects:
+            return verdict
+    return None
 
 
-def write_plan(path, flags, verdicts, results_dir):
-    """Write the plan of the regression flags without a verdict; return its ``P C REGEX`` lines."""
+def apply_verdicts(flags, tentative, verdicts):
+    """``(flags, tentative, dismissed)`` after the re-measurements: a regression flag, or a
+    tentative level far beyond the noise, that a verdict upholds is a flag at its culprit; one
+    a verdict dismissed is set apart; the others are left as they were."""
+    kept, waiting, dismissed = [], [], []
+    for flag in flags + tentative:
+        verdict = verdict_for(flag, verdicts) if flag.kind == "regression" else None
+        if verdict is None:
+            (waiting if flag.tentative else kept).append(flag)
+        elif verdict["confirmed"]:
+            culprit = verdict.get("culprit") or flag.commit
+            before = flag.previous_commit if culprit == flag.commit else verdict["previous_of_culprit"]
+            kept.append(replace(flag, commit=culprit, previous_commit=before, tentative=False))
+        else:
+            dismissed.append(flag)
+    return kept, waiting, dismissed
+
+
+def write_plan(path, report, verdicts, results_dir):
+    """Write the plan of the regression flags, and of the tentative levels far beyond the noise,
+    that have no verdict (``report``: ``p95 --json``'s); return its ``REGEX P C1 .. Ck`` lines."""
     counts = _sample_counts(results_dir)
     planned = []
-    for flag in flags:
-        key = (flag["benchmark"], flag["machine"], flag["env"], flag["commit"])
-        if flag["kind"] != "regression" or key in verdicts or not flag["previous_commit"]:
+    for flag in report["flags"] + [f for f in report.get("tentative", []) if f.get("far")]:
+        if flag["kind"] != "regression" or verdict_for(flag, verdicts) or not flag["previous_commit"]:
             continue
-        before = (flag["benchmark"], flag["machine"], flag["env"], flag["previous_commit"])
-        planned.append({**flag, "counts": [counts.get(before, 0), counts.get(key, 0)]})
+        suspects = flag.get("candidates") or [flag["commit"]]
+        assert suspects[0] == flag["commit"], "a flag's candidates start at its commit: this is a bug in detect"
+        before = flag["previous_commit"]
+        key = (flag["benchmark"], flag["machine"], flag["env"])
+        planned.append({**flag, "suspects": suspects, "before": before,
+                        "counts": [counts.get((*key, c), 0) for c in [before, *suspects]]})
     with open(path, "w", encoding="utf-8") as out:
         json.dump({"flags": planned}, out, indent=1)
-    return [f"{f['previous_commit']} {f['commit']} ^{re.escape(f['benchmark'])}$" for f in planned]
+    return [f"^{re.escape(f['benchmark'])}$ {' '.join([f['before'], *f['suspects']])}" for f in planned]
 
 
 def decide(plan, results_dir, confirmations):
     """Verdicts of the planned flags from the samples added since the plan; appended to
-    ``confirmations``. A flag with nothing new at either commit gets no verdict (a warning)."""
+    ``confirmations``. A flag with nothing new at P or at a candidate gets no verdict (a
+    warning)."""
     measurements = {(m.benchmark, m.machine, m.env, m.commit): m for m in read_measurements(results_dir, warn)}
     verdicts = []
     for flag in plan["flags"]:
-        new = []
-        for commit, count in zip((flag["previous_commit"], flag["commit"]), flag["counts"]):
-            m = measurements.get((flag["benchmark"], flag["machine"], flag["env"], commit))
-            new.append(_added(m, count))
+        commits = [flag["before"], *flag["suspects"]]
+        new = [
+            _added(measurements.get((flag["benchmark"], flag["machine"], flag["env"], commit)), count)
+            for commit, count in zip(commits, flag["counts"])
+        ]
         if not all(new):
-            warn(f"no new samples of {flag['benchmark']} at {flag['previous_commit'][:8]} and {flag['commit'][:8]}: left undecided")
+            warn(f"no new samples of {flag['benchmark']} at some of {', '.join(c[:8] for c in commits)}: left undecided")
             continue
-        confirmed, shown = agrees(flag["change"], flag["statistic"], *new)
+        moves = [(m["statistic"], m["after_ms"] / m["before_ms"] - 1) for m in flag.get("moves") or []] or [
+            (flag["statistic"].split("+")[0], flag["change"])
+        ]
+        named = name_culprit(moves, new[0], new[1:])
+        shown = [agrees(moves, new[0], after)[1] for after in new[1:]]
+        culprit = None if named is None else flag["suspects"][named]
         verdicts.append(
             {key: flag[key] for key in ("benchmark", "machine", "env", "commit", "previous_commit", "statistic")}
-            | {"confirmed": bool(confirmed), "flagged_change": flag["change"], "remeasured_change": shown}
+            | {
+                "confirmed": named is not None,
+                "culprit": culprit,
+                "previous_of_culprit": None if named is None else commits[named],
+                "flagged_change": flag["change"],
+                "remeasured_change": shown[named if named is not None else int(np.argmax(shown))],
+                "remeasured": dict(zip(flag["suspects"], shown)),
+            }
         )
     existing = _read_json(confirmations, "--confirmations").get("verdicts", []) if os.path.exists(confirmations) else []
     with open(confirmations, "w", encoding="utf-8") as out:

@@ -5,22 +5,35 @@ per commit, and the median per commit where there are samples) into levels. They
 on the logarithm of the values, so that a level's spread and a change are relative.
 
 **The alert rule**, fit for CI, which runs it again after every commit: a commit is flagged
-when it starts a level that is more than ``threshold`` above the *reference* level, that at
-least ``confirm`` commits hold (it and the ones after it, each nearer the new level than the
-old), and whose values are above those of every commit since the reference level began, by
-a one-sided Mann-Whitney test at p <= ``RANK_PVALUE`` (ranks: one slow process or a second
-mode of the machine weighs as one commit, not as its size), or, with at least ``confirm``
-commits before, all of them more than ``threshold`` above all of those (a short history,
-where ranks cannot reach that p-value).
+when it starts a level that is more than ``threshold`` above the *reference* level, is not a
+return to a level held before, that at least ``confirm`` commits hold (it and the ones after
+it, each nearer the new level than the old), and whose values are above those of every commit
+since the reference level began, by a one-sided Mann-Whitney test at p <= ``RANK_PVALUE`` (or,
+with at least ``confirm`` commits before, all of them more than ``threshold`` above all of
+those: a short history, where ranks cannot reach that p-value). A new level held by fewer
+commits is *tentative*; it is marked *far beyond the noise* when every commit of it is more than
+``threshold`` above every commit since the reference began and the lowest of its rounds
+(processes) is above the highest round of those commits (a series without rounds needs
+``BIG_HISTORY`` commits before instead): the main job re-measures such a level at once and
+flags it when the re-measurement agrees (``confirm``), without waiting for more commits.
 The reference is the first level, then the last flagged level, or a lower level held as
-long: so a creep of changes each under the threshold adds up until it is flagged, and a
-slowdown after an improvement is measured from the improvement. A level's value is the
-median of its commits. Hence:
+long. A rise back to within ``threshold`` of a level held before a drop of more than
+``threshold`` (a runner switching between two speeds, an improvement undone) is a *return*:
+not a flag, and that level is the reference again. A level's value is the median of its
+commits. Hence:
 
 - a single slow newest commit, or a burst shorter than ``confirm`` that came back, is never
-  a flag; a level that is not yet confirmed is reported as *tentative*;
-- the flag names the first commit of the new level; one slow commit just before a real step
-  is a level of one commit, and does not mask it.
+  a flag by this rule alone (far beyond the noise, it is re-measured before it is one);
+- creep adds up: levels each under the threshold are measured from the reference;
+- the flag names the first commit that can be at the new level, never one that came back:
+  one slow commit just before a real step is a level of one commit and does not mask it.
+  When that first commit is uncertain (a commit after it was measured at the old level, or it
+  may be a single slow commit just before the real step), the flag lists its *candidates*,
+  from the first commit that can be at the new level to the one from which the level holds
+  (at least two), for the main job's re-measurement to name the first slow one (``confirm``).
+
+Where the p95 and the median of a series both move within ``confirm`` commits of each other,
+that is one change: one flag at the earlier commit, naming each statistic that moved.
 
 ``budget``: the start of a stretch of at least ``BUDGET_CONFIRM`` commits over the budget.
 """
@@ -31,30 +44,40 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.stats import mannwhitneyu
 
-from . import changepoints
+from . import changepoints, stats
 
 THRESHOLD = 0.10
 CONFIRM = 3  # commits holding a new level before it is flagged: the first one and 2 more
 BUDGET_CONFIRM = 2  # commits over the budget in a row before it is flagged
 MAX_PVALUE = 0.01  # the change points' t-test (Otava's default is 0.001; the rank test decides)
 RANK_PVALUE = 0.001
+BIG_HISTORY = 10  # commits since the reference before a step without rounds can be "far beyond"
 WINDOW_LEN = changepoints.WINDOW_LEN
+STATISTICS = ("p95", "median")
 
 
 @dataclass(frozen=True)
 class Shift:
     """A level that starts at ``index``: more than the threshold above ``reference``."""
 
-    index: int
+    index: int  # the first commit that can be at the new level
+    settled: int  # the first commit from which the new level holds (== index when certain)
     reference: float  # the level it is measured from
     level: float  # the median of its points so far
     points: int  # how many commits hold it so far
     pvalue: float  # of the change point that starts it
-    confirmed: bool  # held by at least ``confirm`` commits
+    confirmed: bool  # held by at least ``confirm`` commits and ranked above the commits before
+    far: bool = False  # not (yet) confirmed, but far beyond the noise: to be re-measured at once
 
     @property
     def change(self):
         return self.level / self.reference - 1.0
+
+    @property
+    def candidates(self):
+        """Indices that may be the first commit of the level: ``index`` alone when it is
+        certain, else ``index`` to ``settled`` (at least two)."""
+        return tuple(range(self.index, max(self.settled, self.index + 1) + 1))
 
 
 def levels(values, max_pvalue=MAX_PVALUE, window_len=WINDOW_LEN):
@@ -67,36 +90,76 @@ def levels(values, max_pvalue=MAX_PVALUE, window_len=WINDOW_LEN):
     return points, bounds, [float(np.median(values[a:b])) for a, b in zip(bounds, bounds[1:])]
 
 
-def shifts_up(values, threshold=THRESHOLD, confirm=CONFIRM, max_pvalue=MAX_PVALUE, window_len=WINDOW_LEN):
+def shifts_up(values, threshold=THRESHOLD, confirm=CONFIRM, spreads=None, max_pvalue=MAX_PVALUE, window_len=WINDOW_LEN):
     """The levels of ``values`` (positive floats, oldest first) that the alert rule flags,
-    confirmed or (at the end of the series) tentative, by index."""
-    return _walk(values, threshold, confirm, max_pvalue, window_len)[0]
+    confirmed or (at the end of the series) tentative, by index. ``spreads``: per value, the
+    lowest and highest of its rounds' values (``round_spread``), or None without rounds."""
+    return _walk(values, threshold, confirm, spreads, max_pvalue, window_len)[0]
 
 
-def _walk(values, threshold, confirm, max_pvalue, window_len):
+def _walk(values, threshold, confirm, spreads, max_pvalue, window_len):
     """The alert rule along the levels: ``(shifts, change points, references)``; the
     references are the alert rule's reference level as ``(index, level)`` pairs, each holding
     from its index to the next one's (the first at index 0)."""
     values = np.asarray(values, dtype=float)
     points, bounds, found_levels = levels(values, max_pvalue, window_len)
     reference, since, found = found_levels[0], 0, []  # the reference level, and where it began
+    dropped_from = []  # levels held before a drop of more than the threshold, since the last flag
     references = [(0, reference)]
-    for point, level, start, stop in zip(points, found_levels[1:], bounds[1:], bounds[2:]):
+    for k, (point, level, start, stop) in enumerate(zip(points, found_levels[1:], bounds[1:], bounds[2:])):
         middle = np.sqrt(level * reference)  # a value above it is nearer the new level
-        while start < stop - 1 and min(values[start : start + 2]) <= middle < level:
-            start += 1  # the level starts at its first commit that is at it, as the next one is
-        held = int(np.sum(values[start:stop] > middle))
-        if level > (1 + threshold) * reference and (held >= confirm or stop == len(values)):
-            confirmed = held >= confirm and _ranked_above(values[start:stop], values[since:start], threshold, confirm)
-            if confirmed or stop == len(values):
-                found.append(Shift(start, reference, level, held, point.pvalue, confirmed))
+        if level > (1 + threshold) * reference:
+            first, settled = _level_start(values, start, stop, since, middle, level, found_levels[k])
+            if any(held / (1 + threshold) <= level <= held * (1 + threshold) for held in dropped_from):
+                reference, since, dropped_from = level, first, []  # back at a level held before
+                references.append((first, reference))
+                continue
+            held = int(np.sum(values[first:stop] > middle))
+            confirmed = held >= confirm and _ranked_above(values[first:stop], values[since:first], threshold, confirm)
+            far = not confirmed and _far_beyond(values, spreads, first, stop, since, threshold)
+            if confirmed or far or stop == len(values):
+                found.append(Shift(first, settled, reference, level, held, point.pvalue, confirmed, far))
             if confirmed:
-                reference, since = level, start
-                references.append((start, reference))
+                reference, since, dropped_from = level, first, []
+                references.append((first, reference))
         elif level < reference and stop - start >= confirm:
+            if level * (1 + threshold) < reference:
+                dropped_from.append(reference)
             reference, since = level, start
             references.append((start, reference))
+    if not found or found[-1].index < since:  # the newest commits, where change points cannot split yet
+        found += _far_tail(values, spreads, since, threshold, confirm)
     return found, points, references
+
+
+def _far_tail(values, spreads, since, threshold, confirm):
+    """A level of the newest 1 to ``confirm - 1`` commits that is far beyond the noise of the
+    commits since the reference began (``_far_beyond``), as a tentative ``Shift``; or none.
+    Change points need more than one commit on a side; a step far beyond the noise does not."""
+    n = len(values)
+    for k in range(min(confirm - 1, n - since - 1), 0, -1):
+        if _far_beyond(values, spreads, n - k, n, since, threshold):
+            reference, level = float(np.median(values[since : n - k])), float(np.median(values[n - k :]))
+            return [Shift(n - k, n - k, reference, level, k, float("nan"), False, True)]
+    return []
+
+
+def _level_start(values, start, stop, since, middle, level, previous_level):
+    """``(first, settled)`` of a new level whose change point is at ``start``: ``first`` is the
+    earliest commit that can be at it (the change point, moved back by one commit that is
+    nearer the new level than its own segment's level, as a change point placed one late
+    leaves it, and forward over commits at the old level), ``settled`` the first commit from
+    which it holds (it and the next one are both at it)."""
+    first = start
+    before = values[start - 1] if start - 1 > since else None
+    if before is not None and before > middle and abs(np.log(before / level)) < abs(np.log(before / previous_level)):
+        first -= 1
+    while first < stop - 1 and values[first] <= middle:
+        first += 1
+    settled = first
+    while settled < stop - 1 and min(values[settled : settled + 2]) <= middle:
+        settled += 1
+    return first, settled
 
 
 def _ranked_above(after, before, threshold, confirm):
@@ -109,6 +172,28 @@ def _ranked_above(after, before, threshold, confirm):
     return bool(mannwhitneyu(after, before, alternative="greater").pvalue <= RANK_PVALUE)
 
 
+def _far_beyond(values, spreads, first, stop, since, threshold):
+    """Whether the level ``values[first:stop]`` is far beyond the noise of ``values[since:first]``:
+    every value more than ``threshold`` above every earlier one, and (with rounds) its lowest
+    round above their highest; without rounds, ``BIG_HISTORY`` earlier commits are needed."""
+    before, after = values[since:first], values[first:stop]
+    if len(before) == 0 or min(after) <= (1 + threshold) * max(before):
+        return False
+    if spreads is None or any(spreads[i] is None for i in range(since, stop)):
+        return len(before) >= BIG_HISTORY
+    lowest_after = min(spreads[i][0] for i in range(first, stop))
+    highest_before = max(spreads[i][1] for i in range(since, first))
+    return lowest_after > highest_before
+
+
+def round_spread(rounds, statistic):
+    """``(lowest, highest)`` of ``statistic`` over a commit's rounds, or None with fewer than 2."""
+    if len(rounds) < 2 or any(len(r) == 0 for r in rounds):
+        return None
+    found = [stats.p95(r) if statistic == "p95" else float(np.median(r)) for r in rounds]
+    return min(found), max(found)
+
+
 def budget_starts(values, budget, confirm=BUDGET_CONFIRM):
     """Indices where a stretch of at least ``confirm`` values over ``budget`` starts."""
     over = [v > budget for v in values]
@@ -117,6 +202,74 @@ def budget_starts(values, budget, confirm=BUDGET_CONFIRM):
         for i in range(len(over) - confirm + 1)
         if all(over[i : i + confirm]) and (i == 0 or not over[i - 1])
     ]
+
+
+@dataclass(frozen=True)
+class Move:
+    """One statistic's part in a change: its level before and after."""
+
+    statistic: str  # "p95" or "median"
+    before: float
+    after: float
+
+    @property
+    def change(self):
+        return self.after / self.before - 1
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change of a series found by the alert rule in one or more of its statistics."""
+
+    index: int  # the first commit that can be at the new level
+    candidates: tuple  # indices that may be that first commit (``Shift.candidates``)
+    moves: tuple  # of ``Move``, the primary statistic (p95 where it moved) first
+    pvalue: float
+    confirmed: bool
+    far: bool
+
+    @property
+    def statistic(self):
+        """``"p95"``, ``"median"`` or ``"p95+median"``."""
+        return "+".join(s for s in STATISTICS if any(m.statistic == s for m in self.moves))
+
+
+def changes(values_by_statistic, threshold=THRESHOLD, min_rise=0.0, spreads_by_statistic=None):
+    """The alert rule on each statistic's values (``{"p95": [...], "median": [...]}``, one
+    value per commit, the same commits), merged by ``merge``. ``spreads_by_statistic``: each
+    statistic's ``round_spread`` per commit, where the commits have rounds."""
+    spreads = spreads_by_statistic or {}
+    return merge({s: shifts_up(v, threshold, CONFIRM, spreads.get(s)) for s, v in values_by_statistic.items()}, min_rise)
+
+
+def merge(shifts_by_statistic, min_rise=0.0):
+    """``Change``s from each statistic's shifts: shifts of different statistics starting within
+    ``CONFIRM`` commits of each other are one change at the earliest. A shift whose level rose by
+    no more than ``min_rise`` (in the values' unit) is left out."""
+    shifts = sorted(
+        (
+            (shift.index, STATISTICS.index(statistic), statistic, shift)
+            for statistic, found in shifts_by_statistic.items()
+            for shift in found
+            if shift.level - shift.reference > min_rise
+        ),
+        key=lambda s: s[:2],
+    )
+    merged = []
+    for index, _, statistic, shift in shifts:
+        move = Move(statistic, shift.reference, shift.level)
+        last = merged[-1] if merged else None
+        if last is not None and index - last.index <= CONFIRM and statistic not in last.statistic.split("+"):
+            merged[-1] = replace(
+                last,
+                candidates=tuple(sorted(set(last.candidates) | set(shift.candidates))),
+                moves=tuple(sorted((*last.moves, move), key=lambda m: STATISTICS.index(m.statistic))),
+                confirmed=last.confirmed or shift.confirmed,
+                far=last.far or shift.far,
+            )
+        else:
+            merged.append(Change(index, shift.candidates, (move,), shift.pvalue, shift.confirmed, shift.far))
+    return merged
 
 
 @dataclass(frozen=True)
@@ -133,6 +286,9 @@ class Flag:
     pvalue: float | None = None
     budget_ms: float | None = None
     tentative: bool = False  # a new level not yet held by ``CONFIRM`` commits: not a flag yet
+    moves: tuple = ()  # of ``Move``: every statistic that moved (regression)
+    candidates: tuple = ()  # commits that may be the first of the new level, oldest first
+    far: bool = False  # flagged as far beyond the noise, before ``CONFIRM`` commits held it
 
     @property
     def change(self):
@@ -161,23 +317,22 @@ def analyze(all_series, threshold=THRESHOLD, min_rise_ms=0.0):
 
 
 def regression_flags(series, threshold=THRESHOLD, min_rise_ms=0.0, walks=None):
-    """The alert rule on the series' p95 and (where measured) median; one flag per commit.
+    """The alert rule on the series' p95 and (where measured) median: one flag per change.
     ``walks``: ``_walks(series, threshold)``, if the caller has it already."""
-    by_commit = {}
-    for statistic, (indices, (shifts, _, _)) in (_walks(series, threshold) if walks is None else walks).items():
-        for shift in shifts:
-            if shift.level - shift.reference <= min_rise_ms:
-                continue
-            index = indices[shift.index]
-            previous = series.points[indices[shift.index - 1]].commit if shift.index > 0 else None
-            flag = Flag(
-                "regression", series.benchmark, series.machine, series.env, series.points[index].commit,
-                previous, shift.reference, shift.level, statistic, shift.pvalue, tentative=not shift.confirmed,
+    indices, found = _walks(series, threshold) if walks is None else walks
+    commits = [series.points[i].commit for i in indices]
+    flags = []
+    for change in merge({statistic: walk[0] for statistic, walk in found.items()}, min_rise_ms):
+        primary = change.moves[0]
+        flags.append(
+            Flag(
+                "regression", series.benchmark, series.machine, series.env, commits[change.index],
+                commits[change.index - 1] if change.index > 0 else None, primary.before, primary.after,
+                change.statistic, change.pvalue, tentative=not change.confirmed, moves=change.moves,
+                candidates=tuple(commits[i] for i in change.candidates if i < len(commits)), far=change.far,
             )
-            if index in by_commit:  # both series moved: keep the p95's numbers
-                flag = replace(by_commit[index], statistic="p95+median", tentative=by_commit[index].tentative and flag.tentative)
-            by_commit[index] = flag
-    return [by_commit[i] for i in sorted(by_commit)]
+        )
+    return flags
 
 
 def budget_flags(series):
@@ -196,23 +351,25 @@ def budget_flags(series):
 
 
 def _walks(series, threshold):
-    """``{statistic: (indices of the points it has, _walk of their values)}``: the p95's and,
-    where every point has one, the median's."""
+    """``(indices, {statistic: _walk of its values})`` over the points whose p95 is positive:
+    the p95's and, where every such point has one, the median's."""
+    indices = [i for i, p in enumerate(series.points) if _positive(p.p95_ms)]
+    points = [series.points[i] for i in indices]
+    named = ["p95"] + (["median"] if points and all(_positive(p.median_ms) for p in points) else [])
     walks = {}
-    for statistic in ("p95", "median"):
-        indices = [i for i, p in enumerate(series.points) if _positive(_value(p, statistic))]
-        if not indices or (statistic == "median" and len(indices) < len(series.points)):
-            continue  # a track value has no median
-        values = [_value(series.points[i], statistic) for i in indices]
-        walks[statistic] = (indices, _walk(values, threshold, CONFIRM, MAX_PVALUE, WINDOW_LEN))
-    return walks
+    for statistic in named if points else []:
+        values = [_value(p, statistic) for p in points]
+        spreads = [round_spread(p.rounds, statistic) for p in points]
+        walks[statistic] = _walk(values, threshold, CONFIRM, spreads, MAX_PVALUE, WINDOW_LEN)
+    return indices, walks
 
 
 def _p95_levels(series, walks):
     """The commits where the p95 level changed, and the p95 reference levels by commit."""
-    if "p95" not in walks:
+    indices, found = walks
+    if "p95" not in found:
         return [], []
-    indices, (_, points, references) = walks["p95"]
+    _, points, references = found["p95"]
     commit = [series.points[i].commit for i in indices]
     return [commit[p.index] for p in points], [(commit[i], level) for i, level in references]
 

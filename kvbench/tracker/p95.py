@@ -10,6 +10,7 @@ dashboard (``--html``). Exits 0 whatever it flags (``gate`` is the pass/fail che
 
 import json
 import os
+from dataclasses import replace
 
 from ..errors import UserError
 from . import budgets as budgets_mod
@@ -63,7 +64,8 @@ def run(args):
     all_series = series_mod.build_series(measurements, order, lambda b: budgets_mod.budget_for(budgets, b))
     _warn_about_inputs(measurements, order, budgets, all_series)
     analysis = detect.analyze(all_series, args.threshold, args.min_rise_ms)
-    flags, dismissed = confirm.apply_verdicts(analysis.flags, verdicts)
+    flags, tentative, dismissed = confirm.apply_verdicts(analysis.flags, analysis.tentative, verdicts)
+    analysis = replace(analysis, tentative=tentative)
     render.write_p95_report(all_series, flags, analysis.tentative, dismissed, args.threshold, print)
     if args.json:
         _write_json(args.json, all_series, flags, analysis, dismissed, args.threshold, proj.commit_url)
@@ -179,6 +181,9 @@ def _flag_json(flag, commit_url):
         "change": flag.change,
         "pvalue": flag.pvalue,
         "previous_commit": flag.previous_commit,
+        "candidates": list(flag.candidates),
+        "moves": [{"statistic": m.statistic, "before_ms": m.before, "after_ms": m.after, "change": m.change} for m in flag.moves],
+        "far": flag.far,
         "budget_ms": flag.budget_ms,
         "commit_url": commit_url + flag.commit if commit_url else None,
         "message": render.describe(flag),

@@ -5,9 +5,10 @@ commit, and how often it cries wolf, on series replayed from real recorded noise
 Detectors, each given the per-commit p95 (and median where there are samples) of a series:
 
 - ``kvbench``: the alert rule (``detect.shifts_up``) on the p95 and the median series;
-- ``kvbench+confirm``: the same, and each new flag is re-measured as the main job does
-  (``kvbench.tracker.confirm``: the flagged commit and the one before it measured again; it
-  stands when the re-measured change is at least half the flagged one);
+- ``kvbench+confirm``: the same, and each new flag (and each level far beyond the noise) is
+  re-measured as the main job does (``kvbench.tracker.confirm``: the commit before its first
+  candidate and every candidate measured again; it stands when one of them shows at least half
+  the flagged change, and names the first that does);
 - ``previous rule``: the rule this tracker had before (a step confirmed by one later commit,
   each of the two above every one of the two commits before, and significant by a bootstrap
   of the samples);
@@ -18,9 +19,10 @@ Detectors, each given the per-commit p95 (and median where there are samples) of
 
 Each is run as CI runs it, again after every commit (``ci``), and once on the whole history
 (``full``). A flag is *right* when it names a planted step's first commit, +-1 (creep: any
-commit of the creep, raised within ``CREEP_DEADLINE`` commits of its start). Reported per
-scenario: recall, precision, false flags per 100 commits, and the delay (commits from the
-change to the run that first raised the right flag).
+commit of the creep, raised within ``CREEP_DEADLINE`` commits of its start); every other flag
+is false, a second one for the same planted change included. Reported per scenario: recall,
+the share named at exactly the right commit, precision, false flags per 100 commits, and the
+delay (commits from the change to the run that first raised the right flag).
 """
 
 import argparse
@@ -136,30 +138,57 @@ def write_aa_table(aa, write_line):
 
 @dataclass(frozen=True)
 class Measured:
-    """A replayed series: each commit's samples (or track value), p95 and median."""
+    """A replayed series: each commit's rounds (tuples of samples, or one track value), its
+    pooled samples' p95 and median, and the spread of each statistic over its rounds."""
 
-    samples: list
+    rounds: list
     p95: np.ndarray
     median: np.ndarray | None  # None for a track benchmark
+    spreads: dict  # {statistic: [detect.round_spread per commit]}
 
     @classmethod
     def of(cls, measurements, has_samples):
-        p95 = np.array([stats.p95(m) for m in measurements])
-        median = np.array([np.median(m) for m in measurements]) if has_samples else None
-        return cls(measurements, p95, median)
+        pooled = [np.concatenate(rounds) for rounds in measurements]
+        p95 = np.array([stats.p95(m) for m in pooled])
+        median = np.array([np.median(m) for m in pooled]) if has_samples else None
+        named = ("p95", "median") if has_samples else ("p95",)
+        spreads = {s: [detect.round_spread(r, s) for r in measurements] for s in named}
+        return cls(measurements, p95, median, spreads)
+
+    def values(self, t):
+        """``{statistic: values of the first t commits}``."""
+        found = {"p95": self.p95[:t]}
+        if self.median is not None:
+            found["median"] = self.median[:t]
+        return found
 
 
-# --- detectors: the first t commits of a series -> [(flagged index, change)] -----------------
+@dataclass(frozen=True)
+class Found:
+    """A detector's flag in the first t commits of a series."""
+
+    index: int
+    moves: tuple  # ((statistic, change), ...): what moved, by how much
+    candidates: tuple = ()  # indices that may be the first commit of the change (default: index)
+    pending: bool = False  # far beyond the noise but not confirmed: a flag only once re-measured
+
+    @property
+    def suspects(self):
+        return self.candidates or (self.index,)
+
+
+# --- detectors: the first t commits of a series -> [Found] -----------------------------------
 
 
 def kvbench_flags(m, t):
-    series = [("p95", m.p95[:t])] + ([("median", m.median[:t])] if m.median is not None else [])
-    found = {}
-    for statistic, values in series:
-        for shift in detect.shifts_up(values):
-            if shift.confirmed and shift.index not in found:
-                found[shift.index] = (shift.change, statistic)
-    return sorted((index, change, statistic) for index, (change, statistic) in found.items())
+    """The alert rule on the p95 and median series, one ``Found`` per change (``detect.changes``):
+    confirmed changes, and pending ones far beyond the noise."""
+    spreads = {s: found[:t] for s, found in m.spreads.items()}
+    return [
+        Found(c.index, tuple((mv.statistic, mv.change) for mv in c.moves), c.candidates, pending=not c.confirmed)
+        for c in detect.changes(m.values(t), THRESHOLD, spreads_by_statistic=spreads)
+        if c.confirmed or c.far
+    ]
 
 
 def previous_rule_flags(m, t, window=2):
@@ -171,10 +200,11 @@ def previous_rule_flags(m, t, window=2):
         if min(after) <= (1 + THRESHOLD) * max(before):
             continue
         if m.median is not None and not all(
-            _percentile_bootstrap_low(m.samples[j - 1], m.samples[i]) > 1 + THRESHOLD for i in range(j, j + window)
+            _percentile_bootstrap_low(np.concatenate(m.rounds[j - 1]), np.concatenate(m.rounds[i])) > 1 + THRESHOLD
+            for i in range(j, j + window)
         ):
             continue
-        flags.append((j, values[j] / values[j - 1] - 1, "p95"))
+        flags.append(Found(j, (("p95", values[j] / values[j - 1] - 1),)))
     return flags
 
 
@@ -192,7 +222,7 @@ def _percentile_bootstrap_low(base, head, resamples=200, level=0.90):
 def asv_flags(m, t):
     values = m.median[:t] if m.median is not None else m.p95[:t]
     _, _, jumps = detect_regressions(detect_steps(list(values)), THRESHOLD)
-    return [(after, 0.0, "median") for _, after, _, _ in jumps or ()]
+    return [Found(after, (("median", 0.0),)) for _, after, _, _ in jumps or ()]
 
 
 def otava_flags(m, t):
@@ -200,7 +230,7 @@ def otava_flags(m, t):
 
     points, _ = compute_change_points([float(v) for v in m.p95[:t]])
     return [
-        (int(p.index), p.stats.forward_rel_change(), "p95")
+        Found(int(p.index), (("p95", p.stats.forward_rel_change()),))
         for p in points
         if p.stats.forward_rel_change() > THRESHOLD
     ]
@@ -209,8 +239,8 @@ def otava_flags(m, t):
 @dataclass(frozen=True)
 class Detector:
     name: str
-    flags: object  # (Measured, t) -> [(index, change, statistic)] in the first t commits
-    confirm: bool = False  # re-measure each new flag before reporting it
+    flags: object  # (Measured, t) -> [Found] in the first t commits
+    confirm: bool = False  # re-measure each new flag before reporting it, and name its first slow commit
 
 
 def available_detectors():
@@ -232,53 +262,54 @@ def available_detectors():
 
 def raised_flags(detector, replayer, measured, mode, rng, found=None):
     """``{index: time}``: each commit flagged, and the series length at which it first was.
-    ``found`` memoizes the detectors' flags per (function, t) for one series."""
-    n = len(measured.samples)
+    A flag that names a commit of an alert already raised or dismissed (its candidates) is that
+    alert again, as the main job matches it to its verdict. ``found`` memoizes the detectors'
+    flags per (function, t) for one series."""
+    n = len(measured.rounds)
     found = {} if found is None else found
-    raised, dismissed = {}, set()
+    raised, decided = {}, []  # decided: the suspects of every alert raised or dismissed
     for t in range(FIRST_RUN, n + 1) if mode == "ci" else [n]:
         if (detector.flags, t) not in found:
             found[detector.flags, t] = detector.flags(measured, t)
-        for index, change, statistic in found[detector.flags, t]:
-            if index in raised or index in dismissed:
+        for flag in found[detector.flags, t]:
+            if (flag.pending and not detector.confirm) or any(set(flag.suspects) & seen for seen in decided):
                 continue
-            if detector.confirm and not remeasured(replayer, index, change, statistic, rng):
-                dismissed.add(index)
-                continue
-            raised[index] = t
+            named = remeasured_culprit(replayer, flag, rng) if detector.confirm else flag.index
+            decided.append(set(flag.suspects) | ({named} if named is not None else set()))
+            if named is not None:
+                raised[named] = t
     return raised
 
 
-def remeasured(replayer, index, change, statistic, rng):
-    """The main job's re-measurement (``confirm.agrees``) of commits ``index - 1`` and ``index``."""
-    before = replayer.measure(index - 1, rng, again=True)
-    after = replayer.measure(index, rng, again=True)
-    return confirm.agrees(change, statistic if replayer.noise.has_samples else "p95", before, after)[0]
+def remeasured_culprit(replayer, flag, rng):
+    """The main job's re-measurement (``confirm.name_culprit``): the commit before the first
+    suspect and every suspect measured again; the first suspect that shows at least half the
+    flagged change, or None (dismissed)."""
+    before = replayer.measure(flag.suspects[0] - 1, rng, again=True)
+    suspects = [replayer.measure(i, rng, again=True) for i in flag.suspects]
+    moves = flag.moves if replayer.noise.has_samples else (("p95", max(c for _, c in flag.moves)),)
+    named = confirm.name_culprit(moves, np.concatenate(before), [np.concatenate(r) for r in suspects])
+    return None if named is None else flag.suspects[named]
 
 
 def score(scenario, raised):
-    """``(found, delay, n_false, near_slow)`` for one replayed series."""
-    truth, right, wrong = scenario.truth(), [], []
-    for index, time in sorted(raised.items()):
+    """``(found, exact, delay, n_false, near_slow)`` for one replayed series. The first flag
+    that names the step's first commit +-1 is right (``exact`` when it names that commit); every
+    other flag is a false one, a second flag for the same planted change included."""
+    truth, right, n_false = scenario.truth(), None, 0
+    for index, time in sorted(raised.items(), key=lambda item: (item[1], item[0])):
         if scenario.kind == "creep":
             ok = replay.START - 1 <= index <= replay.START + replay.CREEP_COMMITS and time <= replay.START + CREEP_DEADLINE
         else:
             ok = any(abs(index - t) <= 1 for t in truth)
-        (right if ok else wrong).append(time if ok else index)
-    near_slow = scenario.kind == "slow" and any(replay.START - 1 <= i <= replay.START + 2 for i in raised)
-    delay = min(right) - 1 - replay.START if right else None
-    return bool(right), delay, len(_groups(wrong)), near_slow
-
-
-def _groups(indices):
-    """Flags on adjacent commits count once (one alert that moved by a commit)."""
-    groups = []
-    for i in indices:
-        if groups and i - groups[-1][-1] <= 1:
-            groups[-1].append(i)
+        if ok and right is None:
+            right = (index, time)
         else:
-            groups.append([i])
-    return groups
+            n_false += 1
+    near_slow = scenario.kind == "slow" and any(replay.START - 1 <= i <= replay.START + 2 for i in raised)
+    exact = right is not None and (scenario.kind == "creep" or right[0] in truth)
+    delay = right[1] - 1 - replay.START if right else None
+    return right is not None, exact, delay, n_false, near_slow
 
 
 def measure_power(noises, detectors, seeds, mode, baseline_seeds=None, scenarios=replay.SCENARIOS):
@@ -305,17 +336,18 @@ def measure_power(noises, detectors, seeds, mode, baseline_seeds=None, scenarios
 def _row(scenario, detector, results):
     scores = [s for _, s in results]
     found = [s[0] for s in scores]
-    delays = [s[1] for s in scores if s[1] is not None]
-    n_false = sum(s[2] for s in scores)
+    delays = [s[2] for s in scores if s[2] is not None]
+    n_false = sum(s[3] for s in scores)
     n_true = sum(found)
     return {
         "scenario": scenario.name,
         "detector": detector,
         "series": len(scores),
         "recall": sum(found) / len(scores) if scenario.truth() else None,
+        "exact": sum(s[1] for s in scores) / len(scores) if scenario.truth() else None,
         "precision": n_true / (n_true + n_false) if n_true + n_false else None,
         "false_per_100_commits": 100 * n_false / (len(scores) * replay.LENGTH),
-        "flagged_near_slow": sum(s[3] for s in scores) / len(scores) if scenario.kind == "slow" else None,
+        "flagged_near_slow": sum(s[4] for s in scores) / len(scores) if scenario.kind == "slow" else None,
         "median_delay": float(np.median(delays)) if delays else None,
         "recall_by_benchmark": {
             b: float(np.mean([s[0] for name, s in results if name == b])) for b in sorted({b for b, _ in results})
@@ -332,13 +364,16 @@ def write_power_table(rows, write_line):
             r["scenario"],
             r["detector"],
             pct(r["recall"]) if r["recall"] is not None else pct(r["flagged_near_slow"]) + " flagged",
+            pct(r.get("exact")),
             pct(r["precision"]),
             f"{r['false_per_100_commits']:.2f}",
             "-" if r["median_delay"] is None else f"{r['median_delay']:.0f}",
         ]
         for r in rows
     ]
-    write_table(["scenario", "detector", "recall", "precision", "false / 100 commits", "delay"], table, write_line)
+    write_table(
+        ["scenario", "detector", "recall (+-1)", "exact commit", "precision", "false / 100 commits", "delay"], table, write_line
+    )
 
 
 if __name__ == "__main__":  # python -m kvbench.tracker.power, e.g. with Otava's interpreter

@@ -114,8 +114,15 @@ def describe(flag):
     if flag.kind == "budget":
         before = f"{ms(flag.before_ms)} ms at {short(flag.previous_commit)}" if flag.previous_commit else "first commit"
         return f"budget: {where}: p95 {ms(flag.after_ms)} ms over the {ms(flag.budget_ms)} ms budget (before: {before})"
-    moved = {"p95": "p95", "median": "median", "p95+median": "p95 and median"}[flag.statistic]
-    return (
-        f"regression: {where}: {moved} level {ms(flag.before_ms)} -> {ms(flag.after_ms)} ms "
-        f"({flag.change:+.0%}, change point p={flag.pvalue:.1g})"
+    moves = flag.moves or ()
+    moved = " and ".join(f"{m.statistic} {ms(m.before)} -> {ms(m.after)} ms ({m.change:+.0%})" for m in moves) or (
+        f"{flag.statistic} level {ms(flag.before_ms)} -> {ms(flag.after_ms)} ms ({flag.change:+.0%})"
     )
+    notes = []
+    if flag.pvalue is not None and flag.pvalue == flag.pvalue:
+        notes.append(f"change point p={flag.pvalue:.1g}")
+    if flag.far:
+        notes.append("far beyond the noise")
+    if len(flag.candidates) > 2:
+        notes.append(f"first commit one of {', '.join(short(c) for c in flag.candidates)}")
+    return f"regression: {where}: {moved}" + (f" ({'; '.join(notes)})" if notes else "")

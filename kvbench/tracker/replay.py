@@ -9,8 +9,9 @@ are then planted into those samples, which stay in round order (as asv appends t
 
 Scenarios plant, at commit ``START`` of ``LENGTH``: median steps (every call slower), tail-only
 steps (1 call in 10 slower, by as much as raises the recorded p95 by the given fraction),
-creep, slow-measured commits (every call of that commit's measurement slower), and steps
-that are masked or reverted. ``truth`` says where a detector should flag.
+creep, slow-measured commits (every call of that commit's first measurement slower), steps
+whose next commit is first measured as if the step were not there, and steps that are masked
+or reverted. ``truth`` says where a detector should flag.
 """
 
 import json
@@ -43,6 +44,7 @@ class Scenario:
     kind: str  # "median", "tail", "creep", "slow" (planted changes); "none"
     size: float = 0.0
     slow_commits: tuple = ()  # offsets from START of slow-measured commits
+    fast_commits: tuple = ()  # offsets from START of commits measured as if the step were not there
     revert_after: int | None = None  # commits after START at which the step is undone
 
     def truth(self):
@@ -55,6 +57,7 @@ SCENARIOS = [
     Scenario("median +5%", "median", 0.05),
     Scenario("median +10%", "median", 0.10),
     Scenario("median +20%", "median", 0.20),
+    Scenario("median +50%", "median", 0.50),
     Scenario("tail-only p95 +10%", "tail", 0.10),
     Scenario("tail-only p95 +20%", "tail", 0.20),
     Scenario("tail-only p95 +50%", "tail", 0.50),
@@ -62,6 +65,8 @@ SCENARIOS = [
     Scenario("one slow-measured commit", "slow", slow_commits=(0,)),
     Scenario("2-commit slow burst, recovered", "slow", slow_commits=(0, 1)),
     Scenario("median +20% masked by a slow commit 2 before", "median", 0.20, slow_commits=(-2,)),
+    Scenario("median +20%, a slow-measured commit just before", "median", 0.20, slow_commits=(-1,)),
+    Scenario("median +20%, its next commit measured at the old level", "median", 0.20, fast_commits=(1,)),
     Scenario("median +20% reverted 8 commits later", "median", 0.20, revert_after=8),
 ]
 
@@ -149,11 +154,12 @@ class Replayer:
         self.delta = tail_delta(noise, scenario.size) if noise.has_samples and scenario.kind == "tail" else 0.0
 
     def factor(self, index, again=False):
-        """Every call's slowdown at commit ``index`` (median steps, creep, and a slow first
-        measurement: measured ``again``, a slow-measured commit is not slow)."""
+        """Every call's slowdown at commit ``index`` (median steps, creep, and a slow or fast
+        first measurement: measured ``again``, such a commit is measured as it is)."""
         s, offset = self.scenario, index - START
         factor = SLOW_MEASURED if offset in s.slow_commits and not again else 1.0
         stepped = offset >= 0 and (s.revert_after is None or offset < s.revert_after)
+        stepped = stepped and not (offset in s.fast_commits and not again)
         if s.kind == "median" and stepped:
             factor *= 1 + s.size
         if s.kind == "creep" and offset >= 0:
@@ -161,20 +167,21 @@ class Replayer:
         return factor
 
     def measure(self, index, rng, again=False):
-        """One measurement of commit ``index``: samples (ms), or a track value as ``(value,)``."""
+        """One measurement of commit ``index``: its rounds, each a tuple of samples (ms); a
+        track value is one round of one value."""
         factor = self.factor(index, again)
         tail = self.scenario.kind == "tail" and index >= START
         if not self.noise.has_samples:  # a track value: one number per commit (asv's setup_cache)
             value = float(rng.choice(self.noise.values))
-            return (value * factor * ((1 + self.scenario.size) if tail else 1.0),)
-        parts = []
+            return ((value * factor * ((1 + self.scenario.size) if tail else 1.0),),)
+        rounds = []
         for run in rng.integers(len(self.noise.runs), size=ROUNDS):
             samples = np.asarray(self.noise.runs[run])
-            parts.append(rng.choice(samples, max(1, samples.size // ROUNDS), replace=False))
-        samples = np.concatenate(parts) * factor
-        if tail:
-            samples = samples + self.delta * (rng.random(samples.size) < 0.1)
-        return tuple(samples)
+            samples = rng.choice(samples, max(1, samples.size // ROUNDS), replace=False) * factor
+            if tail:
+                samples = samples + self.delta * (rng.random(samples.size) < 0.1)
+            rounds.append(tuple(samples))
+        return tuple(rounds)
 
     def series(self, rng, length=LENGTH):
         return [self.measure(i, rng) for i in range(length)]

@@ -19,6 +19,7 @@ class Point:
     n_samples: int
     source: str  # as Measurement.source
     samples_ms: tuple = field(repr=False)
+    rounds: tuple = field(default=(), repr=False)  # the samples cut into asv's rounds (processes)
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,9 @@ def point_of(measurement):
     m = measurement
     if m.samples_ms:
         value, median, low, high = stats.summary(m.samples_ms)
-        return Point(m.commit, m.date, value, median, low, high, len(m.samples_ms), m.source, m.samples_ms)
+        return Point(
+            m.commit, m.date, value, median, low, high, len(m.samples_ms), m.source, m.samples_ms, tuple(m.sample_rounds)
+        )
     median = m.value_ms if m.source == "median" else None
     return Point(m.commit, m.date, m.value_ms, median, None, None, 0, m.source, ())
 
