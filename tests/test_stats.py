@@ -73,14 +73,6 @@ def test_ratio_ci_widens_with_the_spread_between_rounds():
     assert pooled_low > 1.0 > low
 
 
-def test_ratio_ci_widens_with_the_branchs_run_to_run_noise():
-    rng = np.random.default_rng(8)
-    base, head = [rng.exponential(1, 400) + 1], [rng.exponential(1, 400) * 1.6 + 1]
-    ratio, low, high = stats.p95_ratio_ci(base, head)
-    _, noisy_low, noisy_high = stats.p95_ratio_ci(base, head, noise_sigma=0.2)
-    assert low > 1.0 > noisy_low and noisy_high > high
-
-
 def test_ratio_ci_is_reproducible():
     rng = np.random.default_rng(5)
     base, head = [rng.exponential(1, 100)], [rng.exponential(1, 100)]
@@ -93,13 +85,28 @@ def test_split_rounds_cuts_the_samples_in_asvs_order():
     assert stats.split_rounds([1], 3) == [(1,)]
 
 
-def test_run_to_run_sigma_is_the_spread_of_the_series_not_of_its_steps():
+def test_the_history_bound_is_an_empirical_quantile_of_neighbouring_ratios():
     rng = np.random.default_rng(9)
-    noise = rng.lognormal(0, 0.05, 60)
-    assert stats.run_to_run_sigma(noise) == pytest.approx(0.05, rel=0.3)
-    stepped = noise * np.r_[np.ones(30), np.full(30, 2.0)]  # one step of x2 barely moves it
-    assert stats.run_to_run_sigma(stepped) == pytest.approx(stats.run_to_run_sigma(noise), rel=0.1)
-    assert stats.run_to_run_sigma(noise[: stats.MIN_HISTORY - 1]) is None
+    noise = rng.lognormal(0, 0.05, 200)
+    ratios = np.exp(np.abs(np.diff(np.log(noise))))
+    bound = stats.neighbour_ratio_bound(noise)
+    assert np.mean(ratios > bound) <= 0.02 and np.mean(ratios >= bound) > 0.02 - 1 / len(ratios)
+    stepped = noise * np.r_[np.ones(100), np.full(100, 2.0)]  # one step of x2 is one ratio of 199
+    assert stats.neighbour_ratio_bound(stepped) == pytest.approx(bound, rel=0.05)
+    assert stats.neighbour_ratio_bound(noise[: stats.MIN_HISTORY - 1]) is None
+
+
+def test_the_history_bound_holds_a_machines_two_speeds():
+    """A runner that switches between two speeds 1.8x apart, a third of the time: a Gaussian
+    spread of successive differences would call x1.8 rare; the empirical bound does not."""
+    rng = np.random.default_rng(3)
+    speeds = np.where(rng.random(120) < 1 / 3, 1.8, 1.0) * rng.lognormal(0, 0.02, 120)
+    assert stats.neighbour_ratio_bound(speeds) > 1.7
+
+
+def test_with_few_commits_the_bound_is_the_largest_ratio_seen():
+    values = [1.0, 1.1, 1.0, 1.05, 1.0, 1.3, 1.25]
+    assert stats.neighbour_ratio_bound(values) == pytest.approx(1.3)
 
 
 def test_a_regression_needs_the_threshold_the_interval_and_the_floor():
@@ -107,3 +114,5 @@ def test_a_regression_needs_the_threshold_the_interval_and_the_floor():
     assert not stats.is_significant_regression(1.5, 1.2, rise=10.0, threshold=0.10, min_rise=15.0)
     assert not stats.is_significant_regression(1.5, 0.9, rise=20.0, threshold=0.10)  # could be noise
     assert not stats.is_significant_regression(1.08, 1.02, rise=20.0, threshold=0.10)  # under the threshold
+    assert not stats.is_significant_regression(1.5, 1.2, rise=20.0, threshold=0.10, history_bound=1.6)  # history: noise
+    assert stats.is_significant_regression(1.5, None, rise=20.0, threshold=0.10, history_bound=1.4)  # a track

@@ -144,6 +144,12 @@ def _far_tail(values, spreads, since, threshold, confirm):
     return []
 
 
+def level_starts(values, threshold=THRESHOLD):
+    """The indices where the alert rule's reference level changed (a flagged level, a lower
+    level held, a return): the steps it takes as real, not as noise."""
+    return [index for index, _ in _walk(values, threshold, CONFIRM, None, MAX_PVALUE, WINDOW_LEN)[2][1:]]
+
+
 def _level_start(values, start, stop, since, middle, level, previous_level):
     """``(first, settled)`` of a new level whose change point is at ``start``: ``first`` is the
     earliest commit that can be at it (the change point, moved back by one commit that is

@@ -103,9 +103,9 @@ def aa_gate_failures(noises, comparisons=AA_COMPARISONS, seed=0):
             runs = _runs_of(noise)
             base, head = _measurement(noise, runs[order[0]]), _measurement(noise, runs[order[1]])
             others = [stats.p95(np.concatenate(runs[i])) for i in order[2:]]
-            sigma = stats.run_to_run_sigma(others)
-            for mode, history in (("history", sigma), ("rounds only", None)):
-                failure = compare(base, head, THRESHOLD, history_sigma=history).regression
+            bound = stats.neighbour_ratio_bound(others)
+            for mode, history in (("history", bound), ("rounds only", None)):
+                failure = compare(base, head, THRESHOLD, history_bound=history).regression
                 found[mode][noise.benchmark] = found[mode].get(noise.benchmark, 0) + failure
                 failed[mode] |= failure
         for mode in found:

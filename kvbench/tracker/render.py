@@ -46,9 +46,10 @@ def write_gate_comment(rows, machine, base, head, threshold, min_rise_ms, write_
     _write_gate_table(sorted(rows, key=lambda r: (not r.regression, -_finite_or(r.ratio, 0))), write_line)
     write_line("")
     write_line(
-        f"Regression: p95 more than {threshold:.0%} up and the 98% interval of p95(HEAD)/p95(BASE) above 1. "
-        "The interval holds the noise between runs: a bootstrap over each commit's rounds (processes), "
-        "widened by the benchmark's run-to-run spread along main on this machine"
+        f"Regression: p95 more than {threshold:.0%} up, beyond the noise each row's \"noise from\" names: "
+        "rounds, the lower end of a 98% bootstrap interval of p95(HEAD)/p95(BASE) over each commit's rounds "
+        "(processes) above 1; history, the ratio above the history bound, which two neighbouring commits of main "
+        "on this machine exceed 2% of the time"
         + (f"; and p95 up by more than {ms(min_rise_ms)} ms." if min_rise_ms else ".")
     )
     write_line("")
@@ -63,12 +64,14 @@ def _write_gate_table(rows, write_line):
             ms(r.head_ms),
             f"{r.ratio:.2f}",
             f"{r.ci[0]:.2f}-{r.ci[1]:.2f}" if r.ci else "none",
+            f"{r.history_bound:.2f}" if r.history_bound is not None else "none",
             r.noise,
             f"**{r.verdict}**" if r.regression else r.verdict,
         ]
         for r in rows
     ]
-    write_table(["benchmark", "BASE p95 ms", "HEAD p95 ms", "ratio", "98% interval", "noise from", "verdict"], table, write_line)
+    headers = ["benchmark", "BASE p95 ms", "HEAD p95 ms", "ratio", "98% interval", "history bound", "noise from", "verdict"]
+    write_table(headers, table, write_line)
 
 
 def _finite_or(value, default):

@@ -4,9 +4,11 @@
   distribution-free confidence interval (``asv_runner.statistics.quantile_ci``: the smallest
   pair of order statistics whose binomial coverage is at least the level; an end is +-inf
   when there are too few samples to bound it).
-- ``p95_ratio_ci``: an interval of p95(head) / p95(base) that holds run-to-run noise: a
-  hierarchical bootstrap (rounds, then samples), widened by the branch's own run-to-run
-  spread (``run_to_run_sigma``) where there is enough history. Seeded.
+- ``p95_ratio_ci``: an interval of p95(head) / p95(base) from a hierarchical bootstrap
+  (rounds, then samples): the noise within a run and between its processes. Seeded.
+- ``neighbour_ratio_bound``: how far two neighbouring commits of a branch's history are apart
+  on this machine, as an empirical quantile: the noise between runs, heavy tails and speed
+  modes included.
 - ``split_rounds``: a commit's samples back into asv's rounds (one process each).
 """
 
@@ -21,6 +23,7 @@ P95 = 0.95
 CI_LEVEL = 0.95
 RATIO_CI_LEVEL = 0.98  # two-sided 98%: its lower end is a one-sided 99% bound
 MIN_HISTORY = 6  # commits of history before their spread is taken as the run-to-run noise
+HISTORY_LEVEL = 0.98  # of |log ratio| of neighbouring commits: a one-sided 99% bound
 BOOTSTRAP_RESAMPLES = 2000
 
 
@@ -70,22 +73,20 @@ def split_rounds(samples, rounds):
     return [tuple(part) for part in np.array_split(np.asarray(samples, dtype=float), rounds)]
 
 
-def p95_ratio_ci(base_rounds, head_rounds, level=RATIO_CI_LEVEL, noise_sigma=0.0, resamples=BOOTSTRAP_RESAMPLES, seed=0):
+def p95_ratio_ci(base_rounds, head_rounds, level=RATIO_CI_LEVEL, resamples=BOOTSTRAP_RESAMPLES, seed=0):
     """``(ratio, low, high)``: p95(head) / p95(base) of the pooled samples and an interval that
-    holds run-to-run noise as well as sampling noise.
+    holds the noise of one run: its samples and its processes.
 
     ``*_rounds``: each commit's samples, one sequence per round (process). A hierarchical
     bootstrap resamples the rounds with replacement, then each drawn round's samples, so the
-    spread between processes is in the interval when a commit has several rounds. On top,
-    ``noise_sigma`` (the run-to-run standard deviation of log p95, e.g. from the branch's
-    history, ``run_to_run_sigma``) is added to the variance of the log ratio, once per side.
-    The interval is normal on the log scale at ``level`` (two-sided). Seeded: the same input
-    gives the same interval. Every round must be non-empty, and the p95s positive.
+    spread between processes is in the interval when a commit has several rounds. The interval
+    is normal on the log scale at ``level`` (two-sided). Seeded: the same input gives the same
+    interval. Every round must be non-empty, and the p95s positive.
     """
     rng = np.random.default_rng(seed)
     log_ratios = np.log(_bootstrap_p95(head_rounds, resamples, rng)) - np.log(_bootstrap_p95(base_rounds, resamples, rng))
     ratio = p95(np.concatenate(head_rounds)) / p95(np.concatenate(base_rounds))
-    return ratio_interval(ratio, math.sqrt(float(np.var(log_ratios)) + 2 * noise_sigma**2), level)
+    return ratio_interval(ratio, math.sqrt(float(np.var(log_ratios))), level)
 
 
 def ratio_interval(ratio, log_spread, level=RATIO_CI_LEVEL):
@@ -107,17 +108,33 @@ def _bootstrap_p95(rounds, resamples, rng):
     return np.quantile(padded[picked, positions].reshape(resamples, -1), P95, axis=1)
 
 
-def run_to_run_sigma(values):
-    """The run-to-run standard deviation of ``log(values)`` (a series of one benchmark along a
-    branch), robust to its steps and outliers: 1.4826 x the median absolute successive
-    difference, over sqrt(2). None for fewer than ``MIN_HISTORY`` positive values."""
-    logs = np.log([v for v in values if v > 0])
-    if len(logs) < MIN_HISTORY:
+def neighbour_ratio_bound(values, level=HISTORY_LEVEL, level_starts=()):
+    """The ratio that two neighbouring commits of ``values`` (one benchmark along a branch,
+    oldest first) exceed, up or down, with probability ``1 - level``: the ``level`` quantile of
+    ``exp(|log(v[i] / v[i-1])|)``, leaving out each ``i`` in ``level_starts`` (the first commits
+    of levels the alert rule took as real: a step is not noise). With n ratios the quantile
+    asked is at most n / (n + 1) (the largest ratio seen, no more: an empirical bound cannot
+    reach past its data). Distribution-free: a machine's heavy tails and its switches between
+    speeds are in it. None for fewer than ``MIN_HISTORY`` values or ratios."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < MIN_HISTORY or not np.all(values > 0):
         return None
-    return float(1.4826 * np.median(np.abs(np.diff(logs))) / math.sqrt(2))
+    logs = np.log(values)
+    kept = [i for i in range(1, len(logs)) if i not in set(level_starts)]
+    if len(kept) < MIN_HISTORY - 1:
+        return None
+    ratios = np.abs(logs[kept] - logs[np.array(kept) - 1])
+    return float(np.exp(np.quantile(ratios, min(level, len(ratios) / (len(ratios) + 1)), method="higher")))
 
 
-def is_significant_regression(ratio, low, rise, threshold, min_rise=0.0):
-    """The gate's rule: the p95 rose by more than ``threshold`` (ratio) and more than
-    ``min_rise`` (``rise`` = p95 after - p95 before), and the interval's lower end is above 1."""
-    return ratio > 1 + threshold and low > 1 and rise > min_rise
+def is_significant_regression(ratio, low, rise, threshold, min_rise=0.0, history_bound=None):
+    """The gate's rule: the statistic rose by more than ``threshold`` (ratio) and more than
+    ``min_rise`` (``rise`` = after - before), the interval's lower end ``low`` is above 1 (None:
+    no interval), and the ratio is beyond ``history_bound`` (``neighbour_ratio_bound``; None:
+    no history)."""
+    return (
+        ratio > 1 + threshold
+        and (low is None or low > 1)
+        and (history_bound is None or ratio > history_bound)
+        and rise > min_rise
+    )
