@@ -517,6 +517,37 @@ def test_confirm_keeps_a_flag_the_re_measurement_shows_and_dismisses_one_it_does
     assert not planned & {commits[EVERY_CALL], commits[ONE_IN_TEN]}
 
 
+def planned_and_remeasured(project, capsys, tmp_path):
+    """``(plan path, plan)`` of the planted flags, their commits measured again (every-call slowdown only)."""
+    repo, commits = project
+    flags_json, plan = tmp_path / "p95.json", tmp_path / "plan.json"
+    assert run_cli(capsys, "p95", "--json", str(flags_json))[0] == 0
+    assert run_cli(capsys, "confirm", "--plan", str(plan), "--flags", str(flags_json))[0] == 0
+    rng = np.random.default_rng(42)
+    for index in (EVERY_CALL - 1, EVERY_CALL, ONE_IN_TEN - 1, ONE_IN_TEN):
+        again = restore_samples(rng, index if index < ONE_IN_TEN else ONE_IN_TEN - 1)
+        append_samples(repo / "results", commits[index], RESTORE, [["'zero_copy'", "'concat'"]], [again, None])
+    return plan, json.loads(plan.read_text())
+
+
+def test_confirm_decide_that_fails_while_writing_leaves_the_verdicts_as_they_were(project, capsys, tmp_path):
+    from fractions import Fraction
+
+    from kvbench.tracker import confirm
+
+    repo, _ = project
+    _, plan = planned_and_remeasured(project, capsys, tmp_path)
+    verdicts = tmp_path / "confirmations.json"
+    verdicts.write_text(json.dumps({"verdicts": [{"benchmark": TRACK, "machine": MACHINE, "env": ENV, "commit": "c" * 40, "confirmed": True}]}))
+    before = verdicts.read_text()
+    for flag in plan["flags"]:
+        flag["change"] = Fraction(flag["change"]).limit_denominator(1000)  # compares as a number; JSON cannot write it
+    with pytest.raises(TypeError, match="Fraction"):
+        confirm.decide(plan, str(repo / "results"), str(verdicts))
+    assert verdicts.read_text() == before
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
 def test_gate_without_samples_or_history_does_not_judge_and_says_so(project, capsys):
     repo, commits = project
     results = repo / "results" / MACHINE

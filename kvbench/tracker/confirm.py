@@ -11,7 +11,8 @@ is **dismissed** as noise: a slow-measured stretch, not the code.
    that have no verdict yet and each one's sample counts at P and C, and prints one line per
    flag, ``P C REGEX``, for the asv run (REGEX selects the benchmark's combination).
 2. ``confirm --decide PLAN --confirmations FILE``: reads the samples added since the plan,
-   and appends one verdict per flag to FILE (created if missing; verdicts are only added).
+   and appends one verdict per flag to FILE (created if missing; verdicts are only added; the
+   file is replaced whole, so a failure leaves it as it was).
 
 ``p95 --confirmations FILE`` then reports dismissed flags apart from the flags.
 """
@@ -22,6 +23,7 @@ import re
 
 import numpy as np
 
+from ..atomic import write_text_atomically
 from ..errors import UserError
 from . import project, stats
 from .options import warn
@@ -119,8 +121,7 @@ def decide(plan, results_dir, confirmations):
             | {"confirmed": bool(confirmed), "flagged_change": flag["change"], "remeasured_change": shown}
         )
     existing = _read_json(confirmations, "--confirmations").get("verdicts", []) if os.path.exists(confirmations) else []
-    with open(confirmations, "w", encoding="utf-8") as out:
-        json.dump({"verdicts": existing + verdicts}, out, indent=1)
+    write_text_atomically(confirmations, json.dumps({"verdicts": existing + verdicts}, indent=1))  # a failure leaves the old file
     return verdicts
 
 
