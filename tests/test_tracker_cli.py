@@ -272,6 +272,24 @@ def add_h200(repo, commits):
         )
 
 
+def test_linking_the_page_replaces_asvs_index_whole_and_keeps_its_mode(tmp_path):
+    import asv
+
+    from kvbench.tracker import html_page
+
+    html = tmp_path / "html"
+    html.mkdir()
+    index, reader = html / "index.html", tmp_path / "held-by-a-reader"
+    shutil.copy(os.path.join(os.path.dirname(asv.__file__), "www", "index.html"), index)
+    index.chmod(0o640)
+    before = index.read_text()
+    os.link(index, reader)  # what a browser or a publishing step that opened the old index sees
+    assert html_page.link_from_index(str(html))
+    assert index.read_text().count('href="p95.html"') == 1 and reader.read_text() == before
+    assert index.stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in html.iterdir()] == ["index.html"]  # no temporary file left
+
+
 def test_p95_page_opens_with_the_flagged_benchmark_and_its_commit(project, capsys, tmp_path):
     repo, commits = project
     budgets = tmp_path / "budgets.json"
