@@ -7,6 +7,7 @@ not trip them; where they are below the issue's goals, docs/tracker.md says why.
 """
 
 import os
+import tempfile
 
 import pytest
 
@@ -98,3 +99,16 @@ def test_recording_noise_into_a_new_file(tmp_path, monkeypatch, capsys):
     assert code == 0, err
     assert replay.load_noise(tmp_path / "noise-new.json")[0]["runs"] == 1
     assert committed.read_text() == '{"meta": {}, "benchmarks": {}}'
+
+
+def test_recording_noise_that_cannot_be_read_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    from kvbench.errors import UserError
+
+    tmp, recorded = tmp_path / "tmp", tmp_path / "recorded"
+    tmp.mkdir()
+    recorded.mkdir()
+    (recorded / "run-1.json").write_text("{ cut off")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))  # where tempfile makes its folders (TMPDIR, read once)
+    with pytest.raises(UserError, match="no readable asv results in .*run-1.json"):
+        replay.write_noise(str(recorded), str(tmp_path / "noise.json"))
+    assert list(tmp.iterdir()) == [] and not (tmp_path / "noise.json").exists()
