@@ -566,6 +566,47 @@ def test_confirm_decide_that_fails_while_writing_leaves_the_verdicts_as_they_wer
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
+@pytest.mark.parametrize("name,text,words", [
+    ("p95.json", '{"series": []}', ["'flags'"]),
+    ("p95.json", '[{"benchmark": "b"}]', ["'flags'"]),
+    ("p95.json", '{"flags": {"benchmark": "b"}}', ["'flags'", "list"]),
+    ("p95.json", '{"flags": [{"benchmark": "b", "commit": "c", "kind": "regression"}]}', ["flag 0", "machine", "env", "previous_commit"]),
+    ("p95.json", '{"flags": [3]}', ["flag 0", "benchmark"]),
+    ("confirmations.json", '{"verdicts": [{"benchmark": "b", "machine": "m", "env": "e"}]}', ["verdict 0", "commit", "confirmed"]),
+    ("confirmations.json", '{"verdicts": 5}', ["'verdicts'", "list"]),
+    ("confirmations.json", '[]', ["'verdicts'"]),
+])
+def test_confirm_plan_with_malformed_input_gives_one_line_naming_the_file_and_what_is_missing(project, capsys, tmp_path, name, text, words):
+    flags_json, verdicts = tmp_path / "p95.json", tmp_path / "confirmations.json"
+    assert run_cli(capsys, "p95", "--json", str(flags_json))[0] == 0
+    (tmp_path / name).write_text(text)
+    code, _, err = run_cli(capsys, "confirm", "--plan", str(tmp_path / "plan.json"), "--flags", str(flags_json), "--confirmations", str(verdicts))
+    assert_one_line_error(code, err, "confirm", str(tmp_path / name), *words)
+    if name == "confirmations.json":  # p95 reads the verdicts too
+        assert_one_line_error(*run_cli(capsys, "p95", "--confirmations", str(verdicts))[::2], "p95", str(verdicts), *words)
+
+
+@pytest.mark.parametrize("malformed,words", [
+    ({}, ["'flags'"]),
+    ({"flags": [{"benchmark": ZERO_COPY}]}, ["flag 0", "counts", "change", "statistic"]),
+    ("verdicts", ["verdict 0", "confirmed"]),
+])
+def test_confirm_decide_with_malformed_input_gives_one_line_and_writes_nothing(project, capsys, tmp_path, malformed, words):
+    plan, _ = planned_and_remeasured(project, capsys, tmp_path)
+    verdicts = tmp_path / "confirmations.json"
+    verdicts.write_text('{"verdicts": []}')
+    if malformed == "verdicts":
+        verdicts.write_text('{"verdicts": [{"benchmark": "b", "machine": "m", "env": "e", "commit": "c"}]}')
+        bad = verdicts
+    else:
+        plan.write_text(json.dumps(malformed))
+        bad = plan
+    before = verdicts.read_text()
+    code, _, err = run_cli(capsys, "confirm", "--decide", str(plan), "--confirmations", str(verdicts))
+    assert_one_line_error(code, err, "confirm", str(bad), *words)
+    assert verdicts.read_text() == before
+
+
 def test_gate_without_samples_or_history_does_not_judge_and_says_so(project, capsys):
     repo, commits = project
     results = repo / "results" / MACHINE

@@ -30,6 +30,11 @@ from .options import warn
 from .read import read_measurements
 
 
+FLAG_KEYS = ("benchmark", "machine", "env", "commit", "kind", "previous_commit", "statistic", "change")  # of p95 --json's flags
+PLAN_KEYS = FLAG_KEYS + ("counts",)
+VERDICT_KEYS = ("benchmark", "machine", "env", "commit", "confirmed")
+
+
 def register(subparsers):
     parser = subparsers.add_parser("confirm", help="re-measure new flags before alerting", description=__doc__)
     mode = parser.add_mutually_exclusive_group(required=True)
@@ -47,12 +52,14 @@ def run(args):
     if args.plan:
         if not args.flags:
             raise UserError("--plan needs --flags: the JSON that kvcache-bench p95 --json wrote")
-        for line in write_plan(args.plan, _read_json(args.flags, "--flags")["flags"], load_verdicts(args.confirmations), results_dir):
+        flags = _read_entries(args.flags, "--flags", "flags", FLAG_KEYS, "pass the JSON that kvcache-bench p95 --json wrote")
+        for line in write_plan(args.plan, flags, load_verdicts(args.confirmations), results_dir):
             print(line)
         return 0
     if not args.confirmations:
         raise UserError("--decide needs --confirmations: the file the verdicts are appended to")
-    for verdict in decide(_read_json(args.decide, "--decide"), results_dir, args.confirmations):
+    plan = {"flags": _read_entries(args.decide, "--decide", "flags", PLAN_KEYS, "pass the plan that confirm --plan wrote")}
+    for verdict in decide(plan, results_dir, args.confirmations):
         state = "stands" if verdict["confirmed"] else "dismissed"
         print(f"{state}: {verdict['benchmark']} at {verdict['commit'][:8]}: re-measured {verdict['remeasured_change']:+.0%} against flagged {verdict['flagged_change']:+.0%}")
     return 0
@@ -72,10 +79,7 @@ def agrees(flagged_change, statistic, before, after):
 
 def load_verdicts(path):
     """``{(benchmark, machine, env, commit): verdict}``; empty when ``path`` is None or missing."""
-    if path is None or not os.path.exists(path):
-        return {}
-    verdicts = _read_json(path, "--confirmations").get("verdicts", [])
-    return {(v["benchmark"], v["machine"], v["env"], v["commit"]): v for v in verdicts}
+    return {(v["benchmark"], v["machine"], v["env"], v["commit"]): v for v in _verdicts_in(path)}
 
 
 def apply_verdicts(flags, verdicts):
@@ -120,7 +124,7 @@ def decide(plan, results_dir, confirmations):
             {key: flag[key] for key in ("benchmark", "machine", "env", "commit", "previous_commit", "statistic")}
             | {"confirmed": bool(confirmed), "flagged_change": flag["change"], "remeasured_change": shown}
         )
-    existing = _read_json(confirmations, "--confirmations").get("verdicts", []) if os.path.exists(confirmations) else []
+    existing = _verdicts_in(confirmations)
     write_text_atomically(confirmations, json.dumps({"verdicts": existing + verdicts}, indent=1))  # a failure leaves the old file
     return verdicts
 
@@ -136,6 +140,29 @@ def _added(measurement, count):
 
 def _sample_counts(results_dir):
     return {(m.benchmark, m.machine, m.env, m.commit): len(m.samples_ms) for m in read_measurements(results_dir, warn)}
+
+
+def _verdicts_in(path):
+    """The verdicts in the file ``path``; none when ``path`` is None or missing."""
+    if path is None or not os.path.exists(path):
+        return []
+    fix = "each needs the keys confirm --decide writes: fix or remove that entry"
+    return _read_entries(path, "--confirmations", "verdicts", VERDICT_KEYS, fix, required=False)
+
+
+def _read_entries(path, option, list_key, keys, fix, required=True):
+    """The list ``list_key`` of the JSON object in ``path``, each entry an object with ``keys``
+    (a missing list is empty unless ``required``); else a UserError naming the file, what is
+    missing, and ``fix``."""
+    data = _read_json(path, option)
+    entries = data.get(list_key, None if required else []) if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise UserError(f"{option} {path} has no {list_key!r} list: {fix}")
+    for i, entry in enumerate(entries):
+        missing = [key for key in keys if not isinstance(entry, dict) or key not in entry]
+        if missing:
+            raise UserError(f"{option} {path}: {list_key[:-1]} {i} lacks {', '.join(missing)}: {fix}")
+    return entries
 
 
 def _read_json(path, option):
