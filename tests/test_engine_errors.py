@@ -158,7 +158,7 @@ def test_every_error_is_a_kvcache_error():
     import kvcache.errors as errors
 
     classes = [v for v in vars(errors).values() if isinstance(v, type) and issubclass(v, Exception)]
-    assert len(classes) == 8
+    assert len(classes) == 9
     assert all(issubclass(c, KVCacheError) for c in classes)
 
 
