@@ -59,8 +59,9 @@ def run(args):
         raise UserError(f"bad --contexts or --preset: {error}") from None
     if args.runs < 1 or args.zero_copy_runs < 1 or min(contexts) < 1:
         raise UserError("--runs, --zero-copy-runs and every context must be >= 1")
-    if args.record and not os.path.isdir(os.path.dirname(os.path.abspath(args.record))):
-        raise UserError(f"--record {args.record}: its folder does not exist")
+    for option, path in (("--json", args.json), ("--record", args.record)):
+        if path:
+            _check_writable(option, path)  # before minutes of measuring, not after
     env, rows = environment(), []
     for n in contexts:
         print(f"measuring {args.preset} at {n} tokens ...", flush=True)
@@ -74,6 +75,22 @@ def run(args):
     if args.record:
         record_measurement(args.record, measurement(args, env, result))
     return 0
+
+
+def _check_writable(option, path):
+    """Raise UserError unless ``path`` can be written as a file: not a folder, in a writable folder."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        problem = "is a folder"
+    elif not os.path.isdir(folder):
+        problem = "its folder does not exist"
+    elif not os.access(folder, os.W_OK):
+        problem = "its folder is not writable"
+    elif os.path.exists(path) and not os.access(path, os.W_OK):
+        problem = "is not writable"
+    else:
+        return
+    raise UserError(f"{option} {path}: {problem}: name a file in an existing folder you can write to")
 
 
 def measurement(args, env, result):

@@ -39,6 +39,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 
+from .atomic import write_text_atomically
 from .errors import UserError
 
 NPM_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "npm")  # package.json, package-lock.json
@@ -148,7 +149,7 @@ def vendor(html_dir, npm="npm"):
         copied = _copy_sources(modules, html_dir, {CDN_FILES[url] for _, url in loads})
     rewritten = {path: _rewritten(path, html_dir) for path in sorted({path for path, _ in loads})}
     for path, text in rewritten.items():  # every page checked before any is written
-        _write_atomically(path, text)
+        write_text_atomically(path, text)
     return copied
 
 
@@ -253,20 +254,6 @@ def _rewritten(page, html_dir):
     if page.endswith(".html"):
         text = LOADING_TAG.sub(tag, text)
     return CSS_URL.sub(lambda m: m.group(0).replace(m.group(2), local(m.group(2))) if is_external(m.group(2)) else m.group(0), text)
-
-
-def _write_atomically(path, text):
-    """Replace ``path`` by ``text`` through a temporary file beside it: a reader, or an
-    interruption, sees the old page or the new one, never a cut-off one."""
-    fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=os.path.dirname(path) or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        shutil.copymode(path, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
 
 
 def _matches(integrity, path):

@@ -19,6 +19,7 @@ from .errors import (
     AgentOnLoanError,
     BlockOwnershipError,
     CacheMismatchError,
+    InvalidArgumentError,
     KVCacheError,
     PoolExhaustedError,
     SpecError,
@@ -32,7 +33,7 @@ from .synthetic import random_cache, scattered_copy
 
 __all__ = [
     "AgentBlocks", "AgentOnLoanError", "Block", "BlockOwnershipError", "BlockPool",
-    "BlockPoolBatchEngine", "BlockRun", "CacheMismatchError", "GLOBAL", "KVCacheError",
+    "BlockPoolBatchEngine", "BlockRun", "CacheMismatchError", "GLOBAL", "InvalidArgumentError", "KVCacheError",
     "LayerSpec", "ModelCacheSpec", "PoolExhaustedError", "SLIDING", "STRATEGIES", "SpecError",
     "UnknownAgentError", "UnknownStrategyError", "random_cache", "scattered_copy",
 ]

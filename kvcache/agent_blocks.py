@@ -12,7 +12,7 @@ is the ring slot the next token goes to (mlx-lm's ``RotatingKVCache._idx``), and
 the temporal layout (slot ``min(n, window)``).
 """
 
-from .errors import BlockOwnershipError
+from .errors import BlockOwnershipError, InvalidArgumentError
 
 
 class AgentBlocks:
@@ -20,7 +20,7 @@ class AgentBlocks:
 
     def __init__(self, agent_id, total_tokens):
         if not isinstance(total_tokens, int) or total_tokens < 0:
-            raise ValueError(f"total_tokens={total_tokens!r}: give the context length as a whole number >= 0")
+            raise InvalidArgumentError(f"total_tokens={total_tokens!r}: give the context length as a whole number >= 0")
         self.agent_id = agent_id
         self.total_tokens = total_tokens
         self.ring_index = {}

@@ -115,7 +115,9 @@ class BlockPoolBatchEngine:
     def reconstruct(self, agent_blocks, strategy=None):
         """mlx-lm cache objects (one per layer) from which the model continues exactly.
 
-        ``strategy`` is ``"zero_copy"`` (default), ``"gather"`` or ``"concat"``.
+        ``agent_blocks``: an agent id, or a block table of this engine's pool (one of another
+        pool raises ``BlockOwnershipError``). ``strategy`` is ``"zero_copy"`` (default),
+        ``"gather"`` or ``"concat"``.
         Everything returned is evaluated (``mx.eval``) before this returns.
         """
         restore = get_strategy(strategy)
@@ -152,6 +154,12 @@ class BlockPoolBatchEngine:
         agent_id = agent_blocks.agent_id
         current = self._agents.get(agent_id)
         runs = whole_runs.values() if None not in whole_runs.values() else agent_blocks.runs()
+        foreign = None if agent_blocks is current else next((r for r in runs if r.pool not in (None, self.pool)), None)
+        if foreign is not None:  # (a freed run has no pool: it is refused below)
+            raise BlockOwnershipError(
+                f"this block table of agent {agent_id!r} holds blocks of another pool ({foreign!r}): "
+                "restore it with the engine of the pool that stored it"
+            )
         freed = not runs or not all(run.is_intact for run in runs)
         if current is not None and agent_blocks is not current and (freed or _shares_runs(agent_blocks, current)):
             raise BlockOwnershipError(

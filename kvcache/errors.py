@@ -9,6 +9,11 @@ class KVCacheError(Exception):
     """Base class of every error kvcache raises for a caller's mistake."""
 
 
+class InvalidArgumentError(KVCacheError, ValueError):
+    """An argument is not one kvcache can use: a block count, a layer id, a token count. A
+    ``ValueError`` too, as these were before they had a class of their own."""
+
+
 class SpecError(KVCacheError, ValueError):
     """A model cache spec cannot be built: unknown preset, bad config, bad block_tokens."""
 

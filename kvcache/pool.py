@@ -20,7 +20,7 @@ import threading
 
 import mlx.core as mx
 
-from .errors import BlockOwnershipError, PoolExhaustedError, SpecError
+from .errors import BlockOwnershipError, InvalidArgumentError, PoolExhaustedError, SpecError
 
 
 class BlockRun:
@@ -221,9 +221,9 @@ class BlockPool:
     def _run_shapes(self, n_blocks, layer_id):
         """Shapes of the keys and values of a run of ``n_blocks`` blocks of layer ``layer_id``."""
         if not isinstance(n_blocks, int) or n_blocks < 1:
-            raise ValueError(f"n_blocks={n_blocks!r}: allocate a positive whole number of blocks")
-        if not 0 <= layer_id < self.spec.n_layers:
-            raise ValueError(f"layer_id={layer_id}: the model has layers 0..{self.spec.n_layers - 1}")
+            raise InvalidArgumentError(f"n_blocks={n_blocks!r}: allocate a positive whole number of blocks")
+        if not isinstance(layer_id, int) or not 0 <= layer_id < self.spec.n_layers:
+            raise InvalidArgumentError(f"layer_id={layer_id!r}: the model has layers 0..{self.spec.n_layers - 1}")
         if (n_blocks, layer_id) not in self._shapes:
             self._shapes[(n_blocks, layer_id)] = self.spec.kv_shape(self.spec.capacity_tokens(layer_id, n_blocks))
         return self._shapes[(n_blocks, layer_id)]

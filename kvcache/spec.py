@@ -78,9 +78,9 @@ class ModelCacheSpec:
         args = getattr(model, "args", None)
         if args is None:
             raise SpecError(f"{type(model).__name__} has no .args: use ModelCacheSpec.from_config")
-        n_heads = getattr(args, "num_attention_heads", None)
-        n_kv_heads = getattr(args, "num_key_value_heads", None) or n_heads
-        head_dim = getattr(args, "head_dim", None) or args.hidden_size // n_heads
+        n_kv_heads, head_dim = _head_sizes(
+            lambda key: getattr(args, key, None), f"{type(model).__name__}.args", "use ModelCacheSpec.from_config"
+        )
         return cls(
             layers=layers,
             n_kv_heads=n_kv_heads,
@@ -99,12 +99,9 @@ class ModelCacheSpec:
         """
         config = config.get("text_config", config)
         _check_max_kv_size(max_kv_size)
-        try:
-            n_layers = config["num_hidden_layers"]
-            n_kv_heads = config.get("num_key_value_heads") or config["num_attention_heads"]
-            head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
-        except KeyError as missing:
-            raise SpecError(f"model config lacks {missing}: pass the model's config.json") from None
+        fix = "pass the model's config.json"
+        n_layers = _size(config.get, "num_hidden_layers", "model config", fix)
+        n_kv_heads, head_dim = _head_sizes(config.get, "model config", fix)
         dtype_name = config.get("torch_dtype") or config.get("dtype") or "bfloat16"
         if dtype_name not in _DTYPES:
             raise SpecError(f"model config dtype {dtype_name!r} is not one of {sorted(_DTYPES)}")
@@ -211,6 +208,33 @@ class ModelCacheSpec:
             (1, self.n_kv_heads, n_tokens, self.k_head_dim),
             (1, self.n_kv_heads, n_tokens, self.v_head_dim),
         )
+
+
+def _head_sizes(get, source, fix):
+    """``(n_kv_heads, head_dim)`` read through ``get(key)`` (None for a key that is missing or
+    null) as mlx-lm reads them: KV heads default to the attention heads, head_dim to
+    hidden_size // num_attention_heads. A SpecError names a missing or bad key."""
+    n_kv_heads = _size(get, "num_key_value_heads", source, fix, required=False)
+    head_dim = _size(get, "head_dim", source, fix, required=False)
+    n_heads = _size(get, "num_attention_heads", source, fix, required=n_kv_heads is None or head_dim is None,
+                     alternative="head_dim" if n_kv_heads is not None else None)
+    if head_dim is None:
+        head_dim = _size(get, "hidden_size", source, fix, alternative="head_dim") // n_heads
+    return n_kv_heads or n_heads, head_dim
+
+
+def _size(get, key, source, fix, required=True, alternative=None):
+    """``get(key)``, a positive whole number, or None when it is missing and not ``required``;
+    else a SpecError naming ``key`` (and the ``alternative`` key that would make it unneeded)."""
+    value = get(key)
+    if value is None:
+        if not required:
+            return None
+        instead = f" (or {alternative!r})" if alternative else ""
+        raise SpecError(f"{source} lacks {key!r}{instead}: {fix}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError(f"{source} has {key}={value!r}: it must be a positive whole number; {fix}")
+    return value
 
 
 def _check_max_kv_size(max_kv_size):

@@ -158,7 +158,7 @@ def test_every_error_is_a_kvcache_error():
     import kvcache.errors as errors
 
     classes = [v for v in vars(errors).values() if isinstance(v, type) and issubclass(v, Exception)]
-    assert len(classes) == 8
+    assert len(classes) == 9
     assert all(issubclass(c, KVCacheError) for c in classes)
 
 
@@ -185,6 +185,39 @@ def test_a_stale_table_is_refused_after_a_copying_store(stored, gemma):
     with pytest.raises(BlockOwnershipError, match=r"out of date"):
         engine.reconstruct(old_table)
     assert_caches_equal(newer, engine.reconstruct("a"))
+
+
+@pytest.mark.parametrize("b_holds_a", [True, False])
+@pytest.mark.parametrize("strategy", ["zero_copy", "gather", "concat"])
+def test_a_table_of_another_pool_is_refused(stored, gemma, strategy, b_holds_a):
+    """Engine B must not restore (or lend) engine A's blocks as its own, whether or not B
+    holds an agent of that id."""
+    engine_a, cache = stored
+    table = engine_a.agent_blocks("a")
+    engine_b = BlockPoolBatchEngine(BlockPool(gemma.spec, total_blocks=100))
+    b_cache = gemma.prefill(prompt(20, seed=5))
+    if b_holds_a:
+        engine_b.store("a", b_cache)
+    before_a, before_b = state(engine_a), state(engine_b)
+    with pytest.raises(BlockOwnershipError, match=r"block table of agent 'a' holds blocks of another pool.*engine of the pool that stored it"):
+        engine_b.reconstruct(table, strategy)
+    assert state(engine_b) == before_b
+    if b_holds_a:
+        assert_caches_equal(b_cache, engine_b.reconstruct("a", "gather"))
+    lent = engine_a.reconstruct("a")  # A lends its runs as before: B's refusal lent nothing
+    assert_caches_equal(cache, lent)
+    assert state(engine_a) == before_a
+
+
+def test_a_cache_restored_from_another_engine_is_copied_not_adopted(stored, gemma):
+    engine_a, cache = stored
+    lent = engine_a.reconstruct("a")
+    engine_b = BlockPoolBatchEngine(BlockPool(gemma.spec, total_blocks=100))
+    table_b = engine_b.store("a", lent)
+    held_by_a = {id(a) for run in engine_a.agent_blocks("a").runs() for a in (run.keys, run.values)}
+    assert not held_by_a & {id(a) for run in table_b.runs() for a in (run.keys, run.values)}
+    assert_caches_equal(cache, engine_b.reconstruct("a", "gather"))
+    assert_caches_equal(cache, engine_a.reconstruct("a", "gather"))
 
 
 def test_without_an_mlx_backend_the_import_names_the_extra_to_install():

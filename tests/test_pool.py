@@ -2,7 +2,7 @@
 
 import pytest
 
-from kvcache import AgentBlocks, BlockOwnershipError, BlockPool, PoolExhaustedError, SpecError
+from kvcache import AgentBlocks, BlockOwnershipError, BlockPool, KVCacheError, PoolExhaustedError, SpecError
 
 from conftest import small_spec
 
@@ -82,12 +82,14 @@ def test_new_runs_hold_no_blocks_until_booked_and_a_refused_booking_changes_noth
 
 @pytest.mark.parametrize("n_blocks,layer_id,message", [
     (0, 0, r"n_blocks=0"), (-1, 0, r"n_blocks=-1"), (1.5, 0, r"n_blocks=1.5"),
-    (1, 3, r"layer_id=3: the model has layers 0..2"), (1, -1, r"layer_id=-1"),
+    (1, 3, r"layer_id=3: the model has layers 0..2"), (1, -1, r"layer_id=-1"), (1, "1", r"layer_id='1'"),
+    (1, 1.0, r"layer_id=1.0"),
 ])
 def test_allocate_refuses_bad_arguments(spec, n_blocks, layer_id, message):
     pool = BlockPool(spec, total_blocks=10)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(KVCacheError, match=message) as refused:
         pool.allocate(n_blocks, layer_id, "a")
+    assert isinstance(refused.value, ValueError)  # callers that caught ValueError still do
     assert counts(pool) == (10, 0, 10 * spec.bytes_per_block, 0, [])
 
 
@@ -220,8 +222,9 @@ def test_agent_blocks_refuses_another_agents_run(spec):
 
 @pytest.mark.parametrize("total_tokens", [-1, 2.5, None])
 def test_agent_blocks_needs_a_token_count(total_tokens):
-    with pytest.raises(ValueError, match=r"total_tokens="):
+    with pytest.raises(KVCacheError, match=r"total_tokens=") as refused:
         AgentBlocks("a", total_tokens)
+    assert isinstance(refused.value, ValueError)
 
 
 def test_a_run_is_booked_once(spec):

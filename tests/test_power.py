@@ -7,6 +7,7 @@ not trip them; where they are below the issue's goals, docs/tracker.md says why.
 """
 
 import os
+import tempfile
 
 import pytest
 
@@ -48,3 +49,66 @@ def test_detection_power_stays_at_its_measured_level(rows, scenario):
     else:
         assert row["recall"] >= floor, row
     assert row["false_per_100_commits"] <= most_false, row
+
+
+TRACK = "bench_tail.RestoreTail.track_p95_ms"
+
+
+def record_from(tmp_path, monkeypatch, capsys, *extra):
+    """``power --record-from DIR`` in a checkout (the cwd) whose tests/data/noise-cpu.json is committed;
+    DIR holds one recorded run (asv's results file of a track p95). ``(code, err, committed file)``."""
+    from asv.results import Results
+    from asv.runner import BenchmarkResult
+
+    from kvbench import cli
+
+    checkout, recorded = tmp_path / "checkout", tmp_path / "recorded"
+    (checkout / "tests" / "data").mkdir(parents=True)
+    committed = checkout / power.DEFAULT_NOISE
+    committed.write_text('{"meta": {}, "benchmarks": {}}')
+    results = Results({"machine": "noise", "python": "3.11"}, {}, "c" * 40, 0, "3.11", "existing-py", {})
+    outcome = BenchmarkResult(result=[0.5], samples=[None], number=[None], errcode=0, stderr="", profile=None)
+    results.add_result({"name": TRACK, "version": "1", "params": [["'zero_copy'"]]}, outcome)
+    results.save(str(tmp_path / "asv"))
+    recorded.mkdir()
+    [saved] = (tmp_path / "asv" / "noise").glob("*.json")
+    saved.rename(recorded / "run-1.json")
+    monkeypatch.chdir(checkout)
+    code = cli.main(["power", "--record-from", str(recorded), *extra])
+    return code, capsys.readouterr().err, committed
+
+
+def test_recording_noise_needs_an_explicit_noise_file(tmp_path, monkeypatch, capsys):
+    code, err, committed = record_from(tmp_path, monkeypatch, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--noise FILE" in err
+    assert committed.read_text() == '{"meta": {}, "benchmarks": {}}'  # the committed recording is left alone
+
+
+def test_recording_noise_overwrites_an_existing_file_only_with_force(tmp_path, monkeypatch, capsys):
+    code, err, committed = record_from(tmp_path, monkeypatch, capsys, "--noise", power.DEFAULT_NOISE)
+    assert code == 2 and "--force" in err and power.DEFAULT_NOISE in err
+    assert committed.read_text() == '{"meta": {}, "benchmarks": {}}'
+    code, err, committed = record_from(tmp_path / "again", monkeypatch, capsys, "--noise", power.DEFAULT_NOISE, "--force")
+    assert code == 0, err
+    meta, [noise] = replay.load_noise(committed)
+    assert meta["runs"] == 1 and noise.values == (0.5,)  # a track p95 is in ms already
+
+
+def test_recording_noise_into_a_new_file(tmp_path, monkeypatch, capsys):
+    code, err, committed = record_from(tmp_path, monkeypatch, capsys, "--noise", str(tmp_path / "noise-new.json"))
+    assert code == 0, err
+    assert replay.load_noise(tmp_path / "noise-new.json")[0]["runs"] == 1
+    assert committed.read_text() == '{"meta": {}, "benchmarks": {}}'
+
+
+def test_recording_noise_that_cannot_be_read_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    from kvbench.errors import UserError
+
+    tmp, recorded = tmp_path / "tmp", tmp_path / "recorded"
+    tmp.mkdir()
+    recorded.mkdir()
+    (recorded / "run-1.json").write_text("{ cut off")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))  # where tempfile makes its folders (TMPDIR, read once)
+    with pytest.raises(UserError, match="no readable asv results in .*run-1.json"):
+        replay.write_noise(str(recorded), str(tmp_path / "noise.json"))
+    assert list(tmp.iterdir()) == [] and not (tmp_path / "noise.json").exists()

@@ -2,6 +2,7 @@
 one-line refusals of bad arguments. Times are only checked to be there, never compared."""
 
 import json
+import os
 
 import pytest
 
@@ -86,3 +87,19 @@ def test_the_costs_module_imports_without_matplotlib():
     code = "import sys; sys.modules['matplotlib'] = None; import kvbench.restore_costs"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
+
+
+@pytest.mark.parametrize("option", ["--json", "--record"])
+@pytest.mark.parametrize("where", ["missing folder", "a folder", "read-only folder"])
+def test_an_output_that_cannot_be_written_is_refused_before_measuring(tmp_path, capsys, option, where):
+    if where == "read-only folder":
+        if os.geteuid() == 0:
+            pytest.skip("root writes into a read-only folder")
+        (tmp_path / "read-only").mkdir(mode=0o555)
+    path = {"missing folder": tmp_path / "no-such-folder" / "out.json", "a folder": tmp_path,
+            "read-only folder": tmp_path / "read-only" / "out.json"}[where]
+    argv = ["costs", "--preset", PRESET, "--contexts", "16", "--runs", "1", "--zero-copy-runs", "1", option, str(path)]
+    assert cli.main(argv) == 2
+    out, err = capsys.readouterr()
+    assert "measuring" not in out  # refused up front, not after minutes of measuring
+    assert err.startswith(f"kvcache-bench costs: {option} {path}") and "\n" not in err.strip()

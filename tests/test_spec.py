@@ -146,6 +146,38 @@ def test_config_missing_a_field_names_it():
         ModelCacheSpec.from_config({"num_attention_heads": 4, "hidden_size": 64})
 
 
+LLAMA_LIKE = {"num_hidden_layers": 2, "num_attention_heads": 4, "hidden_size": 64}
+
+
+@pytest.mark.parametrize("config,message", [
+    ({**LLAMA_LIKE, "num_attention_heads": None}, r"lacks 'num_attention_heads'"),  # null in config.json
+    ({"num_hidden_layers": 2, "num_key_value_heads": 2, "hidden_size": 64}, r"lacks 'num_attention_heads'.*or 'head_dim'"),
+    ({"num_hidden_layers": 2, "num_key_value_heads": 2, "num_attention_heads": 4}, r"lacks 'hidden_size'.*or 'head_dim'"),
+    ({**LLAMA_LIKE, "num_hidden_layers": None}, r"lacks 'num_hidden_layers'"),
+    ({**LLAMA_LIKE, "hidden_size": None}, r"lacks 'hidden_size'"),
+    ({**LLAMA_LIKE, "num_hidden_layers": "2"}, r"num_hidden_layers='2'.*positive whole number"),
+    ({**LLAMA_LIKE, "num_hidden_layers": 0}, r"num_hidden_layers=0"),
+    ({**LLAMA_LIKE, "num_attention_heads": 0}, r"num_attention_heads=0"),
+    ({**LLAMA_LIKE, "num_key_value_heads": 0}, r"num_key_value_heads=0"),
+    ({**LLAMA_LIKE, "head_dim": 2.5}, r"head_dim=2.5"),
+])
+def test_config_with_a_missing_or_bad_size_names_the_key(config, message):
+    with pytest.raises(SpecError, match=message):
+        ModelCacheSpec.from_config(config)
+
+
+def test_config_with_null_optional_sizes_falls_back_as_mlx_lm_does():
+    spec = ModelCacheSpec.from_config({**LLAMA_LIKE, "num_key_value_heads": None, "head_dim": None})
+    assert (spec.n_kv_heads, spec.k_head_dim) == (4, 16)
+
+
+def test_from_model_whose_args_lack_the_heads_names_them():
+    model = make_llama()
+    del model.args.num_attention_heads
+    with pytest.raises(SpecError, match=r"lacks 'num_attention_heads'"):
+        ModelCacheSpec.from_model(model)
+
+
 def test_config_with_an_unknown_dtype_names_it():
     with pytest.raises(SpecError, match=r"dtype 'int8' is not one of"):
         ModelCacheSpec.from_config({"num_hidden_layers": 2, "num_attention_heads": 4, "hidden_size": 64,

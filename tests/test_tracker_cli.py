@@ -272,6 +272,24 @@ def add_h200(repo, commits):
         )
 
 
+def test_linking_the_page_replaces_asvs_index_whole_and_keeps_its_mode(tmp_path):
+    import asv
+
+    from kvbench.tracker import html_page
+
+    html = tmp_path / "html"
+    html.mkdir()
+    index, reader = html / "index.html", tmp_path / "held-by-a-reader"
+    shutil.copy(os.path.join(os.path.dirname(asv.__file__), "www", "index.html"), index)
+    index.chmod(0o640)
+    before = index.read_text()
+    os.link(index, reader)  # what a browser or a publishing step that opened the old index sees
+    assert html_page.link_from_index(str(html))
+    assert index.read_text().count('href="p95.html"') == 1 and reader.read_text() == before
+    assert index.stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in html.iterdir()] == ["index.html"]  # no temporary file left
+
+
 def test_p95_page_opens_with_the_flagged_benchmark_and_its_commit(project, capsys, tmp_path):
     repo, commits = project
     budgets = tmp_path / "budgets.json"
@@ -484,9 +502,10 @@ def plan_lines(out):
     return [(parts[0], parts[1], parts[2:]) for parts in (line.split() for line in out.splitlines())]
 
 
-def remeasure(repo, commits, lines, slow_from):
-    """Append a re-measurement of every commit that ``lines`` name to ZERO_COPY: commits before
-    index ``slow_from`` measure as the base, the others as their own commit does."""
+def remeasure(repo, commits, lines, slow_from, slow_until=len(HISTORY)):
+    """Append a re-measurement of every commit that ``lines`` name to ZERO_COPY: commits from
+    index ``slow_from`` measure as EVERY_CALL's slowdown makes them (and no later slowdown from
+    ``slow_until`` on), the commits before as the base."""
     rng = np.random.default_rng(42)
     index = {c: i for i, c in enumerate(commits)}
     for regex, before, suspects in lines:
@@ -494,7 +513,7 @@ def remeasure(repo, commits, lines, slow_from):
             continue
         for commit in [before, *suspects]:
             i = index[commit]
-            again = restore_samples(rng, i if i >= slow_from else min(i, EVERY_CALL - 1))
+            again = restore_samples(rng, min(i, slow_until - 1) if i >= slow_from else 0)
             append_samples(repo / "results", commit, RESTORE, [["'zero_copy'", "'concat'"]], [again, None])
 
 
@@ -557,6 +576,77 @@ def test_confirm_names_the_first_candidate_whose_re_measurement_is_slow(project,
     run_cli(capsys, "p95", "--json", str(flags_json), "--confirmations", str(verdicts))
     named = [f for f in json.loads(flags_json.read_text())["flags"] if f["benchmark"] == ZERO_COPY and f["kind"] == "regression"]
     assert (commits[EVERY_CALL + 1], commits[EVERY_CALL]) in {(f["commit"], f["previous_commit"]) for f in named}
+
+
+def planned_and_remeasured(project, capsys, tmp_path):
+    """``(plan path, plan)`` of the planted flags, their commits measured again (every-call slowdown only)."""
+    repo, commits = project
+    flags_json, plan = tmp_path / "p95.json", tmp_path / "plan.json"
+    assert run_cli(capsys, "p95", "--json", str(flags_json))[0] == 0
+    assert run_cli(capsys, "confirm", "--plan", str(plan), "--flags", str(flags_json))[0] == 0
+    planned = json.loads(plan.read_text())
+    lines = [(f"^{re.escape(f['benchmark'])}$", f["before"], f["suspects"]) for f in planned["flags"]]
+    remeasure(repo, commits, lines, slow_from=EVERY_CALL, slow_until=ONE_IN_TEN)
+    return plan, planned
+
+
+def test_confirm_decide_that_fails_while_writing_leaves_the_verdicts_as_they_were(project, capsys, tmp_path):
+    from fractions import Fraction
+
+    from kvbench.tracker import confirm
+
+    repo, _ = project
+    _, plan = planned_and_remeasured(project, capsys, tmp_path)
+    verdicts = tmp_path / "confirmations.json"
+    verdicts.write_text(json.dumps({"verdicts": [{"benchmark": TRACK, "machine": MACHINE, "env": ENV, "commit": "c" * 40, "confirmed": True}]}))
+    before = verdicts.read_text()
+    for flag in plan["flags"]:
+        flag["change"] = Fraction(flag["change"]).limit_denominator(1000)  # compares as a number; JSON cannot write it
+    with pytest.raises(TypeError, match="Fraction"):
+        confirm.decide(plan, str(repo / "results"), str(verdicts))
+    assert verdicts.read_text() == before
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("name,text,words", [
+    ("p95.json", '{"series": []}', ["'flags'"]),
+    ("p95.json", '[{"benchmark": "b"}]', ["'flags'"]),
+    ("p95.json", '{"flags": {"benchmark": "b"}}', ["'flags'", "list"]),
+    ("p95.json", '{"flags": [{"benchmark": "b", "commit": "c", "kind": "regression"}]}', ["flag 0", "machine", "env", "previous_commit"]),
+    ("p95.json", '{"flags": [3]}', ["flag 0", "benchmark"]),
+    ("confirmations.json", '{"verdicts": [{"benchmark": "b", "machine": "m", "env": "e"}]}', ["verdict 0", "commit", "confirmed"]),
+    ("confirmations.json", '{"verdicts": 5}', ["'verdicts'", "list"]),
+    ("confirmations.json", '[]', ["'verdicts'"]),
+])
+def test_confirm_plan_with_malformed_input_gives_one_line_naming_the_file_and_what_is_missing(project, capsys, tmp_path, name, text, words):
+    flags_json, verdicts = tmp_path / "p95.json", tmp_path / "confirmations.json"
+    assert run_cli(capsys, "p95", "--json", str(flags_json))[0] == 0
+    (tmp_path / name).write_text(text)
+    code, _, err = run_cli(capsys, "confirm", "--plan", str(tmp_path / "plan.json"), "--flags", str(flags_json), "--confirmations", str(verdicts))
+    assert_one_line_error(code, err, "confirm", str(tmp_path / name), *words)
+    if name == "confirmations.json":  # p95 reads the verdicts too
+        assert_one_line_error(*run_cli(capsys, "p95", "--confirmations", str(verdicts))[::2], "p95", str(verdicts), *words)
+
+
+@pytest.mark.parametrize("malformed,words", [
+    ({}, ["'flags'"]),
+    ({"flags": [{"benchmark": ZERO_COPY}]}, ["flag 0", "counts", "change", "statistic"]),
+    ("verdicts", ["verdict 0", "confirmed"]),
+])
+def test_confirm_decide_with_malformed_input_gives_one_line_and_writes_nothing(project, capsys, tmp_path, malformed, words):
+    plan, _ = planned_and_remeasured(project, capsys, tmp_path)
+    verdicts = tmp_path / "confirmations.json"
+    verdicts.write_text('{"verdicts": []}')
+    if malformed == "verdicts":
+        verdicts.write_text('{"verdicts": [{"benchmark": "b", "machine": "m", "env": "e", "commit": "c"}]}')
+        bad = verdicts
+    else:
+        plan.write_text(json.dumps(malformed))
+        bad = plan
+    before = verdicts.read_text()
+    code, _, err = run_cli(capsys, "confirm", "--decide", str(plan), "--confirmations", str(verdicts))
+    assert_one_line_error(code, err, "confirm", str(bad), *words)
+    assert verdicts.read_text() == before
 
 
 def test_gate_without_samples_or_history_does_not_judge_and_says_so(project, capsys):

@@ -16,7 +16,8 @@ re-measured the same way, at once, and is a flag when it stands.
    line per flag, ``REGEX P C1 .. Ck``, for the asv run (REGEX selects the benchmark's
    combination).
 2. ``confirm --decide PLAN``: reads the samples added since the plan, and appends one verdict
-   per flag to the verdicts file (created if missing; verdicts are only added).
+   per flag to the verdicts file (created if missing; verdicts are only added; the file is
+   replaced whole, so a failure leaves it as it was).
 
 A verdict is found again for a later analysis of the same change when the flag's commit or
 its candidates include the verdict's flagged commit or culprit: a decided change is never
@@ -31,10 +32,16 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..atomic import write_text_atomically
 from ..errors import UserError
 from . import project, stats
 from .options import warn
 from .read import read_measurements
+
+
+FLAG_KEYS = ("benchmark", "machine", "env", "commit", "kind", "previous_commit", "statistic", "change")  # of p95 --json's flags
+PLAN_KEYS = FLAG_KEYS + ("counts", "suspects", "before")
+VERDICT_KEYS = ("benchmark", "machine", "env", "commit", "confirmed")
 
 
 def register(subparsers):
@@ -54,12 +61,17 @@ def run(args):
     if args.plan:
         if not args.flags:
             raise UserError("--plan needs --flags: the JSON that kvcache-bench p95 --json wrote")
-        for line in write_plan(args.plan, _read_json(args.flags, "--flags"), load_verdicts(args.confirmations), results_dir):
+        report = {
+            key: _read_entries(args.flags, "--flags", key, FLAG_KEYS, "pass the JSON that kvcache-bench p95 --json wrote", required=key == "flags")
+            for key in ("flags", "tentative")
+        }
+        for line in write_plan(args.plan, report, load_verdicts(args.confirmations), results_dir):
             print(line)
         return 0
     if not args.confirmations:
         raise UserError("--decide needs --confirmations: the file the verdicts are appended to")
-    for verdict in decide(_read_json(args.decide, "--decide"), results_dir, args.confirmations):
+    plan = {"flags": _read_entries(args.decide, "--decide", "flags", PLAN_KEYS, "pass the plan that confirm --plan wrote")}
+    for verdict in decide(plan, results_dir, args.confirmations):
         if verdict["confirmed"]:
             state = f"stands at {verdict['culprit'][:8]}"
         else:
@@ -95,10 +107,8 @@ def name_culprit(moves, before, suspects):
 
 def load_verdicts(path):
     """``{(benchmark, machine, env): [verdict, ...]}``; empty when ``path`` is None or missing."""
-    if path is None or not os.path.exists(path):
-        return {}
     found = {}
-    for v in _read_json(path, "--confirmations").get("verdicts", []):
+    for v in _verdicts_in(path):
         found.setdefault((v["benchmark"], v["machine"], v["env"]), []).append(v)
     return found
 
@@ -183,9 +193,8 @@ def decide(plan, results_dir, confirmations):
                 "remeasured": dict(zip(flag["suspects"], shown)),
             }
         )
-    existing = _read_json(confirmations, "--confirmations").get("verdicts", []) if os.path.exists(confirmations) else []
-    with open(confirmations, "w", encoding="utf-8") as out:
-        json.dump({"verdicts": existing + verdicts}, out, indent=1)
+    existing = _verdicts_in(confirmations)
+    write_text_atomically(confirmations, json.dumps({"verdicts": existing + verdicts}, indent=1))  # a failure leaves the old file
     return verdicts
 
 
@@ -200,6 +209,29 @@ def _added(measurement, count):
 
 def _sample_counts(results_dir):
     return {(m.benchmark, m.machine, m.env, m.commit): len(m.samples_ms) for m in read_measurements(results_dir, warn)}
+
+
+def _verdicts_in(path):
+    """The verdicts in the file ``path``; none when ``path`` is None or missing."""
+    if path is None or not os.path.exists(path):
+        return []
+    fix = "each needs the keys confirm --decide writes: fix or remove that entry"
+    return _read_entries(path, "--confirmations", "verdicts", VERDICT_KEYS, fix, required=False)
+
+
+def _read_entries(path, option, list_key, keys, fix, required=True):
+    """The list ``list_key`` of the JSON object in ``path``, each entry an object with ``keys``
+    (a missing list is empty unless ``required``); else a UserError naming the file, what is
+    missing, and ``fix``."""
+    data = _read_json(path, option)
+    entries = data.get(list_key, None if required else []) if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise UserError(f"{option} {path} has no {list_key!r} list: {fix}")
+    for i, entry in enumerate(entries):
+        missing = [key for key in keys if not isinstance(entry, dict) or key not in entry]
+        if missing:
+            raise UserError(f"{option} {path}: {list_key[:-1]} {i} lacks {', '.join(missing)}: {fix}")
+    return entries
 
 
 def _read_json(path, option):

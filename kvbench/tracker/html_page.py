@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 
+from ..atomic import write_text_atomically
 from . import overview, render
 
 PAGE = "p95.html"
@@ -87,8 +88,7 @@ def link_from_index(html_dir):
         return True
     if NAV_ANCHOR not in text:
         return False
-    with open(index, "w", encoding="utf-8") as f:
-        f.write(text.replace(NAV_ANCHOR, NAV_ANCHOR + "\n\t" + NAV_ITEM, 1))
+    write_text_atomically(index, text.replace(NAV_ANCHOR, NAV_ANCHOR + "\n\t" + NAV_ITEM, 1))  # asv's page: never cut off
     return True
 
 

@@ -49,7 +49,9 @@ DEFAULT_NOISE = os.path.join("tests", "data", "noise-cpu.json")
 
 def register(subparsers):
     parser = subparsers.add_parser("power", help="detection power on replayed real noise", description=__doc__)
-    parser.add_argument("--noise", default=DEFAULT_NOISE, help=f"recorded noise file (default {DEFAULT_NOISE})")
+    parser.add_argument(
+        "--noise", help=f"recorded noise file (default {DEFAULT_NOISE}); with --record-from, the file to write (required)"
+    )
     parser.add_argument("--seeds", type=int, default=50, help="replayed series per scenario and benchmark")
     parser.add_argument(
         "--baseline-seeds", type=int, default=20, help="of those, how many the other detectors replay (they are slower)"
@@ -60,20 +62,20 @@ def register(subparsers):
     parser.add_argument(
         "--record-from", metavar="DIR", help="write --noise from the asv results files in DIR (scripts/record-noise.sh) and stop"
     )
+    parser.add_argument("--force", action="store_true", help="with --record-from: overwrite --noise if it exists")
     parser.set_defaults(func=run)
 
 
 def run(args):
     if args.record_from:
-        n_runs = replay.write_noise(args.record_from, args.noise)
-        print(f"wrote {args.noise}: {n_runs} runs")
-        return 0
+        return record(args)
+    noise = args.noise or DEFAULT_NOISE
     if args.seeds < 1:
         raise UserError(f"--seeds must be a positive number of series, not {args.seeds}")
     try:
-        meta, noises = replay.load_noise(args.noise)
+        meta, noises = replay.load_noise(noise)
     except (OSError, ValueError, KeyError) as error:
-        raise UserError(f"cannot read recorded noise {args.noise}: {error}")
+        raise UserError(f"cannot read recorded noise {noise}: {error}")
     aa = aa_gate_failures(noises)
     write_aa_table(aa, print)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
@@ -84,6 +86,20 @@ def run(args):
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump({"meta": meta, "mode": args.mode, "aa_gate": aa, "rows": rows}, out, indent=1)
+    return 0
+
+
+def record(args):
+    """``--record-from``: write ``--noise``, which must be named, and must be new unless ``--force``
+    (the default noise file is the committed recording the tests replay)."""
+    if not args.noise:
+        raise UserError(
+            f"--record-from needs --noise FILE, the file to write: the default {DEFAULT_NOISE} is the committed recording"
+        )
+    if os.path.exists(args.noise) and not args.force:
+        raise UserError(f"--noise {args.noise} exists: name a new file, or pass --force to overwrite it")
+    n_runs = replay.write_noise(args.record_from, args.noise)
+    print(f"wrote {args.noise}: {n_runs} runs")
     return 0
 
 

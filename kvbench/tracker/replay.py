@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import UserError
 from .read import read_measurements
 
 ROUNDS = 2
@@ -108,12 +109,7 @@ def write_noise(results_dir, path, benchmarks=RECORDED):
     files = sorted(f for f in os.listdir(results_dir) if f.startswith("run-") and f.endswith(".json"))
     entries, machines, commits = {}, set(), set()
     for name in files:
-        folder = tempfile.mkdtemp()
-        os.makedirs(os.path.join(folder, "m"))
-        shutil.copy(os.path.join(results_dir, name), os.path.join(folder, "m", "run.json"))
-        if os.path.exists(os.path.join(results_dir, "benchmarks.json")):
-            shutil.copy(os.path.join(results_dir, "benchmarks.json"), folder)
-        for m in read_measurements(folder, print):
+        for m in _read_run(results_dir, name):
             if m.benchmark not in benchmarks:
                 continue
             machines.add(m.machine)
@@ -124,11 +120,26 @@ def write_noise(results_dir, path, benchmarks=RECORDED):
                     entry.setdefault("runs", []).append([float(f"{v:.4g}") for v in part])
             else:
                 entry.setdefault("values", []).append(float(f"{m.value_ms:.4g}"))
-        shutil.rmtree(folder)
     meta = {"machine": ", ".join(sorted(machines)), "commit": ", ".join(sorted(commits)), "runs": len(files)}
     with open(path, "w", encoding="utf-8") as out:
         json.dump({"meta": meta, "benchmarks": entries}, out)
     return len(files)
+
+
+def _read_run(results_dir, name):
+    """The measurements of the run file ``name`` (read as asv's results of one machine, in a
+    temporary folder that is removed however reading ends)."""
+    path = os.path.join(results_dir, name)
+    with tempfile.TemporaryDirectory(prefix="kvcache-noise-") as folder:
+        copy = os.path.join(folder, "m", "run.json")
+        os.makedirs(os.path.dirname(copy))
+        shutil.copy(path, copy)
+        if os.path.exists(os.path.join(results_dir, "benchmarks.json")):
+            shutil.copy(os.path.join(results_dir, "benchmarks.json"), folder)
+        try:
+            return read_measurements(folder, lambda line: print(line.replace(copy, path)))  # warnings name the run file
+        except UserError:
+            raise UserError(f"no readable asv results in {path} (the line above says why): record it again or remove it") from None
 
 
 def tail_delta(noise, rise):
