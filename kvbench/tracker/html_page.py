@@ -59,16 +59,14 @@ def write_page(html_dir, all_series, analysis, flags, dismissed, threshold, comm
         "series": [_series_data(r, analysis, marks.get(r.key, {}), position) for r in rows],
     }
     data_js = "window.P95_DATA = " + json.dumps(data, separators=(",", ":"), allow_nan=False) + ";\n"
-    with open(os.path.join(assets, "data.js"), "w", encoding="utf-8") as out:
-        out.write(data_js)
+    write_text_atomically(os.path.join(assets, "data.js"), data_js)
     with open(os.path.join(HERE, "p95.js"), "rb") as f:
         script = f"{ASSETS}/p95.js?v={version(f.read())}"
     data_url = f"{ASSETS}/data.js?v={version(data_js.encode())}"
     machines = sorted({s.machine for s in all_series})
     page = _page(rows, marks, machines, threshold, commit_url, script, data_url)
     path = os.path.join(html_dir, PAGE)
-    with open(path, "w", encoding="utf-8") as out:
-        out.write(page)
+    write_text_atomically(path, page)  # a page being served is never seen cut off
     return path
 
 

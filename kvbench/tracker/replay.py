@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import UserError
+from ..atomic import write_text_atomically
 from .read import read_measurements
 
 ROUNDS = 2
@@ -121,8 +122,7 @@ def write_noise(results_dir, path, benchmarks=RECORDED):
             else:
                 entry.setdefault("values", []).append(float(f"{m.value_ms:.4g}"))
     meta = {"machine": ", ".join(sorted(machines)), "commit": ", ".join(sorted(commits)), "runs": len(files)}
-    with open(path, "w", encoding="utf-8") as out:
-        json.dump({"meta": meta, "benchmarks": entries}, out)
+    write_text_atomically(path, json.dumps({"meta": meta, "benchmarks": entries}))
     return len(files)
 
 
