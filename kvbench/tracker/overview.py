@@ -8,7 +8,8 @@ A row's status, from the series' newest commits (``detect.CONFIRM`` of them, "no
   its level); the row names its commit.
 - ``over budget``: the series has a budget flag (confirmed, not dismissed) and its newest
   ``detect.BUDGET_CONFIRM`` p95s are all over the budget. The row names that flag's commit.
-- ``tentative``: a new level at the end of the series that is not yet held by enough commits.
+- ``tentative``: a new level among the newest commits that is not yet held by enough commits
+  (an older one, far beyond the noise and never re-measured, is marked on the plot only).
 - ``ok``: none of these. The row names the last p95 change point (or the newest commit).
 
 Rows are sorted by status in that order, then by the size of their change, largest first
@@ -45,7 +46,7 @@ def rows(all_series, analysis, flags, threshold):
     by_series = {}
     for flag in flags:
         by_series.setdefault((flag.benchmark, flag.machine, flag.env), []).append(flag)
-    tentative = {(f.benchmark, f.machine, f.env): f for f in analysis.tentative}
+    tentative = {(f.benchmark, f.machine, f.env): f for f in analysis.tentative}  # the newest of each series
     found = []
     for s in all_series:
         key = (s.benchmark, s.machine, s.env)
@@ -73,7 +74,7 @@ def row_of(series, flags, tentative, change_points, threshold):
     recent = [p.p95_ms for p in points[-detect.BUDGET_CONFIRM :]]
     if series.budget_ms and budget and len(recent) == detect.BUDGET_CONFIRM and min(recent) > series.budget_ms:
         return Row(series, "over budget", budget[-1].commit, vs_budget, **common)
-    if tentative is not None:
+    if tentative is not None and tentative.commit in {p.commit for p in points[-detect.CONFIRM :]}:
         return Row(series, "tentative", tentative.commit, tentative.change, **common)
     return Row(series, "ok", change_point or points[-1].commit, since, **common)
 
