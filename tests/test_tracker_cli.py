@@ -56,8 +56,9 @@ def restore_samples(rng, commit_index):
     return list(seconds)
 
 
-def save_results(results_dir, commit, date, benchmarks, record_samples=True, env=ENV, machine=MACHINE):
-    """Write one results file as ``asv run`` does; ``benchmarks``: {name: (params, samples per combination)}."""
+def save_results(results_dir, commit, date, benchmarks, record_samples=True, env=ENV, machine=MACHINE, versions=None):
+    """Write one results file as ``asv run`` does; ``benchmarks``: {name: (params, samples per
+    combination)}; ``versions``: {name: asv version} where not "1"."""
     results = Results({"machine": machine, "python": "3.11"}, {}, commit, date, "3.11", env, {})
     for name, (params, samples) in benchmarks.items():
         values = [float(np.nanmedian(s)) if s else None for s in samples]
@@ -66,7 +67,7 @@ def save_results(results_dir, commit, date, benchmarks, record_samples=True, env
             result=values, samples=samples, number=numbers, errcode=0, stderr="", profile=None
         )
         results.add_result(
-            {"name": name, "version": "1", "params": params}, outcome, record_samples=record_samples
+            {"name": name, "version": (versions or {}).get(name, "1"), "params": params}, outcome, record_samples=record_samples
         )
     results.save(str(results_dir))
 
@@ -188,7 +189,7 @@ def test_p95_flags_a_budget_overrun_where_it_starts(project, capsys, tmp_path):
     out_json = tmp_path / "flags.json"
     code, _, err = run_cli(capsys, "p95", "--budgets", str(budgets), "--json", str(out_json))
     assert code == 0, err
-    assert "the budget for bench_typo.X.time_y matches no benchmark" in err
+    assert "the budgets for bench_typo.X.time_y match no benchmark" in err
     budget_flags = [f for f in json.loads(out_json.read_text())["flags"] if f["kind"] == "budget"]
     assert [(f["benchmark"], f["commit"], f["budget_ms"]) for f in budget_flags] == [
         (ZERO_COPY, commits[ONE_IN_TEN], 20.0)
@@ -671,7 +672,7 @@ def test_nan_and_all_zero_samples_are_reported_not_crashed_on(project, capsys, t
     assert code == 0, err
     [zero_copy] = [s for s in json.loads(out_json.read_text())["series"] if s["benchmark"] == ZERO_COPY]
     assert zero_copy["points"][1]["n_samples"] == N_SAMPLES - 5  # the NaN samples dropped
-    assert "p95 of 0 ms or not a number" in err and CONCAT in err
+    assert "a p95 of 0 or not a number" in err and CONCAT in err
     code, out, err = run_cli(capsys, "gate", commits[1], commits[2])
     assert code == 0 and "no p95" in out and "a p95 of 0 or less" in err
     assert tree_digest(repo / "results") == before
@@ -694,3 +695,30 @@ def test_without_show_commit_url_commits_link_to_the_github_actions_repository(t
     config.write_text(config.read_text().replace('"html"', '"html", "show_commit_url": "https://example.org/c/"'))
     assert load_project(str(config)).commit_url == "https://example.org/c/"  # the config's wins
 
+
+
+def test_a_new_benchmark_version_starts_a_new_series_and_a_retired_benchmark_is_set_apart(project, capsys, tmp_path):
+    """asv starts a new series when a benchmark's version changes and shows none of a benchmark
+    gone from benchmarks.json: neither is flagged, gated across, or shown as a current row."""
+    repo, commits = project
+    rng = np.random.default_rng(3)
+    bumped, gone = "bench_new.Work.time_work", "bench_gone.Old.time_old"
+    for i, commit in enumerate(commits):
+        version = "1" if i < EVERY_CALL else "2"  # version 2 measures a workload 10x the size
+        samples = list(0.001 * (1 if version == "1" else 10) + rng.exponential(0.0001, 50))
+        old = list(rng.uniform(1e-3, 2e-3, 50) * (1 + 5 * (i >= 5)))
+        save_results(repo / "results", commit, 1_700_000_000_000 + i, {bumped: ([], [samples]), gone: ([], [old])}, versions={bumped: version})
+    write_json(str(repo / "results" / "benchmarks.json"), {bumped: {"version": "2", "rounds": 1}, RESTORE: {"version": "1"}, TRACK: {"version": "1"}}, api_version=2)
+    out_json = tmp_path / "flags.json"
+    code, out, err = run_cli(capsys, "p95", "--json", str(out_json))
+    assert code == 0, err
+    report = json.loads(out_json.read_text())
+    judged = {f["benchmark"] for f in report["flags"] + report["tentative"]}
+    assert bumped not in judged and gone not in judged
+    assert {(r["benchmark"], r["version"]) for r in report["retired"]} >= {(bumped, "1"), (gone, "1")}
+    [current] = [s for s in report["series"] if s["benchmark"] == bumped]
+    assert current["version"] == "2" and len(current["points"]) == len(commits) - EVERY_CALL
+    assert gone not in {s["benchmark"] for s in report["series"]}
+    assert "retired series, not judged" in out
+    code, out, err = run_cli(capsys, "gate", commits[EVERY_CALL - 1], commits[EVERY_CALL])
+    assert bumped not in out.split("<details>")[0]  # versions 1 and 2 are not compared

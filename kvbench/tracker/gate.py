@@ -58,7 +58,8 @@ def run(args, write_line=print):
         )
     bounds = _history_bounds(proj, measurements, machine)
     rows = [
-        compare(at_base[key], at_head[key], args.threshold, args.min_rise_ms, bounds.get(key)) for key in common
+        compare(at_base[key], at_head[key], args.threshold, args.min_rise_ms, bounds.get((*key, at_head[key].version)))
+        for key in common
     ]
     if len({env for _, env in common}) > 1:  # name the environment where it is not the only one
         rows = [replace(row, benchmark=f"{row.benchmark} [{env}]") for row, (_, env) in zip(rows, common)]
@@ -80,7 +81,7 @@ class Row:
     head_ms: float
     ratio: float
     ci: tuple | None  # the bootstrap interval of the ratio (rounds), or None
-    verdict: str  # "regression", "ok", "no noise estimate" or "no p95"
+    verdict: str  # "regression", "ok", "no noise estimate", "no p95" or "new version"
     noise: str  # what judged the noise: "rounds", "rounds+history", "history" or "-"
     history_bound: float | None = None  # the branch's neighbouring-commit ratio bound, or None
 
@@ -90,7 +91,11 @@ class Row:
 
 
 def compare(base, head, threshold, min_rise_ms=0.0, history_bound=None):
-    """Compare two measurements of one benchmark by the gate's rule (module docstring)."""
+    """Compare two measurements of one benchmark by the gate's rule (module docstring); a
+    benchmark whose asv version differs at the two commits measures something else: not
+    compared, as asv does not."""
+    if base.version != head.version:
+        return Row(base.benchmark, base.value_ms, head.value_ms, float("nan"), None, "new version", "-")
     sampled = bool(base.samples_ms and head.samples_ms)
     base_ms, head_ms = (stats.p95(base.samples_ms), stats.p95(head.samples_ms)) if sampled else (base.value_ms, head.value_ms)
     if not (base_ms > 0 and head_ms > 0):
@@ -107,7 +112,7 @@ def compare(base, head, threshold, min_rise_ms=0.0, history_bound=None):
 
 
 def _history_bounds(proj, measurements, machine):
-    """``{(benchmark, env): neighbour_ratio_bound}`` of the p95 along the branch on ``machine``."""
+    """``{(benchmark, env, version): neighbour_ratio_bound}`` of the p95 along the branch on ``machine``."""
     try:
         order = {c: i for i, c in enumerate(project.first_parent_commits(proj.repo_dir, proj.branch))}
     except UserError:
@@ -115,7 +120,7 @@ def _history_bounds(proj, measurements, machine):
     series = {}
     for m in sorted((m for m in measurements if m.machine == machine and m.commit in order), key=lambda m: order[m.commit]):
         value = stats.p95(m.samples_ms) if m.samples_ms else m.value_ms
-        series.setdefault((m.benchmark, m.env), []).append(value)
+        series.setdefault((m.benchmark, m.env, m.version), []).append(value)
     bounds = {
         key: stats.neighbour_ratio_bound(values, level_starts=detect.level_starts(values))
         for key, values in series.items()

@@ -17,7 +17,7 @@ from . import budgets as budgets_mod
 from . import confirm, detect, html_page, project, render
 from . import series as series_mod
 from .options import MIN_RISE_HELP, check_min_rise, check_threshold, warn
-from .read import read_measurements
+from .read import current_versions, read_measurements
 
 
 def register(subparsers):
@@ -61,14 +61,19 @@ def run(args):
     verdicts = confirm.load_verdicts(args.confirmations)
     measurements = read_measurements(results_dir, warn)
     order = _commit_order(proj, measurements)
-    all_series = series_mod.build_series(measurements, order, lambda b: budgets_mod.budget_for(budgets, b))
+    every = series_mod.build_series(
+        measurements, order, lambda b: budgets_mod.budget_for(budgets, b), current_versions(results_dir)
+    )
+    all_series = [s for s in every if s.retired is None]
+    retired = [s for s in every if s.retired is not None]
     _warn_about_inputs(measurements, order, budgets, all_series)
     analysis = detect.analyze(all_series, args.threshold, args.min_rise_ms)
     flags, tentative, dismissed = confirm.apply_verdicts(analysis.flags, analysis.tentative, verdicts)
     analysis = replace(analysis, tentative=tentative)
     render.write_p95_report(all_series, flags, analysis.tentative, dismissed, args.threshold, print)
+    render.write_retired(retired, print)
     if args.json:
-        _write_json(args.json, all_series, flags, analysis, dismissed, args.threshold, proj.commit_url)
+        _write_json(args.json, all_series, retired, flags, analysis, dismissed, args.threshold, proj.commit_url)
     if html_dir:
         _write_page(html_dir, all_series, analysis, flags, dismissed, args.threshold, proj.commit_url)
     return 0
@@ -103,6 +108,7 @@ def _commit_order(proj, measurements):
 
 
 def _warn_about_inputs(measurements, order, budgets, all_series):
+    """One line per kind of doubtful input, each naming a count and the first few."""
     on_branch = set(order)
     off = {m.commit for m in measurements} - on_branch
     if off:
@@ -112,25 +118,24 @@ def _warn_about_inputs(measurements, order, budgets, all_series):
     no_samples = sorted({m.benchmark for m in measurements if m.source == "median"})
     if no_samples:
         warn(
-            f"no raw samples for {', '.join(no_samples)} at some commits (rerun with `asv run --record-samples`): asv's median stands in for their p95 there"
+            f"no raw samples for {render.some(no_samples)} at some commits: asv's median stands in for their p95 "
+            "(a p95 needs `asv run --record-samples`)"
         )
     averaged = sorted({m.benchmark for m in measurements if m.source == "samples" and m.number > 1})
     if averaged:
-        warn(
-            f"samples of {', '.join(averaged)} each average several calls (number > 1): their p95 understates the per-call tail"
-        )
-    for name in budgets_mod.unused_budgets(budgets, {m.benchmark for m in measurements}):
-        warn(f"the budget for {name} matches no benchmark in the results")
-    for s in all_series:
-        zero = [p.commit[:8] for p in s.points if not p.p95_ms > 0]
-        if zero:
-            warn(f"{s.benchmark} on {s.machine}: p95 of 0 ms or not a number at {', '.join(zero)}: left out of change-point detection")
+        warn(f"samples of {render.some(averaged)} each average several calls (number > 1): their p95 understates the per-call tail")
+    unused = budgets_mod.unused_budgets(budgets, {m.benchmark for m in measurements})
+    if unused:
+        warn(f"the budgets for {render.some(unused)} match no benchmark in the results")
+    zero = sorted({s.benchmark for s in all_series if any(not p.p95_ms > 0 for p in s.points)})
+    if zero:
+        warn(f"{render.some(zero)}: a p95 of 0 or not a number at some commits: left out of change-point detection")
     short = [s for s in all_series if len(s.points) < detect.CONFIRM + 1]
     if short:
         warn(f"{len(short)} series have fewer than {detect.CONFIRM + 1} commits measured, as a flag needs (e.g. {short[0].benchmark} on {short[0].machine})")
 
 
-def _write_json(path, all_series, flags, analysis, dismissed, threshold, commit_url):
+def _write_json(path, all_series, retired, flags, analysis, dismissed, threshold, commit_url):
     data = {
         "threshold": threshold,
         "rule": detect.__doc__.split("\n\n")[2].replace("\n", " ").strip(),
@@ -139,6 +144,7 @@ def _write_json(path, all_series, flags, analysis, dismissed, threshold, commit_
                 "benchmark": s.benchmark,
                 "machine": s.machine,
                 "env": s.env,
+                "version": s.version,
                 "budget_ms": s.budget_ms,
                 "change_points": analysis.change_points[(s.benchmark, s.machine, s.env)],
                 "points": [
@@ -156,6 +162,18 @@ def _write_json(path, all_series, flags, analysis, dismissed, threshold, commit_
                 ],
             }
             for s in all_series
+        ],
+        "retired": [
+            {
+                "benchmark": s.benchmark,
+                "machine": s.machine,
+                "env": s.env,
+                "version": s.version,
+                "reason": s.retired,
+                "commits": len(s.points),
+                "last_commit": s.points[-1].commit,
+            }
+            for s in retired
         ],
         "flags": [_flag_json(f, commit_url) for f in flags],
         "tentative": [_flag_json(f, commit_url) for f in analysis.tentative],

@@ -41,6 +41,7 @@ class Measurement:
     value_ms: float  # the track value or asv's median (for "samples", asv's median too)
     number: int  # calls averaged into one sample (1 = a sample is one call)
     rounds: int = 1  # processes the samples came from, one after the other (asv's ``rounds``)
+    version: str | None = None  # the benchmark's asv ``version`` when it was measured
 
     @property
     def sample_rounds(self):
@@ -82,6 +83,20 @@ def read_measurements(results_dir, warn):
             f"no readable asv results in {results_dir}: run `asv run --record-samples` first, or pass --results DIR"
         )
     return measurements
+
+
+def current_versions(results_dir):
+    """``{benchmark name: version}`` of the suite as asv last discovered it (benchmarks.json
+    beside the results), or None when that file is missing or unreadable. asv shows a
+    benchmark's results of this version only, and none of a benchmark that is not in it."""
+    try:
+        with open(os.path.join(results_dir, "benchmarks.json"), encoding="utf-8") as f:
+            described = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(described, dict):
+        return None
+    return {name: entry.get("version") for name, entry in described.items() if isinstance(entry, dict)}
 
 
 def _rounds_of_benchmarks(results_dir):
@@ -152,6 +167,7 @@ def _measurement(name, combo, machine, results, value, sample, stat, rounds):
         value_ms=value * scale,
         number=int((stat or {}).get("number") or 1),
         rounds=rounds,
+        version=results.benchmark_version.get(name),
     )
 
 

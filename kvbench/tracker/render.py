@@ -26,6 +26,15 @@ def ci(low, high):
     return f"[{ms(low)}, {ms(high)}]"
 
 
+def some(names, first=3):
+    """``names`` in a few words: all of them when they are few, else the count and the first
+    ``first`` ("12 benchmarks: a, b, c, ...")."""
+    names = list(names)
+    if len(names) <= first:
+        return ", ".join(names)
+    return f"{len(names)} benchmarks: {', '.join(names[:first])}, ..."
+
+
 def short(commit):
     return commit[:8] if commit else "-"
 
@@ -109,6 +118,18 @@ def write_p95_report(all_series, flags, tentative, dismissed, threshold, write_l
         )
     headers = ["benchmark", "machine", "commits", "latest", "p95 ms", "95% CI", "from", "budget ms", "flags"]
     write_table(headers, rows, write_line)
+
+
+def write_retired(retired, write_line):
+    """One line for the series that are not judged (a benchmark's older asv version, or one no
+    longer in the suite), if any."""
+    if retired:
+        write_line("")
+        write_line(
+            f"{len(retired)} retired series, not judged (as asv shows none of them): "
+            + "; ".join(f"{s.benchmark} on {s.machine} ({s.retired})" for s in retired[:3])
+            + ("; ..." if len(retired) > 3 else "")
+        )
 
 
 def describe(flag):

@@ -1,7 +1,11 @@
-"""p95 series along a branch: one benchmark (parameter combination) on one machine and
-environment, one point per commit of the branch's first-parent history that has a result,
-oldest first. Each point has its p95 (from samples; a ``track_`` value; or asv's median when
-samples were not kept) and its median (None for a track value)."""
+"""p95 series along a branch: one benchmark (parameter combination) at one asv ``version`` on
+one machine and environment, one point per commit of the branch's first-parent history that
+has a result, oldest first. Each point has its p95 (from samples; a ``track_`` value; or asv's
+median when samples were not kept) and its median (None for a track value).
+
+As in asv, a benchmark's new ``version`` starts a new series, and only the current one is
+judged: the others, and the series of benchmarks no longer in the suite, are *retired*
+(kept for the record, never compared with the current one)."""
 
 from dataclasses import dataclass, field
 
@@ -29,6 +33,8 @@ class Series:
     env: str
     points: list
     budget_ms: float | None = None
+    version: str | None = None  # asv's version of the benchmark when these points were measured
+    retired: str | None = None  # why the series is not judged (None: it is the current one)
 
 
 def point_of(measurement):
@@ -43,24 +49,41 @@ def point_of(measurement):
     return Point(m.commit, m.date, m.value_ms, median, None, None, 0, m.source, ())
 
 
-def build_series(measurements, commit_order, budget_for):
-    """Series of the measurements whose commit is in ``commit_order`` (hashes, oldest first).
+def build_series(measurements, commit_order, budget_for, current_versions=None):
+    """Series of the measurements whose commit is in ``commit_order`` (hashes, oldest first),
+    one per benchmark, machine, env and version, sorted by benchmark, machine, env, then
+    current before retired.
 
-    ``budget_for(benchmark)`` gives a benchmark's budget or None. Series are sorted by
-    benchmark, machine, env.
+    ``budget_for(benchmark)`` gives a benchmark's budget or None. ``current_versions``
+    (``read.current_versions``: the suite's benchmarks and their versions, or None when
+    unknown) decides which series are current: the one of the benchmark's version in the
+    suite; without it, the one of the newest commit's version. The others are ``retired``.
     """
     position = {commit: i for i, commit in enumerate(commit_order)}
     grouped = {}
     for m in measurements:
         if m.commit in position:
-            grouped.setdefault((m.benchmark, m.machine, m.env), []).append(m)
-    return [
-        Series(
-            benchmark,
-            machine,
-            env,
-            [point_of(m) for m in sorted(ms, key=lambda m: position[m.commit])],
-            budget_for(benchmark),
-        )
-        for (benchmark, machine, env), ms in sorted(grouped.items())
-    ]
+            grouped.setdefault((m.benchmark, m.machine, m.env, m.version), []).append(m)
+    newest = {}
+    for (benchmark, machine, env, version), ms in grouped.items():
+        last = max(position[m.commit] for m in ms)
+        if last >= newest.get((benchmark, machine, env), (-1, None))[0]:
+            newest[(benchmark, machine, env)] = (last, version)
+    found = []
+    for (benchmark, machine, env, version), ms in grouped.items():
+        retired = _retired(benchmark, version, current_versions, newest[(benchmark, machine, env)][1])
+        points = [point_of(m) for m in sorted(ms, key=lambda m: position[m.commit])]
+        found.append(Series(benchmark, machine, env, points, budget_for(benchmark), version, retired))
+    return sorted(found, key=lambda s: (s.benchmark, s.machine, s.env, s.retired is not None, s.version or ""))
+
+
+def _retired(benchmark, version, current_versions, newest_version):
+    """Why a series of ``benchmark`` at ``version`` is not judged, or None when it is current."""
+    name = benchmark.split("(", 1)[0]
+    if current_versions is not None:
+        if name not in current_versions:
+            return "no longer in the suite (asv's benchmarks.json)"
+        if version is not None and current_versions[name] is not None and version != current_versions[name]:
+            return f"version {version}; the suite's is {current_versions[name]}"
+        return None
+    return None if version == newest_version else f"version {version}; the newest commit's is {newest_version}"
