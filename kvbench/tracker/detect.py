@@ -236,8 +236,8 @@ class Change:
 
     @property
     def statistic(self):
-        """``"p95"``, ``"median"`` or ``"p95+median"``."""
-        return "+".join(s for s in STATISTICS if any(m.statistic == s for m in self.moves))
+        """``"p95"``, ``"median"`` or ``"p95+median"`` (``"value"`` for a track's value)."""
+        return "+".join(dict.fromkeys(m.statistic for m in self.moves))
 
 
 def changes(values_by_statistic, threshold=THRESHOLD, min_rise=0.0, spreads_by_statistic=None):
@@ -329,6 +329,8 @@ def regression_flags(series, threshold=THRESHOLD, min_rise_ms=0.0, walks=None):
     commits = [series.points[i].commit for i in indices]
     flags = []
     for change in merge({statistic: walk[0] for statistic, walk in found.items()}, min_rise_ms):
+        if series.statistic != "p95":  # the main value is asv's median, or a track's value
+            change = replace(change, moves=tuple(replace(m, statistic=series.statistic) for m in change.moves))
         primary = change.moves[0]
         flags.append(
             Flag(
@@ -361,7 +363,8 @@ def _walks(series, threshold):
     the p95's and, where every such point has one, the median's."""
     indices = [i for i, p in enumerate(series.points) if _positive(p.p95_ms)]
     points = [series.points[i] for i in indices]
-    named = ["p95"] + (["median"] if points and all(_positive(p.median_ms) for p in points) else [])
+    with_median = series.statistic == "p95" and points and all(_positive(p.median_ms) for p in points)
+    named = ["p95"] + (["median"] if with_median else [])
     walks = {}
     for statistic in named if points else []:
         values = [_value(p, statistic) for p in points]

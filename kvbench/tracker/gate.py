@@ -16,6 +16,7 @@ Prints a markdown table fit for a PR comment: the verdict and the flagged rows f
 Exit 0: no regression; 1: a regression; 2: bad input.
 """
 
+import functools
 from dataclasses import dataclass, replace
 
 from . import detect, project, render, stats
@@ -84,6 +85,7 @@ class Row:
     verdict: str  # "regression", "ok", "no noise estimate", "no p95" or "new version"
     noise: str  # what judged the noise: "rounds", "rounds+history", "history" or "-"
     history_bound: float | None = None  # the branch's neighbouring-commit ratio bound, or None
+    statistic: str = "p95"  # what is compared: "p95", "median" (asv's, without samples) or "value" (a track)
 
     @property
     def regression(self):
@@ -94,21 +96,33 @@ def compare(base, head, threshold, min_rise_ms=0.0, history_bound=None):
     """Compare two measurements of one benchmark by the gate's rule (module docstring); a
     benchmark whose asv version differs at the two commits measures something else: not
     compared, as asv does not."""
+    statistic = statistic_of(base) if statistic_of(base) == statistic_of(head) else "median"
+    row = functools.partial(Row, base.benchmark, statistic=statistic)
     if base.version != head.version:
-        return Row(base.benchmark, base.value_ms, head.value_ms, float("nan"), None, "new version", "-")
+        return row(base.value_ms, head.value_ms, float("nan"), None, "new version", "-")
     sampled = bool(base.samples_ms and head.samples_ms)
     base_ms, head_ms = (stats.p95(base.samples_ms), stats.p95(head.samples_ms)) if sampled else (base.value_ms, head.value_ms)
     if not (base_ms > 0 and head_ms > 0):
-        return Row(base.benchmark, base_ms, head_ms, float("nan"), None, "no p95", "-")
+        return row(base_ms, head_ms, float("nan"), None, "no p95", "-")
     if sampled:
         ratio, low, high = stats.p95_ratio_ci(base.sample_rounds, head.sample_rounds)
         ci, noise = (low, high), "rounds+history" if history_bound is not None else "rounds"
     elif history_bound is not None:
         ratio, low, ci, noise = head_ms / base_ms, None, None, "history"
     else:  # one number a side and no history: nothing tells its noise
-        return Row(base.benchmark, base_ms, head_ms, head_ms / base_ms, None, "no noise estimate", "-")
+        return row(base_ms, head_ms, head_ms / base_ms, None, "no noise estimate", "-")
     regression = stats.is_significant_regression(ratio, low, head_ms - base_ms, threshold, min_rise_ms, history_bound)
-    return Row(base.benchmark, base_ms, head_ms, ratio, ci, "regression" if regression else "ok", noise, history_bound)
+    return row(base_ms, head_ms, ratio, ci, "regression" if regression else "ok", noise, history_bound)
+
+
+def statistic_of(measurement):
+    """What a measurement's compared value is: the p95 of its samples, asv's median (no
+    samples kept), a track's p95, or another track's value."""
+    if measurement.source == "samples":
+        return "p95"
+    if measurement.source == "median":
+        return "median"
+    return "p95" if "p95" in measurement.benchmark.split("(", 1)[0].rsplit(".", 1)[-1] else "value"
 
 
 def _history_bounds(proj, measurements, machine):

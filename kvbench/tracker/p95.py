@@ -145,6 +145,7 @@ def _write_json(path, all_series, retired, flags, analysis, dismissed, threshold
                 "machine": s.machine,
                 "env": s.env,
                 "version": s.version,
+                "statistic": s.statistic,
                 "budget_ms": s.budget_ms,
                 "change_points": analysis.change_points[(s.benchmark, s.machine, s.env)],
                 "points": [

@@ -42,7 +42,9 @@ def short(commit):
 def write_gate_comment(rows, machine, base, head, threshold, min_rise_ms, write_line):
     """The gate's PR comment: the verdict, the regressions, then every row folded."""
     flagged = [r for r in rows if r.regression]
-    verdict = f"**{len(flagged)} p95 regression(s)**" if flagged else "no p95 regression"
+    statistics = {r.statistic for r in rows}
+    what = f"{statistics.pop()} " if len(statistics) == 1 else ""
+    verdict = f"**{len(flagged)} {what}regression(s)**" if flagged else f"no {what}regression"
     write_line(f"### kvcache-bench gate: {verdict}")
     write_line("")
     write_line(f"HEAD `{short(head)}` vs BASE `{short(base)}` on machine `{machine}`, threshold {threshold:.0%}.")
@@ -55,11 +57,11 @@ def write_gate_comment(rows, machine, base, head, threshold, min_rise_ms, write_
     _write_gate_table(sorted(rows, key=lambda r: (not r.regression, -_finite_or(r.ratio, 0))), write_line)
     write_line("")
     write_line(
-        f"Regression: p95 more than {threshold:.0%} up, beyond the noise each row's \"noise from\" names: "
-        "rounds, the lower end of a 98% bootstrap interval of p95(HEAD)/p95(BASE) over each commit's rounds "
+        f"Regression: the row's statistic more than {threshold:.0%} up, beyond the noise its \"noise from\" names: "
+        "rounds, the lower end of a 98% bootstrap interval of HEAD/BASE over each commit's rounds "
         "(processes) above 1; history, the ratio above the history bound, which two neighbouring commits of main "
         "on this machine exceed 2% of the time"
-        + (f"; and p95 up by more than {ms(min_rise_ms)} ms." if min_rise_ms else ".")
+        + (f"; and up by more than {ms(min_rise_ms)} ms." if min_rise_ms else ".")
     )
     write_line("")
     write_line("</details>")
@@ -69,6 +71,7 @@ def _write_gate_table(rows, write_line):
     table = [
         [
             f"`{r.benchmark}`",
+            r.statistic,
             ms(r.base_ms),
             ms(r.head_ms),
             f"{r.ratio:.2f}",
@@ -79,7 +82,7 @@ def _write_gate_table(rows, write_line):
         ]
         for r in rows
     ]
-    headers = ["benchmark", "BASE p95 ms", "HEAD p95 ms", "ratio", "98% interval", "history bound", "noise from", "verdict"]
+    headers = ["benchmark", "statistic", "BASE ms", "HEAD ms", "ratio", "98% interval", "history bound", "noise from", "verdict"]
     write_table(headers, table, write_line)
 
 
@@ -109,6 +112,7 @@ def write_p95_report(all_series, flags, tentative, dismissed, threshold, write_l
                 s.machine,
                 len(s.points),
                 short(last.commit),
+                s.statistic,
                 ms(last.p95_ms),
                 ci(last.ci_low_ms, last.ci_high_ms),
                 last.source,
@@ -116,7 +120,7 @@ def write_p95_report(all_series, flags, tentative, dismissed, threshold, write_l
                 n_flags or "",
             ]
         )
-    headers = ["benchmark", "machine", "commits", "latest", "p95 ms", "95% CI", "from", "budget ms", "flags"]
+    headers = ["benchmark", "machine", "commits", "latest", "statistic", "ms", "95% CI", "from", "budget ms", "flags"]
     write_table(headers, rows, write_line)
 
 

@@ -36,6 +36,18 @@ class Series:
     version: str | None = None  # asv's version of the benchmark when these points were measured
     retired: str | None = None  # why the series is not judged (None: it is the current one)
 
+    @property
+    def statistic(self):
+        """What the series' main value (``Point.p95_ms``) is: ``"p95"`` of raw samples or of a
+        ``track_*p95*`` benchmark, ``"median"`` where asv kept only its median (no
+        ``--record-samples``) at every commit, ``"value"`` for another ``track_`` benchmark."""
+        sources = {p.source for p in self.points}
+        if sources == {"median"}:
+            return "median"
+        if sources == {"track"} and "p95" not in self.benchmark.split("(", 1)[0].rsplit(".", 1)[-1]:
+            return "value"
+        return "p95"
+
 
 def point_of(measurement):
     """A measurement's p95 point: from its samples, else its value (track p95 or median)."""
