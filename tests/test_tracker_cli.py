@@ -415,7 +415,7 @@ def test_gate_without_samples_compares_point_values_and_says_so(project, capsys)
     assert code == 1 and "rounds" not in out.split("all ")[0]
     assert "history" in out  # the point values, with the branch's spread as the noise
     code, out, err = run_cli(capsys, "p95")
-    assert code == 0 and "asv's median stands in" in err
+    assert code == 0 and "asv's medians are tracked there" in err
 
 
 def test_p95_skips_a_corrupt_results_file_and_names_it(project, capsys, tmp_path):
@@ -722,3 +722,29 @@ def test_a_new_benchmark_version_starts_a_new_series_and_a_retired_benchmark_is_
     assert "retired series, not judged" in out
     code, out, err = run_cli(capsys, "gate", commits[EVERY_CALL - 1], commits[EVERY_CALL])
     assert bumped not in out.split("<details>")[0]  # versions 1 and 2 are not compared
+
+
+def test_a_series_of_asvs_medians_is_called_a_median_everywhere(tmp_path, capsys, monkeypatch):
+    repo = asv_repo(tmp_path / "repo", '{"version": 1, "repo": ".", "branches": ["main"], "results_dir": "results", "html_dir": "html"}\n')
+    commits = []
+    for i in range(12):
+        git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", f"c{i}")
+        commits.append(git(repo, "rev-parse", "HEAD"))
+    os.makedirs(repo / "results" / MACHINE)
+    write_json(str(repo / "results" / MACHINE / "machine.json"), {"machine": MACHINE}, api_version=1)
+    rng = np.random.default_rng(1)
+    for i, commit in enumerate(commits):
+        samples = list(rng.normal(1e-3 * (1.5 if i >= 8 else 1.0), 1e-5, 20))
+        save_results(repo / "results", commit, 1_700_000_000_000 + i, {RESTORE: ([["'zero_copy'"]], [samples])}, record_samples=False)
+    monkeypatch.chdir(repo)
+    out_json = tmp_path / "p95.json"
+    code, out, err = run_cli(capsys, "p95", "--no-html", "--json", str(out_json))
+    assert code == 0, err
+    report = json.loads(out_json.read_text())
+    assert [s["statistic"] for s in report["series"]] == ["median"]
+    [flag] = report["flags"]
+    assert flag["statistic"] == "median" and [m["statistic"] for m in flag["moves"]] == ["median"]
+    assert "median 1.00 -> 1.50 ms" in out and "p95" not in flag["message"]
+    assert err.count("--record-samples") == 1
+    code, out, _ = run_cli(capsys, "gate", commits[7], commits[8])
+    assert "median" in out.splitlines()[0] and "| median |" in out

@@ -106,11 +106,17 @@ def _walk(values, threshold, confirm, spreads, max_pvalue, window_len):
     reference, since, found = found_levels[0], 0, []  # the reference level, and where it began
     dropped_from = []  # levels held before a drop of more than the threshold, since the last flag
     references = [(0, reference)]
-    for k, (point, level, start, stop) in enumerate(zip(points, found_levels[1:], bounds[1:], bounds[2:])):
-        middle = np.sqrt(level * reference)  # a value above it is nearer the new level
+    k = 0
+    while k < len(points):
+        point, previous, level, start, stop = points[k], found_levels[k], found_levels[k + 1], bounds[k + 1], bounds[k + 2]
+        k += 1
         if level > (1 + threshold) * reference:
-            first, settled = _level_start(values, start, stop, since, middle, level, found_levels[k])
-            if any(held / (1 + threshold) <= level <= held * (1 + threshold) for held in dropped_from):
+            while k < len(points) and _same_level(found_levels[k + 1], level, threshold):
+                stop, k = bounds[k + 2], k + 1  # the next segment is this level again: one level
+                level = float(np.median(values[start:stop]))
+            middle = np.sqrt(level * reference)  # a value above it is nearer the new level
+            first, settled = _level_start(values, start, stop, since, middle, level, previous)
+            if any(_same_level(held, level, 2 * threshold) for held in dropped_from):
                 reference, since, dropped_from = level, first, []  # back at a level held before
                 references.append((first, reference))
                 continue
@@ -142,6 +148,11 @@ def _far_tail(values, spreads, since, threshold, confirm):
             reference, level = float(np.median(values[since : n - k])), float(np.median(values[n - k :]))
             return [Shift(n - k, n - k, reference, level, k, float("nan"), False, True)]
     return []
+
+
+def _same_level(a, b, threshold):
+    """Whether levels ``a`` and ``b`` are within half of ``threshold`` of each other (relative)."""
+    return max(a, b) <= (1 + threshold / 2) * min(a, b)
 
 
 def level_starts(values, threshold=THRESHOLD):

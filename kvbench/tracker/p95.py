@@ -117,10 +117,7 @@ def _warn_about_inputs(measurements, order, budgets, all_series):
         )
     no_samples = sorted({m.benchmark for m in measurements if m.source == "median"})
     if no_samples:
-        warn(
-            f"no raw samples for {render.some(no_samples)} at some commits: asv's median stands in for their p95 "
-            "(a p95 needs `asv run --record-samples`)"
-        )
+        warn(f"no raw samples for {render.some(no_samples)}: asv's medians are tracked there (a p95 needs `asv run --record-samples`)")
     averaged = sorted({m.benchmark for m in measurements if m.source == "samples" and m.number > 1})
     if averaged:
         warn(f"samples of {render.some(averaged)} each average several calls (number > 1): their p95 understates the per-call tail")
