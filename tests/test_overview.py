@@ -21,13 +21,13 @@ def regression(commit, before_ms, after_ms):
 def test_an_older_regression_that_still_holds_is_reported_when_a_newer_one_went_back_to_its_level():
     s = series_of([1.0] * 5 + [2.0] * 5 + [4.0] * 5 + [2.0] * 5)  # 1 -> 2 -> 4 -> back to 2
     flags = [regression("c5", 1.0, 2.0), regression("c10", 2.0, 4.0)]
-    row = overview.row_of(s, flags, None, [], threshold=0.10)
+    row = overview.row_of(s, flags, None, [])
     assert (row.status, row.commit) == ("regression", "c5") and math.isclose(row.change, 1.0)
 
 
 def test_the_newest_regression_that_holds_is_named():
     s = series_of([1.0] * 5 + [2.0] * 5 + [4.0] * 5)
-    row = overview.row_of(s, [regression("c5", 1.0, 2.0), regression("c10", 2.0, 4.0)], None, [], threshold=0.10)
+    row = overview.row_of(s, [regression("c5", 1.0, 2.0), regression("c10", 2.0, 4.0)], None, [])
     assert (row.status, row.commit) == ("regression", "c10")
 
 

@@ -339,7 +339,7 @@ def test_p95_page_plots_the_budget_the_threshold_band_and_the_marks(project, cap
     series, data = plot_data(repo / "html")
     zero_copy = series[ZERO_COPY, MACHINE]
     assert zero_copy["budget"] == 100.0 and series[CONCAT, MACHINE]["budget"] is None
-    assert data["threshold"] == 0.10 and data["commitUrl"] == "https://example.org/c/"
+    assert zero_copy["threshold"] == 0.10 and data["commitUrl"] == "https://example.org/c/"
     assert [data["commits"][x] for x in zero_copy["x"]] == commits
     [flag] = [f for f in json.loads(out_json.read_text())["flags"] if f["benchmark"] == ZERO_COPY and f["kind"] == "regression"]
     # The reference level (the threshold band's floor): the first level, then each flagged one
@@ -748,3 +748,18 @@ def test_a_series_of_asvs_medians_is_called_a_median_everywhere(tmp_path, capsys
     assert err.count("--record-samples") == 1
     code, out, _ = run_cli(capsys, "gate", commits[7], commits[8])
     assert "median" in out.splitlines()[0] and "| median |" in out
+
+
+def test_thresholds_are_asvs_regressions_thresholds_unless_one_is_given(project, capsys, tmp_path):
+    repo, commits = project
+    config = (repo / "asv.conf.json").read_text().rstrip().rstrip("}")
+    (repo / "asv.conf.json").write_text(config + ', "regressions_thresholds": {".*RestoreTail": 0.5, ".*track_p95": 0.3, "nomatch": 0.01}}\n')
+    out_json = tmp_path / "p95.json"
+    assert run_cli(capsys, "p95", "--no-html", "--json", str(out_json))[0] == 0
+    thresholds = {s["benchmark"]: s["threshold"] for s in json.loads(out_json.read_text())["series"]}
+    assert thresholds[TRACK] == 0.5 and thresholds[ZERO_COPY] == 0.10  # the largest match, as asv publish takes it
+    assert run_cli(capsys, "p95", "--no-html", "--json", str(out_json), "--threshold", "0.2")[0] == 0
+    assert {s["threshold"] for s in json.loads(out_json.read_text())["series"]} == {0.2}
+    (repo / "asv.conf.json").write_text(config + ', "regressions_thresholds": {"(": 0.1}}\n')
+    code, _, err = run_cli(capsys, "p95", "--no-html")
+    assert_one_line_error(code, err, "p95", "regressions_thresholds")

@@ -320,12 +320,13 @@ class Analysis:
     references: dict  # (benchmark, machine, env) -> [(commit, p95 reference level ms)], from that commit on
 
 
-def analyze(all_series, threshold=THRESHOLD, min_rise_ms=0.0):
-    """Flags, tentative flags, the p95 change points and reference levels of every series."""
+def analyze(all_series, min_rise_ms=0.0):
+    """Flags, tentative flags, the p95 change points and reference levels of every series,
+    each at its own ``threshold``."""
     flags, tentative, change_points, references = [], [], {}, {}
     for series in all_series:
-        walks = _walks(series, threshold)  # the p95's serves the flags and the page's levels
-        for flag in regression_flags(series, threshold, min_rise_ms, walks):
+        walks = _walks(series, series.threshold)  # the p95's serves the flags and the page's levels
+        for flag in regression_flags(series, series.threshold, min_rise_ms, walks):
             (tentative if flag.tentative else flags).append(flag)
         flags += budget_flags(series)
         key = (series.benchmark, series.machine, series.env)

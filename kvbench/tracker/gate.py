@@ -34,7 +34,10 @@ def register(subparsers):
     parser.add_argument("--results", help="asv results directory (default: asv.conf.json's results_dir)")
     parser.add_argument("--machine", help="asv machine name (needed when several have both commits)")
     parser.add_argument(
-        "--threshold", type=float, default=0.10, help="relative p95 rise that fails (default 0.10)"
+        "--threshold",
+        type=float,
+        help="relative rise that fails, for every benchmark (default: asv.conf.json's regressions_thresholds, "
+        "the largest that matches, as asv publish reads them; else 0.10)",
     )
     parser.add_argument("--min-rise-ms", type=float, default=0.0, help=MIN_RISE_HELP)
     parser.add_argument("--config", help="asv config file (default: asv.conf.json here, if there is one)")
@@ -42,7 +45,8 @@ def register(subparsers):
 
 
 def run(args, write_line=print):
-    check_threshold(args.threshold)
+    if args.threshold is not None:
+        check_threshold(args.threshold)
     check_min_rise(args.min_rise_ms)
     proj = project.load_project(args.config)
     results_dir = proj.results_dir_or(args.results)
@@ -59,12 +63,15 @@ def run(args, write_line=print):
         )
     bounds = _history_bounds(proj, measurements, machine)
     rows = [
-        compare(at_base[key], at_head[key], args.threshold, args.min_rise_ms, bounds.get((*key, at_head[key].version)))
+        compare(
+            at_base[key], at_head[key], proj.threshold_for(key[0], args.threshold), args.min_rise_ms,
+            bounds.get((*key, at_head[key].version)),
+        )
         for key in common
     ]
     if len({env for _, env in common}) > 1:  # name the environment where it is not the only one
         rows = [replace(row, benchmark=f"{row.benchmark} [{env}]") for row, (_, env) in zip(rows, common)]
-    render.write_gate_comment(rows, machine, base, head, args.threshold, args.min_rise_ms, write_line)
+    render.write_gate_comment(rows, machine, base, head, args.min_rise_ms, write_line)
     for row in rows:
         if row.verdict == "no noise estimate":
             warn(f"{row.benchmark}: one value a side and fewer than {stats.MIN_HISTORY} commits of history on {machine}: not judged (measure main's history first)")
@@ -86,6 +93,7 @@ class Row:
     noise: str  # what judged the noise: "rounds", "rounds+history", "history" or "-"
     history_bound: float | None = None  # the branch's neighbouring-commit ratio bound, or None
     statistic: str = "p95"  # what is compared: "p95", "median" (asv's, without samples) or "value" (a track)
+    threshold: float = 0.10  # the relative rise that fails
 
     @property
     def regression(self):
@@ -97,7 +105,7 @@ def compare(base, head, threshold, min_rise_ms=0.0, history_bound=None):
     benchmark whose asv version differs at the two commits measures something else: not
     compared, as asv does not."""
     statistic = statistic_of(base) if statistic_of(base) == statistic_of(head) else "median"
-    row = functools.partial(Row, base.benchmark, statistic=statistic)
+    row = functools.partial(Row, base.benchmark, statistic=statistic, threshold=threshold)
     if base.version != head.version:
         return row(base.value_ms, head.value_ms, float("nan"), None, "new version", "-")
     sampled = bool(base.samples_ms and head.samples_ms)

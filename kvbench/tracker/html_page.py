@@ -40,10 +40,10 @@ NAV_ITEM = f'<li id="nav-li-p95"><a href="{PAGE}">p95</a></li>'
 NAV_ANCHOR = '<li id="nav-li-regressions"><a href="#/regressions">Regressions</a></li>'
 
 
-def write_page(html_dir, all_series, analysis, flags, dismissed, threshold, commit_url):
+def write_page(html_dir, all_series, analysis, flags, dismissed, commit_url):
     """Write the page and its files; returns the page's path. ``flags``: the confirmed flags
     left after dismissals; ``dismissed``: the ones a re-measurement dismissed."""
-    rows = overview.rows(all_series, analysis, flags, threshold)
+    rows = overview.rows(all_series, analysis, flags)
     marks = _marks(analysis, flags, dismissed)
     commits = sorted({(p.date, p.commit) for s in all_series for p in s.points})
     position = {commit: i for i, (_, commit) in enumerate(commits)}
@@ -52,7 +52,6 @@ def write_page(html_dir, all_series, analysis, flags, dismissed, threshold, comm
     for name in ASSET_FILES:
         shutil.copyfile(os.path.join(HERE, name), os.path.join(assets, name))
     data = {
-        "threshold": threshold,
         "commitUrl": commit_url,
         "commits": [c for _, c in commits],
         "dates": [d for d, _ in commits],
@@ -64,7 +63,7 @@ def write_page(html_dir, all_series, analysis, flags, dismissed, threshold, comm
         script = f"{ASSETS}/p95.js?v={version(f.read())}"
     data_url = f"{ASSETS}/data.js?v={version(data_js.encode())}"
     machines = sorted({s.machine for s in all_series})
-    page = _page(rows, marks, machines, threshold, commit_url, script, data_url)
+    page = _page(rows, marks, machines, commit_url, script, data_url)
     path = os.path.join(html_dir, PAGE)
     write_text_atomically(path, page)  # a page being served is never seen cut off
     return path
@@ -117,6 +116,7 @@ def _series_data(row, analysis, marks, position):
     index = {p.commit: i for i, p in enumerate(s.points)}
     return {
         "name": overview.readable_name(s.benchmark),
+        "threshold": s.threshold,
         "budget": s.budget_ms,
         "x": [position[p.commit] for p in s.points],
         "p95": [_round(p.p95_ms) for p in s.points],
@@ -135,7 +135,7 @@ def _round(value):
     return float(f"{value:.4g}")
 
 
-def _page(rows, marks, machines, threshold, commit_url, script, data_url):
+def _page(rows, marks, machines, commit_url, script, data_url):
     counts = {status: sum(1 for r in rows if r.status == status) for status in overview.STATUSES}
     summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n) + f" of {len(rows)} series."
     parts = [
@@ -148,15 +148,21 @@ def _page(rows, marks, machines, threshold, commit_url, script, data_url):
         _machine_picker(machines),
         "</p>",
         _overview_table(rows, commit_url),
-        f"<p class='rule'>Regression: a new p95 (or median) level more than {threshold:.0%} above the reference "
-        "level, found by change-point detection and held by enough later commits, and still holding now. Over budget: "
+        f"<p class='rule'>Regression: a new p95 (or median) level more than its series' threshold ({_thresholds(rows)}) above "
+        "the reference level, found by change-point detection and held by enough later commits, and still holding now. Over budget: "
         "the newest p95s over the budget (<code>benchmarks/budgets.json</code>). Tentative: a new level not yet held by "
         "enough commits. Rules: <code>kvbench/tracker/detect.py</code>, <code>overview.py</code>.</p>",
     ]
     for n, row in enumerate(rows):
-        parts.append(_section(n, row, marks.get(row.key, {}), commit_url, threshold))
+        parts.append(_section(n, row, marks.get(row.key, {}), commit_url))
     parts.append("</body></html>\n")
     return "\n".join(parts)
+
+
+def _thresholds(rows):
+    """The series' thresholds in a few words: "10%", or "10% or 1%"."""
+    found = sorted({r.series.threshold for r in rows}, reverse=True)
+    return " or ".join(f"{t:.0%}" if t >= 0.01 else f"{t:.1%}" for t in found) or "-"
 
 
 def _inline_css():
@@ -198,7 +204,7 @@ def _overview_table(rows, commit_url):
     return head + "".join(body) + "</tbody></table>"
 
 
-def _section(n, row, marks, commit_url, threshold):
+def _section(n, row, marks, commit_url):
     s = row.series
     about = [f"machine {html.escape(s.machine)}", f"env {html.escape(s.env)}", f"{len(s.points)} commits"]
     if s.budget_ms:
@@ -215,7 +221,7 @@ def _section(n, row, marks, commit_url, threshold):
         f"<section id='s{n}' data-machine='{html.escape(s.machine)}'>"
         f"<h2>{html.escape(overview.readable_name(s.benchmark))} <span class='status {row.status.replace(' ', '-')}'>{row.status}</span></h2>"
         f"<p class='about'><code>{html.escape(s.benchmark)}</code>, {', '.join(about)}. Band: the reference level to "
-        f"{threshold:.0%} above it (the alert threshold).</p>"
+        f"{s.threshold:.0%} above it (the alert threshold).</p>"
         f"<div class='chart' data-series='{n}'></div>"
         f"<table class='commits'><tr><th>commit</th><th>date</th><th>what</th><th>p95 ms</th></tr>{lines}</table></section>"
     )

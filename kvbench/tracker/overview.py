@@ -41,7 +41,7 @@ class Row:
         return (self.series.benchmark, self.series.machine, self.series.env)
 
 
-def rows(all_series, analysis, flags, threshold):
+def rows(all_series, analysis, flags):
     """The overview rows, sorted. ``flags``: the confirmed flags left after dismissals."""
     by_series = {}
     for flag in flags:
@@ -50,7 +50,7 @@ def rows(all_series, analysis, flags, threshold):
     found = []
     for s in all_series:
         key = (s.benchmark, s.machine, s.env)
-        found.append(row_of(s, by_series.get(key, []), tentative.get(key), analysis.change_points[key], threshold))
+        found.append(row_of(s, by_series.get(key, []), tentative.get(key), analysis.change_points[key]))
     return ordered(found)
 
 
@@ -59,14 +59,14 @@ def ordered(found):
     return sorted(found, key=lambda r: (STATUSES.index(r.status), -_size(r.change)))
 
 
-def row_of(series, flags, tentative, change_points, threshold):
+def row_of(series, flags, tentative, change_points):
     """The row of one series (``flags``: its confirmed flags, oldest first)."""
     points = series.points
     p95_now = _median_now([p.p95_ms for p in points])
     since, change_point = _since_last_change_point(series, change_points)
     vs_budget = p95_now / series.budget_ms - 1 if series.budget_ms else None
     common = dict(since_change_point=since, change_point=change_point, vs_budget=vs_budget)
-    regression = _holding_regression(series, [f for f in flags if f.kind == "regression"], threshold)
+    regression = _holding_regression(series, [f for f in flags if f.kind == "regression"])
     if regression is not None:
         change = _median_now(_values(series, regression.statistic)) / regression.before_ms - 1
         return Row(series, "regression", regression.commit, change, **common)
@@ -84,10 +84,10 @@ def _size(change):
     return abs(change) if change is not None and np.isfinite(change) else 0.0
 
 
-def _holding_regression(series, regressions, threshold):
+def _holding_regression(series, regressions):
     """The newest regression flag whose level still holds, or None."""
     for flag in reversed(regressions):
-        if _median_now(_values(series, flag.statistic)) > (1 + threshold) * flag.before_ms:
+        if _median_now(_values(series, flag.statistic)) > (1 + series.threshold) * flag.before_ms:
             return flag
     return None
 

@@ -31,7 +31,10 @@ def register(subparsers):
     parser.add_argument("--no-html", action="store_true", help="write no HTML page")
     parser.add_argument("--json", help="write the series and flags to this JSON file")
     parser.add_argument(
-        "--threshold", type=float, default=detect.THRESHOLD, help="relative level change that counts (default 0.10)"
+        "--threshold",
+        type=float,
+        help="relative level change that counts, for every benchmark (default: asv.conf.json's regressions_thresholds, "
+        "the largest that matches a benchmark, as asv publish reads them; else 0.10)",
     )
     parser.add_argument("--min-rise-ms", type=float, default=0.0, help=MIN_RISE_HELP)
     parser.add_argument(
@@ -46,7 +49,8 @@ def register(subparsers):
 
 
 def run(args):
-    check_threshold(args.threshold)
+    if args.threshold is not None:
+        check_threshold(args.threshold)
     check_min_rise(args.min_rise_ms)
     proj = project.load_project(args.config)
     results_dir = proj.results_dir_or(args.results)
@@ -62,20 +66,24 @@ def run(args):
     measurements = read_measurements(results_dir, warn)
     order = _commit_order(proj, measurements)
     every = series_mod.build_series(
-        measurements, order, lambda b: budgets_mod.budget_for(budgets, b), current_versions(results_dir)
+        measurements,
+        order,
+        lambda b: budgets_mod.budget_for(budgets, b),
+        current_versions(results_dir),
+        lambda b: proj.threshold_for(b, args.threshold),
     )
     all_series = [s for s in every if s.retired is None]
     retired = [s for s in every if s.retired is not None]
     _warn_about_inputs(measurements, order, budgets, all_series)
-    analysis = detect.analyze(all_series, args.threshold, args.min_rise_ms)
+    analysis = detect.analyze(all_series, args.min_rise_ms)
     flags, tentative, dismissed = confirm.apply_verdicts(analysis.flags, analysis.tentative, verdicts)
     analysis = replace(analysis, tentative=tentative)
-    render.write_p95_report(all_series, flags, analysis.tentative, dismissed, args.threshold, print)
+    render.write_p95_report(all_series, flags, analysis.tentative, dismissed, print)
     render.write_retired(retired, print)
     if args.json:
-        _write_json(args.json, all_series, retired, flags, analysis, dismissed, args.threshold, proj.commit_url)
+        _write_json(args.json, all_series, retired, flags, analysis, dismissed, proj.commit_url)
     if html_dir:
-        _write_page(html_dir, all_series, analysis, flags, dismissed, args.threshold, proj.commit_url)
+        _write_page(html_dir, all_series, analysis, flags, dismissed, proj.commit_url)
     return 0
 
 
@@ -132,9 +140,8 @@ def _warn_about_inputs(measurements, order, budgets, all_series):
         warn(f"{len(short)} series have fewer than {detect.CONFIRM + 1} commits measured, as a flag needs (e.g. {short[0].benchmark} on {short[0].machine})")
 
 
-def _write_json(path, all_series, retired, flags, analysis, dismissed, threshold, commit_url):
+def _write_json(path, all_series, retired, flags, analysis, dismissed, commit_url):
     data = {
-        "threshold": threshold,
         "rule": detect.__doc__.split("\n\n")[2].replace("\n", " ").strip(),
         "series": [
             {
@@ -143,6 +150,7 @@ def _write_json(path, all_series, retired, flags, analysis, dismissed, threshold
                 "env": s.env,
                 "version": s.version,
                 "statistic": s.statistic,
+                "threshold": s.threshold,
                 "budget_ms": s.budget_ms,
                 "change_points": analysis.change_points[(s.benchmark, s.machine, s.env)],
                 "points": [
@@ -206,9 +214,9 @@ def _flag_json(flag, commit_url):
     }
 
 
-def _write_page(html_dir, all_series, analysis, flags, dismissed, threshold, commit_url):
+def _write_page(html_dir, all_series, analysis, flags, dismissed, commit_url):
     try:
-        page = html_page.write_page(html_dir, all_series, analysis, flags, dismissed, threshold, commit_url)
+        page = html_page.write_page(html_dir, all_series, analysis, flags, dismissed, commit_url)
         linked = html_page.link_from_index(html_dir)
     except OSError as error:
         raise UserError(f"cannot write the p95 page into {html_dir}: {error.strerror}")

@@ -4,8 +4,9 @@ Paths in asv.conf.json are relative to the file's directory (asv runs from there
 """
 
 import os
+import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from asv.config import Config
 from asv.util import UserError as AsvUserError
@@ -13,6 +14,7 @@ from asv.util import UserError as AsvUserError
 from ..errors import UserError
 
 DEFAULT_CONFIG = "asv.conf.json"
+DEFAULT_THRESHOLD = 0.10
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class Project:
     branch: str  # "HEAD" when asv.conf.json names none
     commit_url: str | None  # asv's show_commit_url; the hash is appended
     config_dir: str  # asv.conf.json's directory (the current one without it)
+    regressions_thresholds: dict = field(default_factory=dict)  # asv's: {regex: relative threshold}
 
     def results_dir_or(self, given):
         """``given`` (--results) if set, else asv.conf.json's results_dir; a ``UserError`` if neither."""
@@ -32,6 +35,15 @@ class Project:
         if results_dir is None:
             raise UserError(f"no {DEFAULT_CONFIG} here: run from the project root or pass --results DIR")
         return results_dir
+
+    def threshold_for(self, benchmark, given=None):
+        """The relative change that counts for ``benchmark`` (asv's name with its parameters):
+        ``given`` (--threshold) if set; else, as ``asv publish`` reads ``regressions_thresholds``,
+        the largest threshold whose regex matches the name from its start; else ``DEFAULT_THRESHOLD``."""
+        if given is not None:
+            return given
+        matching = [t for regex, t in self.regressions_thresholds.items() if re.match(regex, benchmark)]
+        return max(matching) if matching else DEFAULT_THRESHOLD
 
 
 def load_project(config_path=None):
@@ -56,7 +68,22 @@ def load_project(config_path=None):
         branch=config.branches[0] or "HEAD",
         commit_url=url,
         config_dir=base,
+        regressions_thresholds=_thresholds(config, config_path),
     )
+
+
+def _thresholds(config, config_path):
+    """asv.conf.json's ``regressions_thresholds`` as ``{regex: float}``; a ``UserError`` naming a bad one."""
+    found = {}
+    for regex, value in (getattr(config, "regressions_thresholds", None) or {}).items():
+        try:
+            re.compile(regex)
+            found[regex] = float(value)
+        except (re.error, TypeError, ValueError) as error:
+            raise UserError(f"cannot read regressions_thresholds[{regex!r}] in {config_path}: {error}")
+        if not found[regex] > 0:
+            raise UserError(f"regressions_thresholds[{regex!r}] in {config_path} must be a positive fraction, not {value!r}")
+    return found
 
 
 def first_parent_commits(repo_dir, branch):

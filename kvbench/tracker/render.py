@@ -39,7 +39,7 @@ def short(commit):
     return commit[:8] if commit else "-"
 
 
-def write_gate_comment(rows, machine, base, head, threshold, min_rise_ms, write_line):
+def write_gate_comment(rows, machine, base, head, min_rise_ms, write_line):
     """The gate's PR comment: the verdict, the regressions, then every row folded."""
     flagged = [r for r in rows if r.regression]
     statistics = {r.statistic for r in rows}
@@ -47,7 +47,8 @@ def write_gate_comment(rows, machine, base, head, threshold, min_rise_ms, write_
     verdict = f"**{len(flagged)} {what}regression(s)**" if flagged else f"no {what}regression"
     write_line(f"### kvcache-bench gate: {verdict}")
     write_line("")
-    write_line(f"HEAD `{short(head)}` vs BASE `{short(base)}` on machine `{machine}`, threshold {threshold:.0%}.")
+    thresholds = " or ".join(f"{t:.0%}" for t in sorted({r.threshold for r in rows}, reverse=True))
+    write_line(f"HEAD `{short(head)}` vs BASE `{short(base)}` on machine `{machine}`, threshold {thresholds}.")
     write_line("")
     if flagged:
         _write_gate_table(flagged, write_line)
@@ -57,7 +58,7 @@ def write_gate_comment(rows, machine, base, head, threshold, min_rise_ms, write_
     _write_gate_table(sorted(rows, key=lambda r: (not r.regression, -_finite_or(r.ratio, 0))), write_line)
     write_line("")
     write_line(
-        f"Regression: the row's statistic more than {threshold:.0%} up, beyond the noise its \"noise from\" names: "
+        "Regression: the row's statistic up by more than its threshold, beyond the noise its \"noise from\" names: "
         "rounds, the lower end of a 98% bootstrap interval of HEAD/BASE over each commit's rounds "
         "(processes) above 1; history, the ratio above the history bound, which two neighbouring commits of main "
         "on this machine exceed 2% of the time"
@@ -90,9 +91,10 @@ def _finite_or(value, default):
     return value if value == value and abs(value) != float("inf") else default
 
 
-def write_p95_report(all_series, flags, tentative, dismissed, threshold, write_line):
+def write_p95_report(all_series, flags, tentative, dismissed, write_line):
     """The terminal report: the flags first, then one row per series."""
-    write_line(f"{len(flags)} flag(s) (threshold {threshold:.0%}):")
+    thresholds = sorted({s.threshold for s in all_series}, reverse=True)
+    write_line(f"{len(flags)} flag(s) (threshold {' or '.join(f'{t:.0%}' for t in thresholds) or '-'}):")
     for f in flags:
         write_line(f"- {describe(f)}")
     for title, extra in (("tentative (a new level, not yet held by enough commits)", tentative),

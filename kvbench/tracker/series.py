@@ -35,6 +35,7 @@ class Series:
     budget_ms: float | None = None
     version: str | None = None  # asv's version of the benchmark when these points were measured
     retired: str | None = None  # why the series is not judged (None: it is the current one)
+    threshold: float = 0.10  # the relative change that counts (asv's regressions_thresholds, or --threshold)
 
     @property
     def statistic(self):
@@ -61,12 +62,13 @@ def point_of(measurement):
     return Point(m.commit, m.date, m.value_ms, median, None, None, 0, m.source, ())
 
 
-def build_series(measurements, commit_order, budget_for, current_versions=None):
+def build_series(measurements, commit_order, budget_for, current_versions=None, threshold_for=None):
     """Series of the measurements whose commit is in ``commit_order`` (hashes, oldest first),
     one per benchmark, machine, env and version, sorted by benchmark, machine, env, then
     current before retired.
 
-    ``budget_for(benchmark)`` gives a benchmark's budget or None. ``current_versions``
+    ``budget_for(benchmark)`` gives a benchmark's budget or None, ``threshold_for(benchmark)``
+    its threshold (default 0.10). ``current_versions``
     (``read.current_versions``: the suite's benchmarks and their versions, or None when
     unknown) decides which series are current: the one of the benchmark's version in the
     suite; without it, the one of the newest commit's version. The others are ``retired``.
@@ -85,7 +87,8 @@ def build_series(measurements, commit_order, budget_for, current_versions=None):
     for (benchmark, machine, env, version), ms in grouped.items():
         retired = _retired(benchmark, version, current_versions, newest[(benchmark, machine, env)][1])
         points = [point_of(m) for m in sorted(ms, key=lambda m: position[m.commit])]
-        found.append(Series(benchmark, machine, env, points, budget_for(benchmark), version, retired))
+        threshold = threshold_for(benchmark) if threshold_for else Series.threshold
+        found.append(Series(benchmark, machine, env, points, budget_for(benchmark), version, retired, threshold))
     return sorted(found, key=lambda s: (s.benchmark, s.machine, s.env, s.retired is not None, s.version or ""))
 
 

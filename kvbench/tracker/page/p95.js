@@ -47,7 +47,7 @@
       if (next < s.ref.length && s.ref[next][0] === i) level = s.ref[next++][1];
       xs.push(i);
       ref.push(level);
-      upper.push(level === null ? null : level * (1 + data.threshold));
+      upper.push(level === null ? null : level * (1 + s.threshold));
       budget.push(s.budget);
     }
     var commit = function (i) { return data.commits[s.x[i]]; };
