@@ -125,10 +125,10 @@ def test_budget_stretches_start_where_the_budget_is_first_exceeded_for_good():
     assert detect.budget_starts([1, 1, 6], budget=5) == []
 
 
-def measurement(commit, samples_ms=(), value_ms=None, benchmark=BENCH):
-    source = "samples" if len(samples_ms) else "track"
-    value = value_ms if value_ms is not None else float(np.median(samples_ms))
-    return Measurement(benchmark, "box", "env", commit, 0, source, tuple(samples_ms), value, 1)
+def measurement(commit, samples=(), value=None, benchmark=BENCH):
+    source = "samples" if len(samples) else "track"
+    value = value if value is not None else float(np.median(samples))
+    return Measurement(benchmark, "box", "env", commit, 0, source, tuple(samples), value, 1)
 
 
 def test_a_tail_only_step_is_flagged_on_the_p95_and_a_median_step_on_both():
@@ -159,17 +159,17 @@ def test_a_median_and_a_p95_step_a_few_commits_apart_are_one_change_at_the_first
 
 def test_series_follow_the_branch_order_and_leave_other_commits_out():
     commits = ["a", "b", "c"]
-    ms = [measurement(c, value_ms=v) for c, v in [("c", 3.0), ("a", 1.0), ("pr", 9.0), ("b", 2.0)]]
+    ms = [measurement(c, value=v) for c, v in [("c", 3.0), ("a", 1.0), ("pr", 9.0), ("b", 2.0)]]
     [series] = build_series(ms, commits, lambda name: None)
     assert [p.commit for p in series.points] == commits
-    assert [p.p95_ms for p in series.points] == [1.0, 2.0, 3.0]
+    assert [p.p95 for p in series.points] == [1.0, 2.0, 3.0]
 
 
 def test_a_zero_or_nan_p95_is_left_out_of_detection_and_short_series_have_no_flag():
     commits = [f"c{i}" for i in range(12)]
     values = [1.0] * 5 + [0.0, float("nan")] + [2.0] * 5
-    [series] = build_series([measurement(c, value_ms=v) for c, v in zip(commits, values)], commits, lambda n: None)
+    [series] = build_series([measurement(c, value=v) for c, v in zip(commits, values)], commits, lambda n: None)
     assert [f.commit for f in detect.regression_flags(series)] == ["c7"]
     for n in (1, 2):
-        [short] = build_series([measurement(c, value_ms=1.0) for c in commits[:n]], commits, lambda n: None)
+        [short] = build_series([measurement(c, value=1.0) for c in commits[:n]], commits, lambda n: None)
         assert detect.analyze([short]).flags == []

@@ -144,7 +144,7 @@ def test_p95_flags_exactly_the_planted_changes(project, capsys, tmp_path):
     assert by_commit[ZERO_COPY, commits[EVERY_CALL]]["statistic"] == "p95+median"
     assert by_commit[ZERO_COPY, commits[ONE_IN_TEN]]["statistic"] == "p95"  # the median stayed
     for f in flags:
-        assert f["after_ms"] > 2 * f["before_ms"] and f["change"] > 1
+        assert f["after"] > 2 * f["before"] and f["change"] > 1
         assert f["previous_commit"] == commits[commits.index(f["commit"]) - 1]
         assert f["commit_url"] == "https://example.org/c/" + f["commit"]
     assert ZERO_COPY in out and "4 flag(s)" in out
@@ -194,7 +194,7 @@ def test_p95_flags_a_budget_overrun_where_it_starts(project, capsys, tmp_path):
     assert [(f["benchmark"], f["commit"], f["budget_ms"]) for f in budget_flags] == [
         (ZERO_COPY, commits[ONE_IN_TEN], 20.0)
     ]
-    assert budget_flags[0]["after_ms"] > 20.0 > budget_flags[0]["before_ms"]
+    assert budget_flags[0]["after"] > 20.0 > budget_flags[0]["before"]
 
 
 def test_p95_page_is_written_and_linked_from_asvs_index(project, capsys):
@@ -346,7 +346,7 @@ def test_p95_page_plots_the_budget_the_threshold_band_and_the_marks(project, cap
     # from its commit on (the rule moves on at the dismissed one too: dismissing is the main job's).
     [(start, before), (at_flag, after), (at_dismissed, last)] = zero_copy["ref"]
     assert (start, at_flag, at_dismissed) == (0, EVERY_CALL, ONE_IN_TEN)
-    assert (before, after) == (pytest.approx(flag["before_ms"], rel=1e-3), pytest.approx(flag["after_ms"], rel=1e-3))
+    assert (before, after) == (pytest.approx(flag["before"], rel=1e-3), pytest.approx(flag["after"], rel=1e-3))
     assert last > 5 * after
     assert len(zero_copy["low"]) == len(zero_copy["high"]) == len(zero_copy["p95"]) == len(commits)
     marks = dict((i, kind) for i, kind in zero_copy["marks"])
@@ -744,7 +744,7 @@ def test_a_series_of_asvs_medians_is_called_a_median_everywhere(tmp_path, capsys
     assert [s["statistic"] for s in report["series"]] == ["median"]
     [flag] = report["flags"]
     assert flag["statistic"] == "median" and [m["statistic"] for m in flag["moves"]] == ["median"]
-    assert "median 1.00 -> 1.50 ms" in out and "p95" not in flag["message"]
+    assert "median 1.00 ms -> 1.50 ms" in out and "p95" not in flag["message"]
     assert err.count("--record-samples") == 1
     code, out, _ = run_cli(capsys, "gate", commits[7], commits[8])
     assert "median" in out.splitlines()[0] and "| median |" in out
@@ -763,3 +763,13 @@ def test_thresholds_are_asvs_regressions_thresholds_unless_one_is_given(project,
     (repo / "asv.conf.json").write_text(config + ', "regressions_thresholds": {"(": 0.1}}\n')
     code, _, err = run_cli(capsys, "p95", "--no-html")
     assert_one_line_error(code, err, "p95", "regressions_thresholds")
+
+
+@pytest.mark.parametrize("value,unit,shown", [
+    (0.00123, "ms", "1.23 µs"), (0.13, "ms", "130 µs"), (5.4, "ms", "5.40 ms"), (1234.5, "ms", "1.23 s"),
+    (2e-7, "ms", "0.200 ns"), (4.1, "probes", "4.10 probes"), (1234567, "instructions", "1.23M instructions"),
+])
+def test_values_print_in_a_unit_that_suits_them_never_as_zero(value, unit, shown):
+    from kvbench.tracker import render
+
+    assert render.amount(value, render.display_unit(unit, [value])) == shown

@@ -132,7 +132,7 @@ def test_p95_flags_the_tail_slowdown_and_nothing_else(measured, capsys, tmp_path
     assert {("regression", commits[3]), ("budget", commits[3])} <= flags, out  # 1 call in 10 slower
     assert not {commit for _, commit in flags} & set(commits[4:]), out  # the neutral commits after it
     [regression] = [f for f in report["flags"] if f["kind"] == "regression" and f["commit"] == commits[3]]
-    assert "p95" in regression["statistic"] and regression["after_ms"] > 3.0
+    assert "p95" in regression["statistic"] and regression["after"] > 3.0
 
 
 def test_gate_fails_the_slowdown_and_passes_the_neutral_commits(measured, capsys):

@@ -176,7 +176,7 @@ def decide(plan, results_dir, confirmations):
         if not all(new):
             warn(f"no new samples of {flag['benchmark']} at some of {', '.join(c[:8] for c in commits)}: left undecided")
             continue
-        moves = [(m["statistic"], m["after_ms"] / m["before_ms"] - 1) for m in flag.get("moves") or []] or [
+        moves = [(m["statistic"], m["after"] / m["before"] - 1) for m in flag.get("moves") or []] or [
             (flag["statistic"].split("+")[0], flag["change"])
         ]
         named = name_culprit(moves, new[0], new[1:])
@@ -203,12 +203,12 @@ def _added(measurement, count):
     if measurement is None:
         return ()
     if measurement.source != "samples":
-        return (measurement.value_ms,)
-    return measurement.samples_ms[count:]
+        return (measurement.value,)
+    return measurement.samples[count:]
 
 
 def _sample_counts(results_dir):
-    return {(m.benchmark, m.machine, m.env, m.commit): len(m.samples_ms) for m in read_measurements(results_dir, warn)}
+    return {(m.benchmark, m.machine, m.env, m.commit): len(m.samples) for m in read_measurements(results_dir, warn)}
 
 
 def _verdicts_in(path):

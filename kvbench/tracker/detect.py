@@ -297,8 +297,8 @@ class Flag:
     env: str
     commit: str  # the first commit of the new level (or over budget)
     previous_commit: str | None
-    before_ms: float | None  # regression: the reference level of ``statistic``; budget: the p95 before
-    after_ms: float  # regression: the new level of ``statistic``; budget: the commit's p95
+    before: float | None  # regression: the reference level of ``statistic``; budget: the p95 before
+    after: float  # regression: the new level of ``statistic``; budget: the commit's p95
     statistic: str = "p95"  # which series moved: "p95", "median" or "p95+median"
     pvalue: float | None = None
     budget_ms: float | None = None
@@ -306,10 +306,11 @@ class Flag:
     moves: tuple = ()  # of ``Move``: every statistic that moved (regression)
     candidates: tuple = ()  # commits that may be the first of the new level, oldest first
     far: bool = False  # flagged as far beyond the noise, before ``CONFIRM`` commits held it
+    unit: str = "ms"  # of before, after and the moves' levels (the series'; a budget is in ms)
 
     @property
     def change(self):
-        return self.after_ms / self.before_ms - 1 if self.before_ms else None
+        return self.after / self.before - 1 if self.before else None
 
 
 @dataclass(frozen=True)
@@ -350,6 +351,7 @@ def regression_flags(series, threshold=THRESHOLD, min_rise_ms=0.0, walks=None):
                 commits[change.index - 1] if change.index > 0 else None, primary.before, primary.after,
                 change.statistic, change.pvalue, tentative=not change.confirmed, moves=change.moves,
                 candidates=tuple(commits[i] for i in change.candidates if i < len(commits)), far=change.far,
+                unit=series.unit,
             )
         )
     return flags
@@ -363,19 +365,19 @@ def budget_flags(series):
     return [
         Flag(
             "budget", series.benchmark, series.machine, series.env, points[i].commit,
-            points[i - 1].commit if i else None, points[i - 1].p95_ms if i else None, points[i].p95_ms,
+            points[i - 1].commit if i else None, points[i - 1].p95 if i else None, points[i].p95,
             budget_ms=series.budget_ms,
         )
-        for i in budget_starts([p.p95_ms for p in points], series.budget_ms)
+        for i in budget_starts([p.p95 for p in points], series.budget_ms)
     ]
 
 
 def _walks(series, threshold):
     """``(indices, {statistic: _walk of its values})`` over the points whose p95 is positive:
     the p95's and, where every such point has one, the median's."""
-    indices = [i for i, p in enumerate(series.points) if _positive(p.p95_ms)]
+    indices = [i for i, p in enumerate(series.points) if _positive(p.p95)]
     points = [series.points[i] for i in indices]
-    with_median = series.statistic == "p95" and points and all(_positive(p.median_ms) for p in points)
+    with_median = series.statistic == "p95" and points and all(_positive(p.median) for p in points)
     named = ["p95"] + (["median"] if with_median else [])
     walks = {}
     for statistic in named if points else []:
@@ -396,7 +398,7 @@ def _p95_levels(series, walks):
 
 
 def _value(point, statistic):
-    return point.p95_ms if statistic == "p95" else point.median_ms
+    return point.p95 if statistic == "p95" else point.median
 
 
 def _positive(value):

@@ -85,8 +85,8 @@ class Row:
     """One benchmark's comparison; ``ci`` is None when there is no interval."""
 
     benchmark: str
-    base_ms: float
-    head_ms: float
+    base: float
+    head: float
     ratio: float
     ci: tuple | None  # the bootstrap interval of the ratio (rounds), or None
     verdict: str  # "regression", "ok", "no noise estimate", "no p95" or "new version"
@@ -94,6 +94,7 @@ class Row:
     history_bound: float | None = None  # the branch's neighbouring-commit ratio bound, or None
     statistic: str = "p95"  # what is compared: "p95", "median" (asv's, without samples) or "value" (a track)
     threshold: float = 0.10  # the relative rise that fails
+    unit: str = "ms"  # of base and head
 
     @property
     def regression(self):
@@ -105,22 +106,22 @@ def compare(base, head, threshold, min_rise_ms=0.0, history_bound=None):
     benchmark whose asv version differs at the two commits measures something else: not
     compared, as asv does not."""
     statistic = statistic_of(base) if statistic_of(base) == statistic_of(head) else "median"
-    row = functools.partial(Row, base.benchmark, statistic=statistic, threshold=threshold)
+    row = functools.partial(Row, base.benchmark, statistic=statistic, threshold=threshold, unit=base.unit)
     if base.version != head.version:
-        return row(base.value_ms, head.value_ms, float("nan"), None, "new version", "-")
-    sampled = bool(base.samples_ms and head.samples_ms)
-    base_ms, head_ms = (stats.p95(base.samples_ms), stats.p95(head.samples_ms)) if sampled else (base.value_ms, head.value_ms)
-    if not (base_ms > 0 and head_ms > 0):
-        return row(base_ms, head_ms, float("nan"), None, "no p95", "-")
+        return row(base.value, head.value, float("nan"), None, "new version", "-")
+    sampled = bool(base.samples and head.samples)
+    base_value, head_value = (stats.p95(base.samples), stats.p95(head.samples)) if sampled else (base.value, head.value)
+    if not (base_value > 0 and head_value > 0):
+        return row(base_value, head_value, float("nan"), None, "no p95", "-")
     if sampled:
         ratio, low, high = stats.p95_ratio_ci(base.sample_rounds, head.sample_rounds)
         ci, noise = (low, high), "rounds+history" if history_bound is not None else "rounds"
     elif history_bound is not None:
-        ratio, low, ci, noise = head_ms / base_ms, None, None, "history"
+        ratio, low, ci, noise = head_value / base_value, None, None, "history"
     else:  # one number a side and no history: nothing tells its noise
-        return row(base_ms, head_ms, head_ms / base_ms, None, "no noise estimate", "-")
-    regression = stats.is_significant_regression(ratio, low, head_ms - base_ms, threshold, min_rise_ms, history_bound)
-    return row(base_ms, head_ms, ratio, ci, "regression" if regression else "ok", noise, history_bound)
+        return row(base_value, head_value, head_value / base_value, None, "no noise estimate", "-")
+    regression = stats.is_significant_regression(ratio, low, head_value - base_value, threshold, min_rise_ms, history_bound)
+    return row(base_value, head_value, ratio, ci, "regression" if regression else "ok", noise, history_bound)
 
 
 def statistic_of(measurement):
@@ -141,7 +142,7 @@ def _history_bounds(proj, measurements, machine):
         return {}
     series = {}
     for m in sorted((m for m in measurements if m.machine == machine and m.commit in order), key=lambda m: order[m.commit]):
-        value = stats.p95(m.samples_ms) if m.samples_ms else m.value_ms
+        value = stats.p95(m.samples) if m.samples else m.value
         series.setdefault((m.benchmark, m.env, m.version), []).append(value)
     bounds = {
         key: stats.neighbour_ratio_bound(values, level_starts=detect.level_starts(values))

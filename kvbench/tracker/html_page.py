@@ -97,7 +97,7 @@ def _marks(analysis, flags, dismissed):
             marks.setdefault(key, {}).setdefault(commit, []).append("change point")
     for kind, found in (("flag", flags), ("tentative", analysis.tentative), ("dismissed", dismissed)):
         for f in found:
-            what = f"{f.kind} {f.change:+.0%}" if f.kind == "regression" else f"over the {render.ms(f.budget_ms)} ms budget"
+            what = f"{f.kind} {f.change:+.0%}" if f.kind == "regression" else f"over the {render.ms(f.budget_ms)} budget"
             what = what if kind == "flag" else f"{kind} {what}"
             marks.setdefault((f.benchmark, f.machine, f.env), {}).setdefault(f.commit, []).append(what)
     return marks
@@ -114,18 +114,27 @@ def _mark_kind(whats):
 def _series_data(row, analysis, marks, position):
     s = row.series
     index = {p.commit: i for i, p in enumerate(s.points)}
+    label, factor = shown = _shown(s)
+    scaled = lambda value: _round(value * factor if value is not None else None)  # noqa: E731
     return {
         "name": overview.readable_name(s.benchmark),
+        "unit": label,
+        "statistic": s.statistic,
         "threshold": s.threshold,
-        "budget": s.budget_ms,
+        "budget": scaled(s.budget_ms) if shown[0] in dict(render.TIME_UNITS) else None,
         "x": [position[p.commit] for p in s.points],
-        "p95": [_round(p.p95_ms) for p in s.points],
-        "median": [_round(p.median_ms) for p in s.points],
-        "low": [_round(p.ci_low_ms) for p in s.points],
-        "high": [_round(p.ci_high_ms) for p in s.points],
-        "ref": [[index[commit], _round(level)] for commit, level in analysis.references[row.key]],
+        "p95": [scaled(p.p95) for p in s.points],
+        "median": [scaled(p.median) for p in s.points],
+        "low": [scaled(p.ci_low) for p in s.points],
+        "high": [scaled(p.ci_high) for p in s.points],
+        "ref": [[index[commit], scaled(level)] for commit, level in analysis.references[row.key]],
         "marks": sorted([index[c], _mark_kind(whats)] for c, whats in marks.items() if c in index),
     }
+
+
+def _shown(series):
+    """How the series' values are shown (``render.display_unit``)."""
+    return render.display_unit(series.unit, [p.p95 for p in series.points])
 
 
 def _round(value):
@@ -184,7 +193,7 @@ def _machine_picker(machines):
 def _overview_table(rows, commit_url):
     head = (
         "<table id='overview'><thead><tr><th>status</th><th>benchmark</th><th>machine</th><th>commit</th>"
-        "<th>p95 now (ms) [95% CI]</th><th>since last change point</th><th>vs budget</th><th>history</th></tr></thead><tbody>"
+        "<th>now [95% CI]</th><th>since last change point</th><th>vs budget</th><th>history</th></tr></thead><tbody>"
     )
     body = []
     for n, r in enumerate(rows):
@@ -197,9 +206,9 @@ def _overview_table(rows, commit_url):
             f"<td><a href='#s{n}' title='{html.escape(s.benchmark)}'>{html.escape(overview.readable_name(s.benchmark))}</a></td>"
             f"<td>{html.escape(s.machine)}</td>"
             f"<td title='{NAMED[r.status]}'>{_commit_link(r.commit, commit_url)} {date}</td>"
-            f"<td>{render.ms(last.p95_ms)} {render.ci(last.ci_low_ms, last.ci_high_ms)}</td>"
+            f"<td>{s.statistic} {render.amount(last.p95, _shown(s))} {render.ci(last.ci_low, last.ci_high, _shown(s))}</td>"
             f"<td>{_percent(r.since_change_point)}</td><td>{_percent(r.vs_budget)}</td>"
-            f"<td>{_sparkline([p.p95_ms for p in s.points], s.budget_ms)}</td></tr>"
+            f"<td>{_sparkline([p.p95 for p in s.points], s.budget_ms)}</td></tr>"
         )
     return head + "".join(body) + "</tbody></table>"
 
@@ -208,13 +217,13 @@ def _section(n, row, marks, commit_url):
     s = row.series
     about = [f"machine {html.escape(s.machine)}", f"env {html.escape(s.env)}", f"{len(s.points)} commits"]
     if s.budget_ms:
-        about.append(f"budget {render.ms(s.budget_ms)} ms")
+        about.append(f"budget {render.ms(s.budget_ms)}")
     index = {p.commit: p for p in s.points}
     listed = [(c, whats) for c, whats in marks.items() if c in index] + [(s.points[-1].commit, ["newest"])]
     order = {p.commit: i for i, p in enumerate(s.points)}
     lines = "".join(
         f"<tr><td>{_commit_link(c, commit_url)}</td><td>{_date(index[c].date)}</td>"
-        f"<td>{html.escape(', '.join(whats))}</td><td>{render.ms(index[c].p95_ms)}</td></tr>"
+        f"<td>{html.escape(', '.join(whats))}</td><td>{render.amount(index[c].p95, _shown(s))}</td></tr>"
         for c, whats in sorted(listed, key=lambda item: order[item[0]])
     )
     return (
@@ -223,7 +232,7 @@ def _section(n, row, marks, commit_url):
         f"<p class='about'><code>{html.escape(s.benchmark)}</code>, {', '.join(about)}. Band: the reference level to "
         f"{s.threshold:.0%} above it (the alert threshold).</p>"
         f"<div class='chart' data-series='{n}'></div>"
-        f"<table class='commits'><tr><th>commit</th><th>date</th><th>what</th><th>p95 ms</th></tr>{lines}</table></section>"
+        f"<table class='commits'><tr><th>commit</th><th>date</th><th>what</th><th>{s.statistic}</th></tr>{lines}</table></section>"
     )
 
 

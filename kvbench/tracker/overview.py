@@ -62,16 +62,16 @@ def ordered(found):
 def row_of(series, flags, tentative, change_points):
     """The row of one series (``flags``: its confirmed flags, oldest first)."""
     points = series.points
-    p95_now = _median_now([p.p95_ms for p in points])
+    p95_now = _median_now([p.p95 for p in points])
     since, change_point = _since_last_change_point(series, change_points)
     vs_budget = p95_now / series.budget_ms - 1 if series.budget_ms else None
     common = dict(since_change_point=since, change_point=change_point, vs_budget=vs_budget)
     regression = _holding_regression(series, [f for f in flags if f.kind == "regression"])
     if regression is not None:
-        change = _median_now(_values(series, regression.statistic)) / regression.before_ms - 1
+        change = _median_now(_values(series, regression.statistic)) / regression.before - 1
         return Row(series, "regression", regression.commit, change, **common)
     budget = [f for f in flags if f.kind == "budget"]
-    recent = [p.p95_ms for p in points[-detect.BUDGET_CONFIRM :]]
+    recent = [p.p95 for p in points[-detect.BUDGET_CONFIRM :]]
     if series.budget_ms and budget and len(recent) == detect.BUDGET_CONFIRM and min(recent) > series.budget_ms:
         return Row(series, "over budget", budget[-1].commit, vs_budget, **common)
     if tentative is not None and tentative.commit in {p.commit for p in points[-detect.CONFIRM :]}:
@@ -87,7 +87,7 @@ def _size(change):
 def _holding_regression(series, regressions):
     """The newest regression flag whose level still holds, or None."""
     for flag in reversed(regressions):
-        if _median_now(_values(series, flag.statistic)) > (1 + series.threshold) * flag.before_ms:
+        if _median_now(_values(series, flag.statistic)) > (1 + series.threshold) * flag.before:
             return flag
     return None
 
@@ -95,8 +95,8 @@ def _holding_regression(series, regressions):
 def _values(series, statistic):
     """The series' values of the statistic that moved (the p95's for "p95+median")."""
     if statistic == "median":
-        return [p.median_ms for p in series.points if p.median_ms is not None]
-    return [p.p95_ms for p in series.points]
+        return [p.median for p in series.points if p.median is not None]
+    return [p.p95 for p in series.points]
 
 
 def _since_last_change_point(series, change_points):
@@ -107,7 +107,7 @@ def _since_last_change_point(series, change_points):
     at = commits.index(change_points[-1])
     before = change_points[-2] if len(change_points) > 1 else None
     start = commits.index(before) if before else 0
-    p95 = [p.p95_ms for p in series.points]
+    p95 = [p.p95 for p in series.points]
     return _median(p95[at:]) / _median(p95[start:at]) - 1, change_points[-1]
 
 

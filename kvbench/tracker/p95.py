@@ -132,7 +132,7 @@ def _warn_about_inputs(measurements, order, budgets, all_series):
     unused = budgets_mod.unused_budgets(budgets, {m.benchmark for m in measurements})
     if unused:
         warn(f"the budgets for {render.some(unused)} match no benchmark in the results")
-    zero = sorted({s.benchmark for s in all_series if any(not p.p95_ms > 0 for p in s.points)})
+    zero = sorted({s.benchmark for s in all_series if any(not p.p95 > 0 for p in s.points)})
     if zero:
         warn(f"{render.some(zero)}: a p95 of 0 or not a number at some commits: left out of change-point detection")
     short = [s for s in all_series if len(s.points) < detect.CONFIRM + 1]
@@ -157,10 +157,10 @@ def _write_json(path, all_series, retired, flags, analysis, dismissed, commit_ur
                     {
                         "commit": p.commit,
                         "date": p.date,
-                        "p95_ms": _finite(p.p95_ms),
-                        "median_ms": _finite(p.median_ms),
-                        "ci_low_ms": _finite(p.ci_low_ms),
-                        "ci_high_ms": _finite(p.ci_high_ms),
+                        "p95": _finite(p.p95),
+                        "median": _finite(p.median),
+                        "ci_low": _finite(p.ci_low),
+                        "ci_high": _finite(p.ci_high),
                         "n_samples": p.n_samples,
                         "source": p.source,
                     }
@@ -200,13 +200,13 @@ def _flag_json(flag, commit_url):
         "commit": flag.commit,
         "kind": flag.kind,
         "statistic": flag.statistic,
-        "before_ms": flag.before_ms,
-        "after_ms": flag.after_ms,
+        "before": flag.before,
+        "after": flag.after,
         "change": flag.change,
         "pvalue": flag.pvalue,
         "previous_commit": flag.previous_commit,
         "candidates": list(flag.candidates),
-        "moves": [{"statistic": m.statistic, "before_ms": m.before, "after_ms": m.after, "change": m.change} for m in flag.moves],
+        "moves": [{"statistic": m.statistic, "before": m.before, "after": m.after, "change": m.change} for m in flag.moves],
         "far": flag.far,
         "budget_ms": flag.budget_ms,
         "commit_url": commit_url + flag.commit if commit_url else None,

@@ -37,16 +37,17 @@ class Measurement:
     commit: str  # full hash
     date: int  # ms since the epoch (asv's commit date)
     source: str  # "samples", "track" or "median"
-    samples_ms: tuple  # empty unless source == "samples"
-    value_ms: float  # the track value or asv's median (for "samples", asv's median too)
+    samples: tuple  # empty unless source == "samples"
+    value: float  # the track value or asv's median (for "samples", asv's median too)
     number: int  # calls averaged into one sample (1 = a sample is one call)
     rounds: int = 1  # processes the samples came from, one after the other (asv's ``rounds``)
     version: str | None = None  # the benchmark's asv ``version`` when it was measured
+    unit: str = "ms"  # of ``samples`` and ``value``: "ms" for time, "probes" (``unit_of``), a track's own
 
     @property
     def sample_rounds(self):
         """The samples as one sequence per round (``stats.split_rounds``)."""
-        return split_rounds(self.samples_ms, self.rounds)
+        return split_rounds(self.samples, self.rounds)
 
 
 def carries_p95(name):
@@ -55,6 +56,19 @@ def carries_p95(name):
     return function.startswith("time_") or (
         function.startswith("track_") and "p95" in function and function.endswith("_ms")
     )
+
+
+def unit_of(name, described=None):
+    """The unit a benchmark's values are read in: "ms" for ``time_`` (asv's seconds, x1000) and
+    ``track_*_ms``; "probes" for a ``time_`` benchmark named with ``probes`` (its clock counts
+    the machine's speed probe, not seconds: ``benchmarks/probe.py``); else the unit asv's
+    benchmarks.json gives the track (``described``: its entry), or "" when unknown."""
+    function = name.rsplit(".", 1)[-1]
+    if function.startswith("time_"):
+        return "probes" if "probes" in function else "ms"
+    if function.endswith("_ms"):
+        return "ms"
+    return str((described or {}).get("unit") or "")
 
 
 def read_measurements(results_dir, warn):
@@ -67,12 +81,12 @@ def read_measurements(results_dir, warn):
             f"results directory {results_dir} does not exist: run `asv run --record-samples` first, or pass --results DIR"
         )
     paths = list(_result_paths(results_dir))
-    rounds = _rounds_of_benchmarks(results_dir)
+    suite = describe_suite(results_dir) or {}
     measurements, n_read = [], 0
     for path in paths:
         try:
             results = Results.load(path)
-            found = list(_measurements_of(results, rounds))
+            found = list(_measurements_of(results, suite))
         except (AsvUserError, OSError, KeyError, TypeError, ValueError, AttributeError) as error:
             warn(f"skipping unreadable results file {path}: {_one_line(error)}")
             continue
@@ -85,10 +99,10 @@ def read_measurements(results_dir, warn):
     return measurements
 
 
-def current_versions(results_dir):
-    """``{benchmark name: version}`` of the suite as asv last discovered it (benchmarks.json
-    beside the results), or None when that file is missing or unreadable. asv shows a
-    benchmark's results of this version only, and none of a benchmark that is not in it."""
+def describe_suite(results_dir):
+    """``{benchmark name: asv's description}`` of the suite as asv last discovered it
+    (benchmarks.json beside the results: each benchmark's version, rounds, unit, ...), or None
+    when that file is missing or unreadable."""
     try:
         with open(os.path.join(results_dir, "benchmarks.json"), encoding="utf-8") as f:
             described = json.load(f)
@@ -96,26 +110,25 @@ def current_versions(results_dir):
         return None
     if not isinstance(described, dict):
         return None
-    return {name: entry.get("version") for name, entry in described.items() if isinstance(entry, dict)}
+    return {name: entry for name, entry in described.items() if isinstance(entry, dict)}
 
 
-def _rounds_of_benchmarks(results_dir):
-    """``{benchmark name: rounds}`` from asv's benchmarks.json beside the results (the suite
-    as last discovered); empty when it is missing or unreadable (1 round each)."""
-    try:
-        with open(os.path.join(results_dir, "benchmarks.json"), encoding="utf-8") as f:
-            described = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    return {
-        name: int(entry.get("rounds") or 1)
-        for name, entry in described.items()
-        if isinstance(entry, dict) and isinstance(entry.get("rounds", 1), int)
-    }
+def current_versions(results_dir):
+    """``{benchmark name: version}`` of the suite (``describe_suite``), or None when unknown.
+    asv shows a benchmark's results of this version only, and none of a benchmark not in it."""
+    described = describe_suite(results_dir)
+    return None if described is None else {name: entry.get("version") for name, entry in described.items()}
+
+
+def _rounds(described):
+    """A benchmark's rounds (processes) from its description; 1 when unknown."""
+    rounds = described.get("rounds", 1)
+    return rounds if isinstance(rounds, int) and rounds > 0 else 1
 
 
 def _result_paths(results_dir):
-    """asv's layout: RESULTS/MACHINE/HASH-ENV.json beside RESULTS/MACHINE/machine.json."""
+    """asv's layout: RESULTS/MACHINE/HASH-ENV.json beside RESULTS/MACHINE/machine.json (files at
+    the top, such as benchmarks.json and the verdicts, are not results)."""
     for machine in sorted(os.listdir(results_dir)):
         machine_dir = os.path.join(results_dir, machine)
         if not os.path.isdir(machine_dir):
@@ -125,7 +138,7 @@ def _result_paths(results_dir):
                 yield os.path.join(machine_dir, filename)
 
 
-def _measurements_of(results, rounds):
+def _measurements_of(results, suite):
     machine = results.params["machine"]
     for name in sorted(results.get_all_result_keys()):
         if not carries_p95(name):
@@ -139,23 +152,24 @@ def _measurements_of(results, rounds):
             if value is None and not sample:  # failed or skipped: nothing measured
                 continue
             value = float("nan") if value is None else float(value)
-            found = _measurement(name, combo, machine, results, value, sample, stat, rounds.get(name, 1))
-            if found.samples_ms or found.value_ms == found.value_ms:  # a NaN value and no sample: nothing
+            found = _measurement(name, combo, machine, results, value, sample, stat, suite.get(name, {}))
+            if found.samples or found.value == found.value:  # a NaN value and no sample: nothing
                 yield found
 
 
-def _measurement(name, combo, machine, results, value, sample, stat, rounds):
+def _measurement(name, combo, machine, results, value, sample, stat, described):
     is_time = name.rsplit(".", 1)[-1].startswith("time_")
-    scale = SECONDS_TO_MS if is_time else 1.0
+    unit = unit_of(name, described)
+    scale = SECONDS_TO_MS if unit == "ms" and is_time else 1.0
     if not is_time:
-        source, samples_ms = "track", ()
+        source, samples = "track", ()
     elif sample:
         values = np.asarray([s if s is not None else np.nan for s in sample], dtype=float) * scale
-        source, samples_ms = "samples", tuple(values[np.isfinite(values)].tolist())  # NaN: not a time
-        if not samples_ms:
+        source, samples = "samples", tuple(values[np.isfinite(values)].tolist())  # NaN: not a time
+        if not samples:
             source = "median"
     else:
-        source, samples_ms = "median", ()
+        source, samples = "median", ()
     return Measurement(
         benchmark=f"{name}({', '.join(combo)})" if combo else name,
         machine=machine,
@@ -163,11 +177,12 @@ def _measurement(name, combo, machine, results, value, sample, stat, rounds):
         commit=results.commit_hash,
         date=results.date or 0,
         source=source,
-        samples_ms=samples_ms,
-        value_ms=value * scale,
+        samples=samples,
+        value=value * scale,
         number=int((stat or {}).get("number") or 1),
-        rounds=rounds,
+        rounds=_rounds(described),
         version=results.benchmark_version.get(name),
+        unit=unit,
     )
 
 

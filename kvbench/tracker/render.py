@@ -10,20 +10,49 @@ def write_table(headers, rows, write_line):
         write_line("| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |")
 
 
-def ms(value):
-    """Milliseconds: 3 decimals under 1, 2 under 100, none above (``-`` none, ``?`` unbounded)."""
+TIME_UNITS = (("s", 1e-3), ("ms", 1.0), ("µs", 1e3), ("ns", 1e6))  # label, factor from ms
+
+
+def display_unit(unit, values):
+    """``(label, factor)`` to show values of ``unit`` with: a time (ms) in the unit among s, ms,
+    µs and ns that puts the typical value (the median of the positive finite ones) at 1 or
+    more; another unit as it is."""
+    if unit != "ms":
+        return unit, 1.0
+    typical = [v for v in values if v is not None and 0 < v < float("inf")]
+    typical = sorted(typical)[len(typical) // 2] if typical else 1.0
+    return next(((label, factor) for label, factor in TIME_UNITS if typical * factor >= 1), TIME_UNITS[-1])
+
+
+def amount(value, shown):
+    """``value`` in the display unit ``shown`` (``display_unit``): 3 significant digits
+    ("130 µs", "1.25 s", "4.10 probes", "1.23M instructions"); ``-`` none, ``?`` unbounded."""
     if value is None:
         return "-"
     if value != value or value in (float("inf"), float("-inf")):
         return "?"
-    return f"{value:.0f}" if value >= 100 else f"{value:.3f}" if value < 1 else f"{value:.2f}"
+    label, factor = shown
+    v = value * factor
+    suffix = ""
+    if label not in ("s", "ms", "µs", "ns") and abs(v) >= 1e4:
+        for suffix, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+            if abs(v) >= size:
+                v /= size
+                break
+    digits = f"{v:.0f}" if abs(v) >= 100 else f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}" if abs(v) >= 1 else f"{v:#.3g}"
+    return f"{digits}{suffix} {label}".rstrip()
 
 
-def ci(low, high):
+def ms(value):
+    """Milliseconds (a budget, a noise floor): ``amount`` in the unit that suits the value."""
+    return amount(value, display_unit("ms", [value]))
+
+
+def ci(low, high, shown):
     """A confidence interval as ``[low, high]`` (``?`` for an unbounded end)."""
     if low is None:
         return "-"
-    return f"[{ms(low)}, {ms(high)}]"
+    return f"[{amount(low, shown)}, {amount(high, shown)}]"
 
 
 def some(names, first=3):
@@ -62,19 +91,20 @@ def write_gate_comment(rows, machine, base, head, min_rise_ms, write_line):
         "rounds, the lower end of a 98% bootstrap interval of HEAD/BASE over each commit's rounds "
         "(processes) above 1; history, the ratio above the history bound, which two neighbouring commits of main "
         "on this machine exceed 2% of the time"
-        + (f"; and up by more than {ms(min_rise_ms)} ms." if min_rise_ms else ".")
+        + (f"; and up by more than {ms(min_rise_ms)}." if min_rise_ms else ".")
     )
     write_line("")
     write_line("</details>")
 
 
 def _write_gate_table(rows, write_line):
+    shown = {id(r): display_unit(r.unit, [r.base]) for r in rows}
     table = [
         [
             f"`{r.benchmark}`",
             r.statistic,
-            ms(r.base_ms),
-            ms(r.head_ms),
+            amount(r.base, shown[id(r)]),
+            amount(r.head, shown[id(r)]),
             f"{r.ratio:.2f}",
             f"{r.ci[0]:.2f}-{r.ci[1]:.2f}" if r.ci else "none",
             f"{r.history_bound:.2f}" if r.history_bound is not None else "none",
@@ -83,7 +113,7 @@ def _write_gate_table(rows, write_line):
         ]
         for r in rows
     ]
-    headers = ["benchmark", "statistic", "BASE ms", "HEAD ms", "ratio", "98% interval", "history bound", "noise from", "verdict"]
+    headers = ["benchmark", "statistic", "BASE", "HEAD", "ratio", "98% interval", "history bound", "noise from", "verdict"]
     write_table(headers, table, write_line)
 
 
@@ -107,6 +137,7 @@ def write_p95_report(all_series, flags, tentative, dismissed, write_line):
     rows = []
     for s in all_series:
         last = s.points[-1]
+        shown = display_unit(s.unit, [p.p95 for p in s.points])
         n_flags = sum(1 for f in flags if (f.benchmark, f.machine, f.env) == (s.benchmark, s.machine, s.env))
         rows.append(
             [
@@ -115,14 +146,14 @@ def write_p95_report(all_series, flags, tentative, dismissed, write_line):
                 len(s.points),
                 short(last.commit),
                 s.statistic,
-                ms(last.p95_ms),
-                ci(last.ci_low_ms, last.ci_high_ms),
+                amount(last.p95, shown),
+                ci(last.ci_low, last.ci_high, shown),
                 last.source,
-                ms(s.budget_ms),
+                amount(s.budget_ms, shown),
                 n_flags or "",
             ]
         )
-    headers = ["benchmark", "machine", "commits", "latest", "statistic", "ms", "95% CI", "from", "budget ms", "flags"]
+    headers = ["benchmark", "machine", "commits", "latest", "statistic", "now", "95% CI", "from", "budget", "flags"]
     write_table(headers, rows, write_line)
 
 
@@ -141,12 +172,13 @@ def write_retired(retired, write_line):
 def describe(flag):
     """One line saying what a flag means."""
     where = f"{flag.benchmark} on {flag.machine} at {short(flag.commit)}"
+    shown = display_unit(flag.unit, [flag.before if flag.before else flag.after])
     if flag.kind == "budget":
-        before = f"{ms(flag.before_ms)} ms at {short(flag.previous_commit)}" if flag.previous_commit else "first commit"
-        return f"budget: {where}: p95 {ms(flag.after_ms)} ms over the {ms(flag.budget_ms)} ms budget (before: {before})"
+        before = f"{amount(flag.before, shown)} at {short(flag.previous_commit)}" if flag.previous_commit else "first commit"
+        return f"budget: {where}: p95 {amount(flag.after, shown)} over the {amount(flag.budget_ms, shown)} budget (before: {before})"
     moves = flag.moves or ()
-    moved = " and ".join(f"{m.statistic} {ms(m.before)} -> {ms(m.after)} ms ({m.change:+.0%})" for m in moves) or (
-        f"{flag.statistic} level {ms(flag.before_ms)} -> {ms(flag.after_ms)} ms ({flag.change:+.0%})"
+    moved = " and ".join(f"{m.statistic} {amount(m.before, shown)} -> {amount(m.after, shown)} ({m.change:+.0%})" for m in moves) or (
+        f"{flag.statistic} level {amount(flag.before, shown)} -> {amount(flag.after, shown)} ({flag.change:+.0%})"
     )
     notes = []
     if flag.pvalue is not None and flag.pvalue == flag.pvalue:

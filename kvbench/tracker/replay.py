@@ -116,11 +116,11 @@ def write_noise(results_dir, path, benchmarks=RECORDED):
             machines.add(m.machine)
             commits.add(m.commit)
             entry = entries.setdefault(m.benchmark, {})
-            if m.samples_ms:
+            if m.samples:
                 for part in m.sample_rounds:
                     entry.setdefault("runs", []).append([float(f"{v:.4g}") for v in part])
             else:
-                entry.setdefault("values", []).append(float(f"{m.value_ms:.4g}"))
+                entry.setdefault("values", []).append(float(f"{m.value:.4g}"))
     meta = {"machine": ", ".join(sorted(machines)), "commit": ", ".join(sorted(commits)), "runs": len(files)}
     write_text_atomically(path, json.dumps({"meta": meta, "benchmarks": entries}))
     return len(files)

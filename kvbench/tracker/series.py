@@ -16,13 +16,13 @@ from . import stats
 class Point:
     commit: str
     date: int
-    p95_ms: float
-    median_ms: float | None  # None for a track value
-    ci_low_ms: float | None  # None: no CI (a track value, or asv's median standing in)
-    ci_high_ms: float | None
+    p95: float
+    median: float | None  # None for a track value
+    ci_low: float | None  # None: no CI (a track value, or asv's median standing in)
+    ci_high: float | None
     n_samples: int
     source: str  # as Measurement.source
-    samples_ms: tuple = field(repr=False)
+    samples: tuple = field(repr=False)
     rounds: tuple = field(default=(), repr=False)  # the samples cut into asv's rounds (processes)
 
 
@@ -36,10 +36,11 @@ class Series:
     version: str | None = None  # asv's version of the benchmark when these points were measured
     retired: str | None = None  # why the series is not judged (None: it is the current one)
     threshold: float = 0.10  # the relative change that counts (asv's regressions_thresholds, or --threshold)
+    unit: str = "ms"  # of every value of its points (``read.unit_of``)
 
     @property
     def statistic(self):
-        """What the series' main value (``Point.p95_ms``) is: ``"p95"`` of raw samples or of a
+        """What the series' main value (``Point.p95``) is: ``"p95"`` of raw samples or of a
         ``track_*p95*`` benchmark, ``"median"`` where asv kept only its median (no
         ``--record-samples``) at every commit, ``"value"`` for another ``track_`` benchmark."""
         sources = {p.source for p in self.points}
@@ -53,13 +54,13 @@ class Series:
 def point_of(measurement):
     """A measurement's p95 point: from its samples, else its value (track p95 or median)."""
     m = measurement
-    if m.samples_ms:
-        value, median, low, high = stats.summary(m.samples_ms)
+    if m.samples:
+        value, median, low, high = stats.summary(m.samples)
         return Point(
-            m.commit, m.date, value, median, low, high, len(m.samples_ms), m.source, m.samples_ms, tuple(m.sample_rounds)
+            m.commit, m.date, value, median, low, high, len(m.samples), m.source, m.samples, tuple(m.sample_rounds)
         )
-    median = m.value_ms if m.source == "median" else None
-    return Point(m.commit, m.date, m.value_ms, median, None, None, 0, m.source, ())
+    median = m.value if m.source == "median" else None
+    return Point(m.commit, m.date, m.value, median, None, None, 0, m.source, ())
 
 
 def build_series(measurements, commit_order, budget_for, current_versions=None, threshold_for=None):
@@ -88,7 +89,8 @@ def build_series(measurements, commit_order, budget_for, current_versions=None, 
         retired = _retired(benchmark, version, current_versions, newest[(benchmark, machine, env)][1])
         points = [point_of(m) for m in sorted(ms, key=lambda m: position[m.commit])]
         threshold = threshold_for(benchmark) if threshold_for else Series.threshold
-        found.append(Series(benchmark, machine, env, points, budget_for(benchmark), version, retired, threshold))
+        unit = ms[0].unit
+        found.append(Series(benchmark, machine, env, points, budget_for(benchmark), version, retired, threshold, unit))
     return sorted(found, key=lambda s: (s.benchmark, s.machine, s.env, s.retired is not None, s.version or ""))
 
 

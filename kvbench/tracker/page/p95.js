@@ -3,8 +3,9 @@
    with uPlot when it is in view or scrolls near it. The page's script tag names the data's URL
    (data-p95-data: data.js?v=its content's hash). When uPlot or the data cannot be loaded, or
    the plots cannot be drawn, one line at the top of the page says so. Per series:
-   x = indexes into P95_DATA.commits (oldest first), p95/median/low/high in ms, null = gap;
-   ref = [point index, ms]: the alert rule's reference level from that point on;
+   x = indexes into P95_DATA.commits (oldest first), p95/median/low/high in the series' display
+   unit (unit: "ms", "µs", "probes", ...; statistic: what "p95" holds), null = gap;
+   ref = [point index, level]: the alert rule's reference level from that point on;
    marks = [point index, "change" | "regression" | "budget" | "tentative" | "dismissed"]. */
 (function () {
   "use strict";
@@ -55,7 +56,7 @@
     var log = finite.length && Math.max.apply(null, finite) / Math.min.apply(null, finite) > 20;
     var series = [
       { label: "commit", value: function (u, i) { return i == null ? "" : commit(i).slice(0, 8) + " " + day(data.dates[s.x[i]]); } },
-      { label: "p95", stroke: "#1f77b4", width: 1.5, points: { size: 4 } },
+      { label: s.statistic, stroke: "#1f77b4", width: 1.5, points: { size: 4 } },
       { label: "median", stroke: "#888", width: 1, points: { show: false } },
       { label: "CI low", stroke: "rgba(31,119,180,0.2)", width: 0, points: { show: false } },
       { label: "CI high", stroke: "rgba(31,119,180,0.2)", width: 0, points: { show: false } },
@@ -73,7 +74,7 @@
       axes: [
         { space: 90, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000],
           values: function (u, splits) { return splits.map(function (i) { return Number.isInteger(i) && i >= 0 && i < n ? day(data.dates[s.x[i]]) : ""; }); } },
-        { label: "ms", size: 60 }
+        { label: s.unit, size: 60 }
       ],
       series: series,
       bands: [{ series: [4, 3], fill: "rgba(31,119,180,0.15)" }, { series: [6, 5], fill: "rgba(200,150,0,0.12)" }],
