@@ -12,7 +12,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 commit=$(git rev-parse "${1:-HEAD}^{commit}")
 runs=${RUNS:-10}
-bench=${BENCH:-'bench_reconstruct|bench_tail.RestoreTail'}
+bench=${BENCH:-'bench_reconstruct|bench_tail.RestoreTail|bench_pool.PoolOpsProbes'}
 out=${OUT:-.asv/noise/$commit}
 case $out in /*) ;; *) out=$root/$out ;; esac
 work=$(mktemp -d "${TMPDIR:-/tmp}/record-noise.XXXXXX")

@@ -85,6 +85,15 @@ def test_split_rounds_cuts_the_samples_in_asvs_order():
     assert stats.split_rounds([1], 3) == [(1,)]
 
 
+def test_split_rounds_by_a_fixed_round_size_keeps_appended_rounds_apart():
+    first = [1, 1, 1, 2, 2, 2]  # asv run: 2 rounds of 3
+    again = first + [3, 3, 3, 4, 4, 4]  # asv run --append-samples: 2 more rounds after them
+    assert stats.split_rounds(first, 2, size=3) == [(1, 1, 1), (2, 2, 2)]
+    assert stats.split_rounds(again, 2, size=3) == [(1, 1, 1), (2, 2, 2), (3, 3, 3), (4, 4, 4)]
+    assert stats.split_rounds(again, 2) == [(1, 1, 1, 2, 2, 2), (3, 3, 3, 4, 4, 4)]  # without the size: wrong
+    assert stats.split_rounds([1, 2, 3, 4, 5], 2, size=3) == [(1, 2, 3), (4, 5)]  # sizes that do not divide
+
+
 def test_the_history_bound_is_an_empirical_quantile_of_neighbouring_ratios():
     rng = np.random.default_rng(9)
     noise = rng.lognormal(0, 0.05, 200)

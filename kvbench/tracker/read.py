@@ -43,11 +43,12 @@ class Measurement:
     rounds: int = 1  # processes the samples came from, one after the other (asv's ``rounds``)
     version: str | None = None  # the benchmark's asv ``version`` when it was measured
     unit: str = "ms"  # of ``samples`` and ``value``: "ms" for time, "probes" (``unit_of``), a track's own
+    round_size: int | None = None  # samples a round takes (an integer ``repeat``), None when not fixed
 
     @property
     def sample_rounds(self):
         """The samples as one sequence per round (``stats.split_rounds``)."""
-        return split_rounds(self.samples, self.rounds)
+        return split_rounds(self.samples, self.rounds, self.round_size)
 
 
 def carries_p95(name):
@@ -126,6 +127,13 @@ def _rounds(described):
     return rounds if isinstance(rounds, int) and rounds > 0 else 1
 
 
+def _round_size(described):
+    """Samples a round takes: an integer ``repeat`` (asv takes exactly that many a round);
+    None for a ``(min, max, time)`` repeat or 0 (asv's own choice), whose rounds vary."""
+    repeat = described.get("repeat")
+    return repeat if isinstance(repeat, int) and not isinstance(repeat, bool) and repeat > 0 else None
+
+
 def _result_paths(results_dir):
     """asv's layout: RESULTS/MACHINE/HASH-ENV.json beside RESULTS/MACHINE/machine.json (files at
     the top, such as benchmarks.json and the verdicts, are not results)."""
@@ -183,6 +191,7 @@ def _measurement(name, combo, machine, results, value, sample, stat, described):
         rounds=_rounds(described),
         version=results.benchmark_version.get(name),
         unit=unit,
+        round_size=_round_size(described),
     )
 
 

@@ -31,11 +31,12 @@ LENGTH = 50
 START = 30
 SLOW_MEASURED = 1.4  # a slow-measured commit: every call 40% slower (one run in 6 here was)
 CREEP_COMMITS = 15
-RECORDED = (  # the benchmarks kept from a recording: fast and slow restores, a track p95
+RECORDED = (  # the benchmarks kept from a recording: host-bound restores in probes and in time, a copy, tracks
+    "bench_reconstruct.ReconstructProbes.time_reconstruct_probes(8192)",
+    "bench_reconstruct.ReconstructProbes.time_reconstruct_probes(2048)",
     "bench_reconstruct.Reconstruct8k.time_reconstruct_8k('zero_copy')",
-    "bench_reconstruct.Reconstruct8k.time_reconstruct_8k('concat')",
-    "bench_reconstruct.ReconstructContexts.time_reconstruct('zero_copy', 2048)",
-    "bench_reconstruct.ReconstructContexts.time_reconstruct('gather', 8192)",
+    "bench_reconstruct.ReconstructCopies.time_reconstruct('gather', 8192)",
+    "bench_pool.PoolOpsProbes.time_allocate_free_probes",
     "bench_tail.RestoreTail.track_p95_ms('zero_copy')",
 )
 

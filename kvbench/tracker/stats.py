@@ -65,12 +65,18 @@ def _ci_ranks(n, level):
     return (None if math.isinf(low) else int(low)), (None if math.isinf(high) else int(high))
 
 
-def split_rounds(samples, rounds):
-    """``samples`` cut into ``rounds`` contiguous parts of (nearly) equal size, as asv appends
-    each round's samples (one process each) to the previous rounds'. Fewer parts when there
-    are fewer samples than rounds."""
+def split_rounds(samples, rounds, size=None):
+    """``samples`` cut back into asv's rounds (one process each; asv appends each round's
+    samples after the previous rounds', and ``asv run --append-samples`` whole new rounds after
+    the old ones). With ``size``, the fixed number of samples a round takes (an integer
+    ``repeat``), consecutive parts of ``size``, as many as there are; otherwise (a repeat that
+    stopped on time, or sizes that do not divide) ``rounds`` parts of (nearly) equal size.
+    Fewer parts when there are fewer samples than rounds."""
+    samples = np.asarray(samples, dtype=float)
+    if size and len(samples) >= size and len(samples) % size == 0:
+        return [tuple(samples[k : k + size]) for k in range(0, len(samples), size)]
     rounds = max(1, min(int(rounds), len(samples)))
-    return [tuple(part) for part in np.array_split(np.asarray(samples, dtype=float), rounds)]
+    return [tuple(part) for part in np.array_split(samples, rounds)]
 
 
 def p95_ratio_ci(base_rounds, head_rounds, level=RATIO_CI_LEVEL, resamples=BOOTSTRAP_RESAMPLES, seed=0):
