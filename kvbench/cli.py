@@ -45,17 +45,23 @@ def build_parser(argv=()):
 
 
 def _register_unavailable(subparsers, command, missing):
-    def unavailable(args):
-        raise UserError(f"needs the Python package {missing!r}, not installed here: pip install -e '.[bench]'")
+    """A command whose module cannot be imported: its ``--help`` says so and how to install
+    what it needs; run, it fails with that one line (whatever options it was given)."""
+    fix = f"needs the Python package {missing!r}, not installed here: pip install {missing.split('.')[0]}"
 
-    parser = subparsers.add_parser(command, help=f"(unavailable: needs {missing})", add_help=False)
-    parser.add_argument("ignored", nargs=argparse.REMAINDER)
-    parser.set_defaults(func=unavailable)
+    def unavailable(args):
+        raise UserError(fix)
+
+    parser = subparsers.add_parser(command, help=f"(unavailable: {fix})", description=f"{command}: {fix}.")
+    parser.set_defaults(func=unavailable, takes_any_options=True)
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(argv).parse_args(argv)
+    parser = build_parser(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "takes_any_options", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.func(args)
     except UserError as error:

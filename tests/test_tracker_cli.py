@@ -773,3 +773,22 @@ def test_values_print_in_a_unit_that_suits_them_never_as_zero(value, unit, shown
     from kvbench.tracker import render
 
     assert render.amount(value, render.display_unit(unit, [value])) == shown
+
+
+def test_a_clone_without_the_local_branch_reads_origins_and_says_so(project, capsys, tmp_path, monkeypatch):
+    repo, commits = project
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "the results, for the clone")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    git(clone, "checkout", "-q", "--detach")  # as CI checks out a commit
+    git(clone, "branch", "-q", "-D", "main")
+    monkeypatch.chdir(clone)
+    out_json = tmp_path / "p95.json"
+    code, out, err = run_cli(capsys, "p95", "--no-html", "--json", str(out_json))
+    assert code == 0, err
+    assert "no local branch main" in err and "reading origin/main" in err and "asv date" not in err
+    assert commits[EVERY_CALL] in {f["commit"] for f in json.loads(out_json.read_text())["flags"]}
+    git(clone, "remote", "remove", "origin")
+    code, out, err = run_cli(capsys, "p95", "--no-html")
+    assert "no branch main" in err and "git fetch origin main" in err

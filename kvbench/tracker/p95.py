@@ -108,7 +108,7 @@ def _load_budgets(path, config_dir):
 def _commit_order(proj, measurements):
     """The branch's first-parent history; by asv's commit dates when git cannot tell."""
     try:
-        return project.first_parent_commits(proj.repo_dir, proj.branch)
+        return project.first_parent_commits(proj.repo_dir, proj.branch, warn)
     except UserError as error:
         warn(f"{error}; ordering commits by their asv date instead")
         dates = {m.commit: m.date for m in measurements}

@@ -86,14 +86,23 @@ def _thresholds(config, config_path):
     return found
 
 
-def first_parent_commits(repo_dir, branch):
-    """Full hashes along ``branch``'s first-parent history, oldest first."""
-    out = _git(repo_dir, "rev-list", "--first-parent", "--reverse", branch, "--")
-    if out is None:
+def first_parent_commits(repo_dir, branch, warn=None):
+    """Full hashes along ``branch``'s first-parent history, oldest first. Where there is no
+    local ``branch`` (a fresh clone has only ``origin/BRANCH`` of most branches) the remote
+    one is read, and ``warn`` is told so."""
+    if _git(repo_dir, "rev-parse", "--git-dir") is None:
+        raise UserError(f"{repo_dir} is not a git repository: asv.conf.json's \"repo\" must be a clone of the project")
+    for name in (branch, f"origin/{branch}"):
+        if _git(repo_dir, "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}") is not None:
+            break
+    else:
         raise UserError(
-            f"cannot read the history of branch {branch} in {repo_dir}: pass a git repository's asv.conf.json"
+            f"no branch {branch} in {repo_dir}, nor origin/{branch}: fetch it (git fetch origin {branch}), "
+            "or name the tracked branch in asv.conf.json's \"branches\""
         )
-    return out.split()
+    if name != branch and warn is not None:
+        warn(f"no local branch {branch} in {repo_dir}: reading origin/{branch} (git branch {branch} origin/{branch} makes one)")
+    return _git(repo_dir, "rev-list", "--first-parent", "--reverse", name, "--").split()
 
 
 def resolve_commit(repo_dir, rev):
