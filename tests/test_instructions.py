@@ -10,14 +10,21 @@ and nowhere else. ~1 minute: three children, each ~20 s, most of it the uninstru
 """
 
 import ctypes
+import json
 import os
 import re
 import shutil
 import sys
 
 import pytest
+from asv.results import Results
+from asv.runner import BenchmarkResult
+from asv.util import write_json
 
+from kvbench import cli
 from kvbench.tracker.read import carries_p95
+
+from conftest import asv_repo, git
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -35,7 +42,7 @@ def _reconstruct_with_a_loop(self, *args, **kwargs):
     return _planted_reconstruct(self, *args, **kwargs)
 BlockPoolBatchEngine.reconstruct = _reconstruct_with_a_loop
 """
-PLANTED_ITERATIONS = 120  # ~160 instructions an iteration in this CPython 3.11 build: ~2% of a restore
+PLANTED_ITERATIONS = 150  # ~125 instructions an iteration in this VM's CPython 3.11: ~2% of a restore
 
 
 # --- layouts -------------------------------------------------------------------------------
@@ -118,6 +125,38 @@ def test_the_tracker_reads_instruction_series():
     assert carries_p95("bench_instructions.Instructions.track_restore_instructions")
     assert carries_p95("bench_instructions.Instructions.track_store_instructions")
     assert not carries_p95("bench_tail.RestoreTail.track_std_over_mean")
+
+
+# Counted by real asv (bench_instructions, callgrind) on a history of 7 commits, the 4th of
+# which planted a short loop in every restore (docs/benchmarks.md, "Instruction counts").
+RESTORE_COUNTS = [937787.4, 937132.45, 936454.05, 952377.0, 951689.95, 952135.05, 952989.85]
+STORE_COUNTS = [2316755.6, 2315949.4, 2315710.8, 2316235.5, 2315865.5, 2315685.15, 2316814.05]
+PLANTED = 3
+
+
+def test_p95_sees_the_planted_step_in_the_instruction_series_at_a_one_percent_threshold(tmp_path, capsys, monkeypatch):
+    repo = asv_repo(tmp_path / "repo", '{"version": 1, "repo": ".", "branches": ["main"], "results_dir": "results"}')
+    results_dir = repo / "results"
+    os.makedirs(results_dir / "vm")
+    write_json(str(results_dir / "vm" / "machine.json"), {"machine": "vm"}, api_version=1)
+    commits = []
+    for i, counts in enumerate(zip(RESTORE_COUNTS, STORE_COUNTS)):
+        git(repo, "commit", "-q", "--allow-empty", "-m", f"commit {i}")
+        commits.append(git(repo, "rev-parse", "HEAD"))
+        results = Results({"machine": "vm", "python": "3.11"}, {}, commits[-1], 1_700_000_000_000 + i, "3.11", "venv", {})
+        for label, count in zip(instructions.LABELS, counts):
+            outcome = BenchmarkResult(result=[count], samples=[None], number=[None], errcode=0, stderr="", profile=None)
+            name = f"bench_instructions.Instructions.track_{label}_instructions"
+            results.add_result({"name": name, "version": "1", "params": []}, outcome, record_samples=True)
+        results.save(str(results_dir))
+    monkeypatch.chdir(repo)
+    flagged = {}
+    for threshold in ("0.10", "0.01"):
+        report = tmp_path / f"p95-{threshold}.json"
+        assert cli.main(["p95", "--threshold", threshold, "--json", str(report)]) == 0, capsys.readouterr().err
+        flagged[threshold] = [(f["benchmark"], f["commit"]) for f in json.loads(report.read_text())["flags"]]
+    assert flagged["0.10"] == []  # the default threshold is for times: a 2% step is under it
+    assert flagged["0.01"] == [("bench_instructions.Instructions.track_restore_instructions", commits[PLANTED])]
 
 
 # --- callgrind on the real workload ---------------------------------------------------------------
