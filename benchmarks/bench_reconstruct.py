@@ -65,7 +65,7 @@ class ReconstructCopies:
     own (a fragmented pool; the seed's per-block design). A call takes 0.3-2.5 s on a 2-core
     CPU: few samples."""
 
-    params = [["gather", "concat"], workloads.CONTEXTS]
+    params = [["gather", "concat"], workloads.COPY_CONTEXTS]
     param_names = ["strategy", "context"]
     number = 1
     rounds = 2
