@@ -63,7 +63,8 @@ class Unavailable(Exception):
 def small_engine(context=CONTEXT):
     """``(engine, agent)``: one agent's random Gemma 3 12B cache of ``context`` tokens (seed 0),
     stored, then restored and stored back ``WARMUP`` times."""
-    from kvcache import BlockPool, BlockPoolBatchEngine, ModelCacheSpec, random_cache
+    from kvcache import BlockPool, BlockPoolBatchEngine, ModelCacheSpec
+    from kvcache.synthetic import random_cache
 
     spec = ModelCacheSpec.from_preset(PRESET)
     engine = BlockPoolBatchEngine(BlockPool(spec, total_blocks=2 * spec.total_blocks_needed(context)))
