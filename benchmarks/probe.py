@@ -36,9 +36,8 @@ class ProbeClock:
     Each call runs the probe once and returns the clock's reading. Between two calls, the
     reading advances by the time from the end of the first call's probe to the start of the
     second call's, divided by the time of the slower of the two probes: the interval in probes,
-    the probes themselves not counted. (The slower one: over 10 processes of 6000 zero-copy 8K
-    restores the p95's spread between processes was smallest so, 4.0% against 4.3% with the
-    mean, 5.4% with one probe: docs/benchmarks.md.) So for ``t0 = clock(); work(); t1 = clock()``, ``t1 - t0``
+    the probes themselves not counted. (The slower one: the p95's spread between processes was
+    smallest so, against the mean or one probe: docs/benchmarks.md, "Probe units".) So for ``t0 = clock(); work(); t1 = clock()``, ``t1 - t0``
     is ``work``'s time over the probe's time around it. The reading never decreases.
     """
 
