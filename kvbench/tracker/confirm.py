@@ -2,7 +2,8 @@
 
 A flag says that commit C starts a level more than the threshold above the one before; when
 the first commit of the level is uncertain, the flag lists its candidates C1..Ck (``detect``).
-The main job measures the commit before the first candidate (P) and every candidate once more,
+The main job measures the last commit at the reference level (P: for a step, the commit before
+it; for creep, where the creep began) and every candidate once more,
 in one asv run whose rounds alternate between them (``asv run --append-samples``: the new
 samples are added after the ones each result had). Like a bisection (Chromium's Pinpoint), it
 names the **culprit**: the first candidate whose re-measurement shows at least half the flagged
@@ -39,6 +40,7 @@ from .options import warn
 from .read import read_measurements
 
 
+REMEASURE_RESAMPLES = 500  # bootstrap resamples of a re-measurement's interval
 FLAG_KEYS = ("benchmark", "machine", "env", "commit", "kind", "previous_commit", "statistic", "change")  # of p95 --json's flags
 PLAN_KEYS = FLAG_KEYS + ("counts", "suspects", "before")
 VERDICT_KEYS = ("benchmark", "machine", "env", "commit", "confirmed")
@@ -81,24 +83,29 @@ def run(args):
 
 
 def agrees(moves, before, after):
-    """Whether a re-measurement (``before``/``after``: samples, or ``(value,)`` of a track)
-    shows at least half the flagged change of one of ``moves`` (``(statistic, change)`` pairs);
-    and the largest share of its flagged change it shows, as ``(agrees, shown change)``."""
-    shown = []
+    """Whether a re-measurement shows a change again: ``before`` and ``after`` are the two
+    commits' new rounds (each a sequence of samples; a track's value is one round of one), and
+    ``moves`` the flagged ``(statistic, change)`` pairs. It agrees when, for one of them, the
+    re-measured change is at least half the flagged one and the lower end of its 98% interval
+    (``stats.quantile_ratio_ci`` over the rounds) is above 1: a re-measurement as noisy as the
+    flag itself does not confirm it. Returns ``(agrees, the re-measured change of the statistic
+    that agrees best)``."""
+    best = None
     for statistic, flagged in moves:
-        if statistic == "p95":
-            change = stats.p95(after) / stats.p95(before) - 1
-        else:
-            change = float(np.median(after) / np.median(before)) - 1
-        shown.append((change / flagged if flagged else 0.0, change))
-    share, change = max(shown)
-    return share >= 0.5, change
+        q = stats.P95 if statistic in ("p95", "value") else 0.5
+        ratio, low, _ = stats.quantile_ratio_ci(before, after, q, resamples=REMEASURE_RESAMPLES)
+        agreed = ratio - 1 >= flagged / 2 and low > 1
+        share = (ratio - 1) / flagged if flagged else 0.0
+        if best is None or (agreed, share) > best[:2]:
+            best = (agreed, share, ratio - 1)
+    return best[0], best[2]
 
 
 def name_culprit(moves, before, suspects):
-    """The index of the first of ``suspects`` (re-measured samples of the commits that may be
-    the first of the new level, oldest first) that ``agrees`` with ``moves`` against ``before``
-    (the commit before the first suspect, re-measured); None when none does (dismissed)."""
+    """The index of the first of ``suspects`` (the re-measured rounds of the commits that may
+    be the first of the new level, oldest first) that ``agrees`` with ``moves`` against
+    ``before`` (the last commit at the reference level, re-measured); None when none does
+    (dismissed)."""
     for k, after in enumerate(suspects):
         if agrees(moves, before, after)[0]:
             return k
@@ -152,7 +159,7 @@ def write_plan(path, report, verdicts, results_dir):
             continue
         suspects = flag.get("candidates") or [flag["commit"]]
         assert suspects[0] == flag["commit"], "a flag's candidates start at its commit: this is a bug in detect"
-        before = flag["previous_commit"]
+        before = flag.get("baseline_commit") or flag["previous_commit"]
         key = (flag["benchmark"], flag["machine"], flag["env"])
         planned.append({**flag, "suspects": suspects, "before": before,
                         "counts": [counts.get((*key, c), 0) for c in [before, *suspects]]})
@@ -187,7 +194,7 @@ def decide(plan, results_dir, confirmations):
             | {
                 "confirmed": named is not None,
                 "culprit": culprit,
-                "previous_of_culprit": None if named is None else commits[named],
+                "previous_of_culprit": None if named is None else ([flag["previous_commit"], *flag["suspects"]])[named],
                 "flagged_change": flag["change"],
                 "remeasured_change": shown[named if named is not None else int(np.argmax(shown))],
                 "remeasured": dict(zip(flag["suspects"], shown)),
@@ -199,12 +206,13 @@ def decide(plan, results_dir, confirmations):
 
 
 def _added(measurement, count):
-    """The samples appended after the first ``count`` (a track's value when it has none)."""
+    """The rounds appended after the first ``count`` samples (a track's value as one round)."""
     if measurement is None:
         return ()
     if measurement.source != "samples":
-        return (measurement.value,)
-    return measurement.samples[count:]
+        return ((measurement.value,),)
+    added = measurement.samples[count:]
+    return tuple(stats.split_rounds(added, measurement.rounds, measurement.round_size)) if added else ()
 
 
 def _sample_counts(results_dir):

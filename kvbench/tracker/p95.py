@@ -207,6 +207,7 @@ def _flag_json(flag, commit_url):
         "change": flag.change,
         "pvalue": flag.pvalue,
         "previous_commit": flag.previous_commit,
+        "baseline_commit": flag.baseline_commit,
         "candidates": list(flag.candidates),
         "moves": [{"statistic": m.statistic, "before": m.before, "after": m.after, "change": m.change} for m in flag.moves],
         "far": flag.far,
