@@ -41,8 +41,8 @@ class ReconstructProbes:
 
     Spread over ``rounds`` processes of ``repeat`` calls each (about a quarter of a second of
     calls a round on the project's VM), a commit's samples see the machine's speed phases many
-    times over; the probe clock divides them out. Six rounds: a tail-only step of 10% is found
-    4 times in 5 with them, 3 in 4 with three (docs/tracker.md, "Detection power").
+    times over; the probe clock divides them out. Six rounds: what fewer would miss is in
+    docs/tracker.md, "Detection power".
     """
 
     params = [workloads.SEED_CONTEXT]

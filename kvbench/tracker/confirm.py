@@ -35,7 +35,7 @@ import numpy as np
 
 from ..atomic import write_text_atomically
 from ..errors import UserError
-from . import project, stats
+from . import detect, project, stats
 from .options import warn
 from .read import read_measurements
 
@@ -59,7 +59,8 @@ def register(subparsers):
 
 
 def run(args):
-    results_dir = project.load_project(args.config).results_dir_or(args.results)
+    proj = project.load_project(args.config)
+    results_dir = proj.results_dir_or(args.results)
     if args.plan:
         if not args.flags:
             raise UserError("--plan needs --flags: the JSON that kvcache-bench p95 --json wrote")
@@ -67,7 +68,7 @@ def run(args):
             key: _read_entries(args.flags, "--flags", key, FLAG_KEYS, "pass the JSON that kvcache-bench p95 --json wrote", required=key == "flags")
             for key in ("flags", "tentative")
         }
-        for line in write_plan(args.plan, report, load_verdicts(args.confirmations), results_dir):
+        for line in write_plan(args.plan, report, load_verdicts(args.confirmations), results_dir, _branch_positions(proj)):
             print(line)
         return 0
     if not args.confirmations:
@@ -120,24 +121,39 @@ def load_verdicts(path):
     return found
 
 
-def verdict_for(flag, verdicts):
-    """The verdict of the change ``flag`` names (a ``detect.Flag`` or its JSON), or None: one of
-    its series whose flagged commit or culprit is the flag's commit or one of its candidates."""
+def verdict_for(flag, verdicts, position=None):
+    """The verdict of the change ``flag`` names (a ``detect.Flag`` or its JSON), or None, as
+    ``power.raised_flags`` matches them: a standing verdict of its series whose flagged commit
+    or culprit is the flag's commit or a candidate, or lies within ``detect.CONFIRM`` commits
+    of the flag's commit (``position``: commit -> its place on the branch; the change point of
+    one change moves as commits arrive); a dismissal whose re-measured candidates include all
+    of the flag's (a flag that reaches a commit not yet re-measured is measured again), or, for
+    a verdict that names no re-measured candidates, of the flag's own commit."""
     get = flag.get if isinstance(flag, dict) else lambda key: getattr(flag, key)
     suspects = {get("commit"), *(get("candidates") or ())}
+    here = (position or {}).get(get("commit"))
     for verdict in verdicts.get((get("benchmark"), get("machine"), get("env")), []):
-        if {verdict["commit"], verdict.get("culprit")} & suspects:
+        named = {verdict["commit"], verdict.get("culprit")} - {None}
+        if verdict["confirmed"]:
+            near = here is not None and any(
+                c in position and abs(position[c] - here) <= detect.CONFIRM for c in named
+            )
+            if named & suspects or near:
+                return verdict
+        elif "remeasured" in verdict and suspects <= set(verdict["remeasured"]) | {verdict["commit"]}:
+            return verdict
+        elif "remeasured" not in verdict and get("commit") == verdict["commit"]:  # a verdict of one commit
             return verdict
     return None
 
 
-def apply_verdicts(flags, tentative, verdicts):
+def apply_verdicts(flags, tentative, verdicts, position=None):
     """``(flags, tentative, dismissed)`` after the re-measurements: a regression flag, or a
     tentative level far beyond the noise, that a verdict upholds is a flag at its culprit; one
     a verdict dismissed is set apart; the others are left as they were."""
     kept, waiting, dismissed = [], [], []
     for flag in flags + tentative:
-        verdict = verdict_for(flag, verdicts) if flag.kind == "regression" else None
+        verdict = verdict_for(flag, verdicts, position) if flag.kind == "regression" else None
         if verdict is None:
             (waiting if flag.tentative else kept).append(flag)
         elif verdict["confirmed"]:
@@ -149,13 +165,13 @@ def apply_verdicts(flags, tentative, verdicts):
     return kept, waiting, dismissed
 
 
-def write_plan(path, report, verdicts, results_dir):
+def write_plan(path, report, verdicts, results_dir, position=None):
     """Write the plan of the regression flags, and of the tentative levels far beyond the noise,
     that have no verdict (``report``: ``p95 --json``'s); return its ``REGEX P C1 .. Ck`` lines."""
     counts = _sample_counts(results_dir)
     planned = []
     for flag in report["flags"] + [f for f in report.get("tentative", []) if f.get("far")]:
-        if flag["kind"] != "regression" or verdict_for(flag, verdicts) or not flag["previous_commit"]:
+        if flag["kind"] != "regression" or verdict_for(flag, verdicts, position) or not flag["previous_commit"]:
             continue
         suspects = flag.get("candidates") or [flag["commit"]]
         assert suspects[0] == flag["commit"], "a flag's candidates start at its commit: this is a bug in detect"
@@ -203,6 +219,15 @@ def decide(plan, results_dir, confirmations):
     existing = _verdicts_in(confirmations)
     write_text_atomically(confirmations, json.dumps({"verdicts": existing + verdicts}, indent=1))  # a failure leaves the old file
     return verdicts
+
+
+def _branch_positions(proj):
+    """``{commit: its place on the branch}`` (first parents, oldest first); empty when git
+    cannot tell (verdicts then match by commit alone)."""
+    try:
+        return {commit: i for i, commit in enumerate(project.first_parent_commits(proj.repo_dir, proj.branch))}
+    except UserError:
+        return {}
 
 
 def _added(measurement, count):

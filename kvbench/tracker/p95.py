@@ -76,7 +76,8 @@ def run(args):
     retired = [s for s in every if s.retired is not None]
     _warn_about_inputs(measurements, order, budgets, all_series)
     analysis = detect.analyze(all_series, args.min_rise_ms)
-    flags, tentative, dismissed = confirm.apply_verdicts(analysis.flags, analysis.tentative, verdicts)
+    position = {commit: i for i, commit in enumerate(order)}
+    flags, tentative, dismissed = confirm.apply_verdicts(analysis.flags, analysis.tentative, verdicts, position)
     analysis = replace(analysis, tentative=tentative)
     render.write_p95_report(all_series, flags, analysis.tentative, dismissed, print)
     render.write_retired(retired, print)
