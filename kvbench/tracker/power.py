@@ -9,9 +9,6 @@ Detectors, each given the per-commit p95 (and median where there are samples) of
   re-measured as the main job does (``kvbench.tracker.confirm``: the commit before its first
   candidate and every candidate measured again; it stands when one of them shows at least half
   the flagged change, and names the first that does);
-- ``previous rule``: the rule this tracker had before (a step confirmed by one later commit,
-  each of the two above every one of the two commits before, and significant by a bootstrap
-  of the samples);
 - ``asv``: asv's own step detection (``asv.step_detect``, what ``asv publish`` flags) on the
   median series, as asv tracks medians;
 - ``otava``: Apache Otava's ``compute_change_points`` on the p95 series, a flag for each change
@@ -215,34 +212,6 @@ def kvbench_flags(m, t):
     ]
 
 
-def previous_rule_flags(m, t, window=2):
-    """The previous rule: ``window`` commits from ``j`` on all > (1 + threshold) x each of
-    the ``window`` before, and (with samples) bootstrap-significant for each against ``j-1``."""
-    values, flags = m.p95[:t], []
-    for j in range(1, t - window + 1):
-        before, after = values[max(0, j - window) : j], values[j : j + window]
-        if min(after) <= (1 + m.threshold) * max(before):
-            continue
-        if m.median is not None and not all(
-            _percentile_bootstrap_low(np.concatenate(m.rounds[j - 1]), np.concatenate(m.rounds[i])) > 1 + m.threshold
-            for i in range(j, j + window)
-        ):
-            continue
-        flags.append(Found(j, (("p95", values[j] / values[j - 1] - 1),)))
-    return flags
-
-
-def _percentile_bootstrap_low(base, head, resamples=200, level=0.90):
-    """The previous rule's test: the lower end of the percentile-bootstrap interval of
-    p95(head) / p95(base), resampling the samples of one measurement each."""
-    rng = np.random.default_rng(0)
-    base, head = np.asarray(base), np.asarray(head)
-    ratios = np.quantile(rng.choice(head, (resamples, head.size)), 0.95, axis=1) / np.quantile(
-        rng.choice(base, (resamples, base.size)), 0.95, axis=1
-    )
-    return float(np.quantile(ratios, (1 - level) / 2))
-
-
 def asv_flags(m, t):
     values = m.median[:t] if m.median is not None else m.p95[:t]
     _, _, jumps = detect_regressions(detect_steps(list(values)), m.threshold)
@@ -271,7 +240,6 @@ def available_detectors():
     found = [
         Detector("kvbench", kvbench_flags),
         Detector("kvbench+confirm", kvbench_flags, confirm=True),
-        Detector("previous rule", previous_rule_flags),
         Detector("asv", asv_flags),
     ]
     try:
