@@ -41,6 +41,7 @@ from .read import read_measurements
 
 
 REMEASURE_RESAMPLES = 500  # bootstrap resamples of a re-measurement's interval
+INTERVAL_ROUNDS, INTERVAL_SAMPLES = 2, 20  # rounds a side, and samples a round, an interval needs
 FLAG_KEYS = ("benchmark", "machine", "env", "commit", "kind", "previous_commit", "statistic", "change")  # of p95 --json's flags
 PLAN_KEYS = FLAG_KEYS + ("counts", "suspects", "before")
 VERDICT_KEYS = ("benchmark", "machine", "env", "commit", "confirmed")
@@ -87,15 +88,21 @@ def agrees(moves, before, after):
     """Whether a re-measurement shows a change again: ``before`` and ``after`` are the two
     commits' new rounds (each a sequence of samples; a track's value is one round of one), and
     ``moves`` the flagged ``(statistic, change)`` pairs. It agrees when, for one of them, the
-    re-measured change is at least half the flagged one and the lower end of its 98% interval
-    (``stats.quantile_ratio_ci`` over the rounds) is above 1: a re-measurement as noisy as the
-    flag itself does not confirm it. Returns ``(agrees, the re-measured change of the statistic
-    that agrees best)``."""
+    re-measured change is at least half the flagged one and, where the rounds are enough to
+    bootstrap (``INTERVAL_ROUNDS`` of ``INTERVAL_SAMPLES`` a side), the lower end of its 98%
+    interval (``stats.quantile_ratio_ci``) is above 1: a re-measurement as noisy as the flag
+    itself does not confirm it. Returns ``(agrees, the re-measured change of the statistic that
+    agrees best)``."""
+    judged = all(len(side) >= INTERVAL_ROUNDS and min(map(len, side)) >= INTERVAL_SAMPLES for side in (before, after))
     best = None
     for statistic, flagged in moves:
         q = stats.P95 if statistic in ("p95", "value") else 0.5
-        ratio, low, _ = stats.quantile_ratio_ci(before, after, q, resamples=REMEASURE_RESAMPLES)
-        agreed = ratio - 1 >= flagged / 2 and low > 1
+        if judged:
+            ratio, low, _ = stats.quantile_ratio_ci(before, after, q, resamples=REMEASURE_RESAMPLES)
+        else:
+            ratio = stats.quantile(np.concatenate(after), q) / stats.quantile(np.concatenate(before), q)
+            low = ratio
+        agreed = ratio - 1 >= flagged / 2 and (low > 1 if judged else True)
         share = (ratio - 1) / flagged if flagged else 0.0
         if best is None or (agreed, share) > best[:2]:
             best = (agreed, share, ratio - 1)

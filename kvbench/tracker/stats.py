@@ -34,6 +34,12 @@ def p95(samples):
     return _interpolated(np.sort(np.asarray(samples, dtype=float)), P95)
 
 
+def quantile(samples, q):
+    """The ``q`` quantile of ``samples`` (linear interpolation, as numpy's default)."""
+    assert len(samples) > 0, "a quantile of no samples: this is a bug in the caller"
+    return _interpolated(np.sort(np.asarray(samples, dtype=float)), q)
+
+
 def summary(samples, level=CI_LEVEL):
     """``(p95, median, low, high)`` of ``samples`` from one sort: the p95 and the median
     interpolated as numpy's default does, and an order-statistic CI of the p95 of coverage
