@@ -362,6 +362,68 @@ def test_two_machines_pushing_in_turn_keep_both_results(tmp_path, remote):
     assert set(branch_files(remote)) == {"mac-1/aaaa1111-virtualenv.json", "mac-2/aaaa1111-virtualenv.json"}
 
 
+def verdict(commit, machine="mac-1", confirmed=True):
+    return {"benchmark": "bench_tiny.Tiny.time_work", "machine": machine, "env": "virtualenv-py3.11",
+            "commit": commit, "confirmed": confirmed}
+
+
+def write_verdicts(checkout, *verdicts):
+    write(checkout, "confirmations.json", json.dumps({"verdicts": list(verdicts)}))
+
+
+def verdicts_on_branch(remote):
+    return json.loads(branch_contents(remote, "confirmations.json"))["verdicts"]
+
+
+def test_the_verdicts_travel_with_the_results(tmp_path, remote):
+    first = clone(tmp_path, remote, "a")
+    write(first, "mac-1/aaaa1111-virtualenv.json", "{}")
+    write_verdicts(first, verdict("a" * 40))
+    assert results_branch(first, "push").returncode == 0
+    assert verdicts_on_branch(remote) == [verdict("a" * 40)]
+    fresh = clone(tmp_path, remote, "b")  # a wiped workspace
+    result = results_branch(fresh, "fetch")
+    assert result.returncode == 0 and "restored 2 result files" in result.stdout, result.stderr
+    assert json.loads((fresh / ".asv/results/confirmations.json").read_text())["verdicts"] == [verdict("a" * 40)]
+
+
+def test_a_push_never_loses_a_verdict_that_another_job_pushed_meanwhile(tmp_path, remote):
+    one, two = clone(tmp_path, remote, "a"), clone(tmp_path, remote, "b")
+    write_verdicts(one, verdict("a" * 40))
+    assert results_branch(one, "push").returncode == 0
+    write_verdicts(one, verdict("a" * 40), verdict("b" * 40))  # job 1 decides another flag
+    assert results_branch(one, "push").returncode == 0
+    # Job 2 fetched before job 1's second push, then decided a flag of its own machine.
+    write_verdicts(two, verdict("a" * 40), verdict("c" * 40, machine="mac-2"))
+    result = results_branch(two, "push")
+    assert result.returncode == 0, result.stderr
+    assert "1 verdicts that asv-results holds were added to the local confirmations.json" in result.stdout
+    assert verdicts_on_branch(remote) == [verdict("a" * 40), verdict("b" * 40), verdict("c" * 40, machine="mac-2")]
+    assert json.loads((two / ".asv/results/confirmations.json").read_text())["verdicts"] == verdicts_on_branch(remote)
+
+
+def test_fetch_adds_the_branch_s_verdicts_to_a_local_file(tmp_path, remote):
+    one, two = clone(tmp_path, remote, "a"), clone(tmp_path, remote, "b")
+    write_verdicts(one, verdict("a" * 40))
+    assert results_branch(one, "push").returncode == 0
+    write_verdicts(two, verdict("d" * 40))
+    result = results_branch(two, "fetch")
+    assert result.returncode == 0 and "1 verdicts of asv-results added" in result.stdout, result.stderr
+    assert json.loads((two / ".asv/results/confirmations.json").read_text())["verdicts"] == [
+        verdict("a" * 40), verdict("d" * 40)]
+
+
+def test_a_local_verdicts_file_that_is_not_json_is_not_pushed_over_the_branch_s(tmp_path, remote):
+    one, two = clone(tmp_path, remote, "a"), clone(tmp_path, remote, "b")
+    write_verdicts(one, verdict("a" * 40))
+    assert results_branch(one, "push").returncode == 0
+    write(two, "confirmations.json", '{"verdicts": [')
+    result = results_branch(two, "push")
+    assert result.returncode == 2 and "cannot merge the branch's confirmations.json" in result.stderr
+    assert verdicts_on_branch(remote) == [verdict("a" * 40)]
+    assert (two / ".asv/results/confirmations.json").read_text() == '{"verdicts": ['  # left as it was
+
+
 def test_an_unreachable_remote_fails_with_one_clear_line(tmp_path, git_env, monkeypatch):
     checkout = clone(tmp_path, tmp_path / "missing.git", "a")
     result = results_branch(checkout, "fetch")
