@@ -149,6 +149,7 @@ def test_only_the_results_steps_get_a_token():
         ("benchmarks-pr-comment.yml", 'bash scripts/ci-pr-comment.sh "$RUNNER_TEMP/pr-benchmarks"'),
         ("benchmarks-pr-label.yml",
          'gh api --method DELETE "repos/$GITHUB_REPOSITORY/issues/$PR_NUMBER/labels/run-benchmarks" --silent'),
+        ("benchmarks-pr.yml", "bash scripts/results-branch.sh fetch"),  # contents: read; never a push
     ]
     assert not [text for text in map(Path.read_text, WORKFLOW_FILES) if "secrets." in text]
 
