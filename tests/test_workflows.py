@@ -9,6 +9,7 @@ run for real: the results branch against a bare git "remote", the summary, the i
 
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -439,12 +440,6 @@ def test_an_unknown_command_is_refused(tmp_path, remote):
 
 # --- scripts/ci-summary.py -----------------------------------------------------------------------
 
-FLAG = {"benchmark": "bench_tail.RestoreTail.track_p95_ms('zero_copy')", "machine": "mac-1", "env": "virtualenv-py3.11",
-        "commit": "0123456789abcdef0123456789abcdef01234567", "kind": "regression",
-        "p95_before_ms": 0.31, "p95_after_ms": 5.2, "budget_ms": None, "message": "regression: p95 0.31 -> 5.2 ms"}
-BUDGET_FLAG = {**FLAG, "kind": "budget", "p95_before_ms": None, "budget_ms": 5.0, "message": None}
-
-
 def summary(tmp_path, report_text, **env):
     report = tmp_path / "p95.json"
     if report_text is not None:
@@ -456,20 +451,76 @@ def summary(tmp_path, report_text, **env):
     return result, out.read_text() if out.exists() else ""
 
 
-def test_summary_lists_each_flag_with_a_commit_link_and_an_annotation(tmp_path):
-    result, text = summary(tmp_path, json.dumps({"flags": [FLAG, BUDGET_FLAG]}), GITHUB_ACTIONS="true",
+SLOW_FROM = 4  # the commit from which time_a and time_b are twice as slow (7 commits)
+
+
+@pytest.fixture(scope="module")
+def real_p95_report(tmp_path_factory):
+    """``(p95.json's text, commits)``: ``kvcache-bench p95 --json`` over asv results that asv's
+    own ``Results`` class wrote, for 7 commits of a git repository: ``time_a`` and ``time_b``
+    twice as slow from commit 4 (a re-measurement dismissed ``time_b``'s flag, in the default
+    verdicts file RESULTS_DIR/confirmations.json), ``time_c`` over its 5 ms budget from commit 5."""
+    from asv.results import Results
+    from asv.runner import BenchmarkResult
+    from asv.util import write_json
+
+    repo = tmp_path_factory.mktemp("p95-project")
+    git("init", "-q", "-b", "main", cwd=repo)
+    (repo / "asv.conf.json").write_text(
+        '{"version": 1, "repo": ".", "branches": ["main"], "results_dir": "results", "html_dir": "html"}')
+    (repo / "benchmarks").mkdir()
+    (repo / "benchmarks" / "budgets.json").write_text('{"budgets_ms": {"bench_x.X.time_c": 5.0}}')
+    rng = random.Random(0)
+    commits = []
+    for i in range(7):
+        git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", f"c{i}", cwd=repo)
+        commits.append(git("rev-parse", "HEAD", cwd=repo))
+        results = Results({"machine": "mac-1", "python": "3.11"}, {}, commits[-1], 1_700_000_000_000 + i,
+                          "3.11", "virtualenv-py3.11", {})
+        for name, seconds in (("time_a", 0.002 if i >= SLOW_FROM else 0.001),
+                              ("time_b", 0.002 if i >= SLOW_FROM else 0.001),
+                              ("time_c", 0.006 if i >= 5 else 0.001)):
+            samples = [seconds * (1 + rng.uniform(0, 0.02)) for _ in range(20)]
+            outcome = BenchmarkResult(result=[sorted(samples)[10]], samples=[samples], number=[1], errcode=0,
+                                      stderr="", profile=None)
+            results.add_result({"name": f"bench_x.X.{name}", "version": "1", "params": []}, outcome,
+                               record_samples=True)
+        results.save(str(repo / "results"))
+    write_json(str(repo / "results" / "mac-1" / "machine.json"), {"machine": "mac-1"}, api_version=1)
+    dismissed = {"benchmark": "bench_x.X.time_b", "machine": "mac-1", "env": "virtualenv-py3.11",
+                 "commit": commits[SLOW_FROM], "confirmed": False, "culprit": None}
+    (repo / "results" / "confirmations.json").write_text(json.dumps({"verdicts": [dismissed]}))
+    done = subprocess.run([BIN / "kvcache-bench", "p95", "--no-html", "--json", "p95.json"], cwd=repo,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return (repo / "p95.json").read_text(), commits
+
+
+def test_summary_shows_each_flag_s_statistic_before_after_and_change_from_a_real_p95_report(tmp_path, real_p95_report):
+    report_text, commits = real_p95_report
+    report = json.loads(report_text)
+    result, text = summary(tmp_path, report_text, GITHUB_ACTIONS="true",
                            GITHUB_SERVER_URL="https://github.com", GITHUB_REPOSITORY="o/r")
     assert result.returncode == 0, result.stderr
-    link = "[0123456789ab](https://github.com/o/r/commit/0123456789abcdef0123456789abcdef01234567)"
-    rows = [line for line in text.splitlines() if line.startswith("| ") and "bench_tail" in line]
-    assert rows == [
-        f"| regression | bench_tail.RestoreTail.track_p95_ms('zero_copy') | mac-1 | {link} | 0.310 | 5.200 |  |",
-        f"| budget | bench_tail.RestoreTail.track_p95_ms('zero_copy') | mac-1 | {link} |  | 5.200 | 5.000 |"]
-    assert result.stdout.splitlines() == [
-        "::warning title=p95 regression%3A bench_tail.RestoreTail.track_p95_ms('zero_copy')::"
-        "regression: p95 0.31 -> 5.2 ms",
-        "::warning title=p95 budget%3A bench_tail.RestoreTail.track_p95_ms('zero_copy')::"
-        "bench_tail.RestoreTail.track_p95_ms('zero_copy') on mac-1 at 0123456789ab: p95 5.200 ms"]
+    cells = [[c.strip() for c in line.strip()[1:-1].split(" | ")] for line in text.splitlines()
+             if line.startswith("| ") and "bench_x" in line]
+    rows = {row[1]: row for row in cells}
+    assert set(rows) == {"bench_x.X.time_a", "bench_x.X.time_c"}  # time_b's flag was dismissed
+    kind, _, machine, commit, statistic, before, after, change, budget = rows["bench_x.X.time_a"]
+    assert (kind, machine, statistic) == ("regression", "mac-1", "p95+median")  # every call slower
+    assert commit == f"[{commits[SLOW_FROM][:12]}](https://github.com/o/r/commit/{commits[SLOW_FROM]})"
+    number = re.compile(r"(\d+\.\d+) ms")
+    assert 1.0 <= float(number.fullmatch(before).group(1)) <= 1.03  # the samples: 1 ms + up to 2%
+    assert 2.0 <= float(number.fullmatch(after).group(1)) <= 2.06
+    assert change == "+100%" and budget == ""
+    kind, _, _, commit, statistic, before, after, change, budget = rows["bench_x.X.time_c"]
+    assert (kind, statistic, budget, commit[1:13]) == ("budget", "p95", "5.00 ms", commits[5][:12])
+    assert 6.0 <= float(number.fullmatch(after).group(1)) <= 6.2
+    [dismissed] = report["dismissed"]
+    assert f"1 flag(s) dismissed by re-measurement (noise, not the code):\n- {dismissed['message']}" in text
+    annotations = result.stdout.splitlines()
+    assert len(annotations) == 2 and all(line.startswith("::warning title=p95 ") for line in annotations)
+    assert any("p95 1.0" in line and "-> 2.0" in line for line in annotations), annotations
 
 
 def test_summary_without_flags_says_so(tmp_path):
