@@ -81,7 +81,7 @@ def truthy(value):
 
 def loose(value):
     """What GitHub compares: strings case-insensitively, null as the empty string here."""
-    return "" if value is None else str(value).lower() if not isinstance(value, bool) else str(value).lower()
+    return "" if value is None else str(value).lower()
 
 
 class Expression:
@@ -214,7 +214,7 @@ class Runner:
         self.workspace = base / "self-hosted" / "_work" / "tiny" / "tiny"  # kept between jobs
         self.artifacts, self.pages = base / "artifacts", base / "pages"
         self.gh_log, self.posted = base / "gh.log", base / "posted"
-        self.run_id, self.jobs_run = 1000, 0
+        self.run_id, self.jobs_run, self.artifacts_made = 1000, 0, 0
         self.runs = []
         tools = base / "tools"
         for folder in (self.workspace, self.artifacts, self.pages, self.posted, tools, base / "home-self-hosted"):
@@ -353,10 +353,11 @@ class Runner:
             git("fetch", "-q", "origin", ref, cwd=workspace)
         else:
             git("fetch", "-q", "--depth=1", "origin", ref, cwd=workspace)
-        if context["github"]["ref"] == "refs/heads/main" and not with_values.get("ref") and context["github"]["event_name"] in ("push", "workflow_dispatch"):
-            git("checkout", "-q", "--force", "-B", "main", ref, cwd=workspace)
-        else:
+        if with_values.get("ref"):  # a commit: detached, as checkout leaves it
             git("checkout", "-q", "--force", "--detach", ref, cwd=workspace)
+        else:  # the event's branch (github.ref) at the event's commit
+            branch = context["github"]["ref"].removeprefix("refs/heads/")
+            git("checkout", "-q", "--force", "-B", branch, ref, cwd=workspace)
         return {}
 
     def upload_artifact(self, with_values, workspace, context):
@@ -375,7 +376,8 @@ class Runner:
         for f in files:
             (target / f.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(f, target / f.relative_to(root))
-        return {"artifact-id": str(abs(hash((str(target), len(files)))) % 10**9)}
+        self.artifacts_made += 1
+        return {"artifact-id": str(self.artifacts_made)}
 
     def download_artifact(self, with_values, workspace, context):
         source = self.artifacts / (with_values.get("run-id") or str(context["github"]["run_id"])) / with_values["name"]
@@ -568,9 +570,10 @@ def test_the_workflows_keep_results_and_verdicts_and_gate_prs_on_main_s_history(
     #    main: asv is not called for either, and the decided flag is not measured again.
     run3 = main_job(runner, "workflow_dispatch", slow, {"range": f"{history[2]}..main", "commits": ""})
     log3 = run3["jobs"]["benchmark"]["log"]
-    assert "nothing to backfill" in log3 and "nothing to measure" in log3 and "no new flag to re-measure" in log3, log3
     branch = branch_tree(runner.origin, tmp_path / "branch-3")
-    assert samples_per_commit(branch) == after_job2 and verdicts_in(branch) == [verdict]
+    assert samples_per_commit(branch) == after_job2, log3  # nothing measured again
+    assert verdicts_in(branch) == [verdict]
+    assert "nothing to backfill" in log3 and "nothing to measure" in log3 and "no new flag to re-measure" in log3, log3
     assert "regression" in run3["jobs"]["benchmark"]["summary"]  # still flagged, from the kept verdict
     slow_blob = branch_blob(runner.origin, f"{MACHINE}/{slow[:8]}-{result_env(branch, slow)}.json")
 
@@ -588,9 +591,8 @@ def test_the_workflows_keep_results_and_verdicts_and_gate_prs_on_main_s_history(
     pr_run = runner.run("benchmarks-pr.yml", "pull_request_target", event, slow)
     assert pr_run["display_title"] == f"benchmarks of PR #{PR_NUMBER} at {head}"
     compare = pr_run["jobs"]["compare"]
-    assert "restored" in compare["log"] and f"HEAD `{head[:8]}` vs BASE `{slow[:8]}`" in compare["summary"], job_text(pr_run, "compare")
     gate_rows = [line for line in compare["summary"].splitlines() if line.startswith(f"| `{BENCHMARK}`")]
-    assert gate_rows, compare["summary"]
+    assert gate_rows and f"HEAD `{head[:8]}` vs BASE `{slow[:8]}`" in compare["summary"], job_text(pr_run, "compare")
     ci_row = [c.strip() for c in gate_rows[-1].strip()[1:-1].split(" | ")]
     assert ci_row[7] == "rounds+history" and re.fullmatch(r"\d+\.\d\d", ci_row[6]), gate_rows  # main's history judged it
     # The numbers are the p95 of what the job measured, and a rounds-only gate differs.
@@ -646,3 +648,63 @@ def rounds_only_gate(workspace, into, base, head):
     rows = [line for line in done.stdout.splitlines() if line.startswith(f"| `{BENCHMARK}`")]
     assert rows, done.stdout + done.stderr
     return [c.strip() for c in rows[-1].strip()[1:-1].split(" | ")]
+
+
+# --- the evaluator against the workflows' own conditions, per event ----------------------------
+
+def workflow_file(name):
+    return YAML(typ="safe").load((ROOT / ".github" / "workflows" / name).read_text())
+
+
+def pr_event(fork, action, label=None, labels=()):
+    repo = "someone/tiny" if fork else REPOSITORY
+    return {"action": action, "label": {"name": label} if label else None,
+            "pull_request": {"head": {"repo": {"full_name": repo}}, "labels": [{"name": n} for n in labels]}}
+
+
+CONDITIONS = [  # (workflow, job, event, needs, whether the job runs), as GitHub decides it
+    ("benchmarks-pr.yml", "compare", pr_event(False, "opened"), {}, True),
+    ("benchmarks-pr.yml", "compare", pr_event(False, "synchronize"), {}, True),
+    ("benchmarks-pr.yml", "compare", pr_event(False, "labeled", "run-benchmarks"), {}, False),
+    ("benchmarks-pr.yml", "compare", pr_event(True, "opened"), {}, False),
+    ("benchmarks-pr.yml", "compare", pr_event(True, "synchronize", labels=["run-benchmarks"]), {}, False),
+    ("benchmarks-pr.yml", "compare", pr_event(True, "labeled", "run-benchmarks"), {}, True),
+    ("benchmarks-pr.yml", "compare", pr_event(True, "labeled", "bug"), {}, False),
+    ("benchmarks-pr-label.yml", "unlabel", pr_event(True, "synchronize", labels=["run-benchmarks"]), {}, True),
+    ("benchmarks-pr-label.yml", "unlabel", pr_event(False, "synchronize", labels=["run-benchmarks"]), {}, False),
+    ("benchmarks-pr-label.yml", "unlabel", pr_event(True, "synchronize", labels=["bug"]), {}, False),
+    ("benchmarks-pr-comment.yml", "which", {"workflow_run": {"event": "pull_request_target", "conclusion": "success"}}, {}, True),
+    ("benchmarks-pr-comment.yml", "which", {"workflow_run": {"event": "pull_request_target", "conclusion": "failure"}}, {}, True),
+    ("benchmarks-pr-comment.yml", "which", {"workflow_run": {"event": "pull_request_target", "conclusion": "cancelled"}}, {}, False),
+    ("benchmarks-pr-comment.yml", "which", {"workflow_run": {"event": "pull_request", "conclusion": "success"}}, {}, False),
+    ("benchmarks-main.yml", "results", {}, {"benchmark": {"result": "failure", "outputs": {"results": "17"}}}, True),
+    ("benchmarks-main.yml", "results", {}, {"benchmark": {"result": "success", "outputs": {"results": ""}}}, False),
+    ("benchmarks-main.yml", "deploy", {}, {"benchmark": {"result": "failure", "outputs": {"dashboard": "18"}}}, True),
+]
+
+
+@pytest.mark.parametrize("name, job_id, event, needs, runs", CONDITIONS)
+def test_the_evaluator_reads_the_workflows_conditions_as_github_does(name, job_id, event, needs, runs):
+    job = workflow_file(name)["jobs"][job_id]
+    context = {"github": {"event": event, "repository": REPOSITORY}, "needs": needs}
+    functions = {"success": lambda: all(n["result"] == "success" for n in needs.values()), "failure": lambda: False,
+                 "cancelled": lambda: False, "always": lambda: True,
+                 "contains": lambda haystack, needle: needle in haystack}
+    assert condition(job.get("if"), context, functions) is runs
+
+
+def test_a_step_condition_on_a_file_is_read_from_the_workspace(tmp_path):
+    [step] = [s for s in workflow_file("benchmarks-pr.yml")["jobs"]["compare"]["steps"] if s.get("name") == "Report in the job summary"]
+    runner = Runner(tmp_path / "github", tmp_path / "origin.git")
+    assert condition(step["if"], {}, runner.functions({}, tmp_path)) is False
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "pr-comment.md").write_text("report")
+    assert condition(step["if"], {}, runner.functions({}, tmp_path)) is True
+
+
+@pytest.mark.parametrize("earlier_step_failed, runs", [(False, True), (True, False)])
+def test_a_condition_without_a_status_function_runs_only_after_success(earlier_step_failed, runs):
+    [step] = [s for s in workflow_file("tests.yml")["jobs"]["test"]["steps"] if s.get("run") == "make test"]
+    functions = {"success": lambda: not earlier_step_failed, "failure": lambda: earlier_step_failed,
+                 "cancelled": lambda: False, "always": lambda: True}
+    assert condition(step["if"], {"env": {"MLX_DEVICE": "metal"}}, functions) is runs
