@@ -118,7 +118,7 @@ if [ -s .asv/confirm-runs.txt ]; then
     # shellcheck disable=SC2086  # $commits: hashes, one word each
     printf '%s\n' $commits |
       "$bin/asv" run --append-samples --interleave-rounds --machine "$machine" \
-        ${config_opts[@]+"${config_opts[@]}"} -b "$selection" HASHFILE:- >/dev/null ||
+        ${config_opts[@]+"${config_opts[@]}"} -b "$selection" HASHFILE:- ||
       remeasure_status=$?
     [ "$remeasure_status" -eq 0 ] ||
       echo "$job: asv run exited $remeasure_status while re-measuring $selection (its error is above): its flag stays undecided"
