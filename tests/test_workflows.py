@@ -155,6 +155,12 @@ def test_only_the_results_steps_get_a_token():
     assert not [text for text in map(Path.read_text, WORKFLOW_FILES) if "secrets." in text]
 
 
+def test_the_pr_job_restores_main_s_results_before_the_gate_and_pushes_nothing():
+    runs = [step.get("run") for step in jobs_by_id()["benchmarks-pr.yml", "compare"]["steps"]]
+    assert runs.index("bash scripts/results-branch.sh fetch") < runs.index("bash scripts/ci-pr.sh")
+    assert not [run for run in runs if run and "push" in run]
+
+
 def test_self_hosted_runner_gets_no_fork_code_without_the_label_and_no_write_token():
     self_hosted = {(name, job_id): job for name, job_id, job in jobs() if job["runs-on"] == SELF_HOSTED}
     assert set(self_hosted) == {("benchmarks-main.yml", "benchmark"), ("benchmarks-pr.yml", "compare")}
