@@ -5,7 +5,7 @@ two speeds about 1.9x apart, in stretches of 0.1 s to seconds, whatever the proc
 plain Python loop slows by the same factor at the same moments as a restore
 (docs/experiments/2026-12-04-speed-modes.md). A time measured in seconds is then mostly
 which speed the machine was in. The probe, a fixed piece of pure-Python work, is timed right
-before and right after each timed call; the call's time divided by the mean of the two is
+before and right after each timed call; the call's time divided by the larger of the two is
 its time in *probes*, which the machine's speed divides out of, as a cycle counter divides
 out the clock frequency. What the code does stays in it: a call that does more work, or
 waits, is that much longer in probes too.
@@ -35,8 +35,9 @@ class ProbeClock:
 
     Each call runs the probe once and returns the clock's reading. Between two calls, the
     reading advances by the time from the end of the first call's probe to the start of the
-    second call's, divided by the mean time of the two probes: the interval in probes, the
-    probes themselves not counted. So for ``t0 = clock(); work(); t1 = clock()``, ``t1 - t0``
+    second call's, divided by the time of the slower of the two probes: the interval in probes,
+    the probes themselves not counted. (The slower one: the p95's spread between processes was
+    smallest so, against the mean or one probe: docs/benchmarks.md, "Probe units".) So for ``t0 = clock(); work(); t1 = clock()``, ``t1 - t0``
     is ``work``'s time over the probe's time around it. The reading never decreases.
     """
 
@@ -51,7 +52,7 @@ class ProbeClock:
         probe()
         took = self._timer() - now
         if self._since is not None:
-            self.reading += (now - self._since) / ((self._probe_before + took) / 2)
+            self.reading += (now - self._since) / max(self._probe_before, took)
         self._probe_before = took
         self._since = self._timer()
         return self.reading

@@ -1,6 +1,6 @@
 """``kvcache-bench costs``: what restore and store cost, as ratios to a plain copy.
 
-For each context length, with a synthetic cache of a preset's shape (``kvcache.random_cache``):
+For each context length, with a synthetic cache of a preset's shape (``kvcache.synthetic.random_cache``):
 
 - copy efficiency of every path that must copy (``concat``, ``gather`` of a block-per-run
   table, ``store`` of a live cache): plain-copy time / path time, where the plain copy is
@@ -31,6 +31,7 @@ import mlx.core as mx
 import numpy as np
 
 import kvcache
+import kvcache.synthetic
 from kvcache.mlx_lm_caches import arrays, private_copy
 from kvcache.copying import copy_jobs
 
@@ -114,9 +115,9 @@ def measure(spec, n, runs, zero_copy_runs):
     """One row of the table for a context of ``n`` tokens (see module docstring)."""
     pool = kvcache.BlockPool(spec, 3 * spec.total_blocks_needed(n))  # stored + scattered copy + a re-store in flight
     engine = kvcache.BlockPoolBatchEngine(pool)
-    live = kvcache.random_cache(spec, n)
+    live = kvcache.synthetic.random_cache(spec, n)
     stored = engine.store("agent", live)
-    scattered = kvcache.scattered_copy(pool, stored, "scattered")
+    scattered = kvcache.synthetic.scattered_copy(pool, stored, "scattered")
     runs_arrays = [a for i in range(spec.n_layers) for a in (stored.whole_run(i).keys, stored.whole_run(i).values)]
     scattered_arrays = [a for b in scattered.all_blocks() for a in (b.run.keys, b.run.values)]
     live_arrays = arrays(live)

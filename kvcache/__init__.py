@@ -2,7 +2,8 @@
 
 Agents' mlx-lm caches are parked in a pool of fixed-size blocks (``BlockPool``) and restored
 when the agent speaks again (``BlockPoolBatchEngine``); ``ModelCacheSpec`` says how big
-everything is.
+everything is. ``kvcache.synthetic`` holds test and benchmark helpers (caches of random
+data, block-per-run tables), not part of the cache's API.
 """
 
 try:
@@ -29,11 +30,10 @@ from .errors import (
 from .pool import Block, BlockPool, BlockRun
 from .restore import STRATEGIES
 from .spec import GLOBAL, SLIDING, LayerSpec, ModelCacheSpec
-from .synthetic import random_cache, scattered_copy
 
 __all__ = [
     "AgentBlocks", "AgentOnLoanError", "Block", "BlockOwnershipError", "BlockPool",
     "BlockPoolBatchEngine", "BlockRun", "CacheMismatchError", "GLOBAL", "InvalidArgumentError", "KVCacheError",
     "LayerSpec", "ModelCacheSpec", "PoolExhaustedError", "SLIDING", "STRATEGIES", "SpecError",
-    "UnknownAgentError", "UnknownStrategyError", "random_cache", "scattered_copy",
+    "UnknownAgentError", "UnknownStrategyError",
 ]

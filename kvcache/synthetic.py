@@ -1,4 +1,5 @@
-"""Random mlx-lm caches of a given spec and length: stand-ins for a real prefill's *data*.
+"""Test and benchmark helpers, not part of the cache's API: random mlx-lm caches of a given
+spec and length (stand-ins for a real prefill's *data*), and block-per-run copies of a table.
 
 Benchmarks and experiments need an 8K Gemma 3 12B cache without the 12B model; the layout
 (``KVCache`` on global layers, ``RotatingKVCache`` on sliding ones, offsets, ring state) is

@@ -10,12 +10,13 @@ import time
 import mlx.core as mx
 
 import kvcache
+import kvcache.synthetic
 from kvbench.restore_costs import interleaved_median_ms
 from kvcache.copying import copy_jobs
 
 
 def store_parts_ms(spec, n):
-    live = kvcache.random_cache(spec, n)
+    live = kvcache.synthetic.random_cache(spec, n)
     engine = kvcache.BlockPoolBatchEngine(kvcache.BlockPool(spec, 3 * spec.total_blocks_needed(n)))
     engine.store("agent", live)  # a real store first: later ones replace it, as a re-park does
     plan_times = []

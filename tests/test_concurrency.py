@@ -13,7 +13,8 @@ import threading
 import mlx.core as mx
 import pytest
 
-from kvcache import STRATEGIES, AgentOnLoanError, BlockPool, BlockPoolBatchEngine, PoolExhaustedError, random_cache
+from kvcache import STRATEGIES, AgentOnLoanError, BlockPool, BlockPoolBatchEngine, PoolExhaustedError
+from kvcache.synthetic import random_cache
 
 from conftest import arrays_equal, held_tokens, small_spec
 

@@ -11,7 +11,8 @@ import pytest
 from mlx_lm.models.cache import make_prompt_cache
 
 from kvcache import STRATEGIES, AgentOnLoanError, BlockPool, BlockPoolBatchEngine, LayerSpec, ModelCacheSpec
-from kvcache import copying, random_cache, scattered_copy
+from kvcache import copying
+from kvcache.synthetic import random_cache, scattered_copy
 from kvcache.mlx_lm_caches import layer_copy_jobs
 
 from conftest import (

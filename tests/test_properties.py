@@ -28,9 +28,8 @@ from kvcache import (
     ModelCacheSpec,
     PoolExhaustedError,
     UnknownAgentError,
-    random_cache,
-    scattered_copy,
 )
+from kvcache.synthetic import random_cache, scattered_copy
 
 from conftest import held_tokens, small_spec
 

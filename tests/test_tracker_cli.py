@@ -792,3 +792,22 @@ def test_a_clone_without_the_local_branch_reads_origins_and_says_so(project, cap
     git(clone, "remote", "remove", "origin")
     code, out, err = run_cli(capsys, "p95", "--no-html")
     assert "no branch main" in err and "git fetch origin main" in err
+
+
+def test_a_verdict_is_found_again_for_the_same_change_and_not_for_a_new_commit():
+    from kvbench.tracker import confirm
+
+    key = {"benchmark": "b", "machine": "m", "env": "e"}
+    position = {f"c{i}": i for i in range(40)}
+    stood = key | {"commit": "c30", "culprit": "c31", "confirmed": True, "remeasured": {"c30": 0.0, "c31": 0.2}}
+    gone = key | {"commit": "c10", "culprit": None, "confirmed": False, "remeasured": {"c10": 0.0}}
+    verdicts = {("b", "m", "e"): [stood, gone]}
+
+    def flag(commit, *candidates):
+        return key | {"commit": commit, "candidates": [commit, *candidates]}
+
+    assert confirm.verdict_for(flag("c31"), verdicts, position) is stood  # its culprit
+    assert confirm.verdict_for(flag("c33", "c34"), verdicts, position) is stood  # the change point moved by 2
+    assert confirm.verdict_for(flag("c36", "c37"), verdicts, position) is None  # another change
+    assert confirm.verdict_for(flag("c10"), verdicts, position) is gone
+    assert confirm.verdict_for(flag("c10", "c11"), verdicts, position) is None  # c11 was never re-measured

@@ -1,13 +1,13 @@
 """EXP-006's measurement: time single ``engine.reconstruct`` calls through the library.
 
-For one context length: a seeded synthetic cache of the spec's shape (``kvcache.random_cache``)
+For one context length: a seeded synthetic cache of the spec's shape (``kvcache.synthetic.random_cache``)
 is stored with a ``BlockPoolBatchEngine`` in a pool sized to fit, and the live cache is dropped.
 Each strategy then restores it, ``warmup`` untimed calls and ``runs`` timed ones, each timed
 call alone between two ``time.perf_counter()`` readings (``reconstruct`` evaluates what it
 returns, so the time covers the work).
 
 - ``zero_copy`` and ``concat`` restore the stored table (one contiguous run per layer).
-- ``gather`` restores a block-per-run copy of it (``kvcache.scattered_copy``): the table a
+- ``gather`` restores a block-per-run copy of it (``kvcache.synthetic.scattered_copy``): the table a
   fragmented pool would hold, where ``zero_copy`` would fall back to ``gather`` too.
 
 A zero-copy restore lends the pool's buffers to the cache it returns; the cache is dropped
@@ -19,6 +19,7 @@ import time
 import mlx.core as mx
 
 import kvcache
+import kvcache.synthetic
 
 from .stats import summarize
 
@@ -36,10 +37,10 @@ def measure_context(spec, n_tokens, plan, warmup, progress):
     scattered = "gather" in plan
     engine = kvcache.BlockPoolBatchEngine(kvcache.BlockPool(spec, blocks * (2 if scattered else 1)))
     progress(f"{n_tokens} tokens: storing a synthetic cache ({spec.kv_bytes(n_tokens) / 2**20:.0f} MiB, {blocks} blocks)")
-    stored = engine.store(AGENT, kvcache.random_cache(spec, n_tokens))
+    stored = engine.store(AGENT, kvcache.synthetic.random_cache(spec, n_tokens))
     tables = {"contiguous": stored}
     if scattered:
-        tables["scattered"] = kvcache.scattered_copy(engine.pool, stored, SCATTERED_AGENT)
+        tables["scattered"] = kvcache.synthetic.scattered_copy(engine.pool, stored, SCATTERED_AGENT)
     results = {}
     for strategy, runs in plan.items():
         table_kind = "scattered" if strategy == "gather" else "contiguous"

@@ -130,7 +130,7 @@ def _notes(report, write_line):
     )
     write_line(
         "- zero_copy and concat restore the table `store` made (one contiguous run per layer); "
-        "gather restores a block-per-run copy of it (`kvcache.scattered_copy`), the table of a fragmented pool."
+        "gather restores a block-per-run copy of it (`kvcache.synthetic.scattered_copy`), the table of a fragmented pool."
     )
     write_line(
         "- Calls run back to back; each returned cache is dropped unchanged (a zero-copy one is the "
@@ -141,7 +141,7 @@ def _notes(report, write_line):
             "- The copying strategies ran fewer timed calls (`--copy-runs`, by default min(--runs, 20)): "
             "each one copies the whole cache."
         )
-    write_line("- Synthetic data: `kvcache.random_cache` (seeded); the layout is a real prefill's, the numbers random.")
+    write_line("- Synthetic data: `kvcache.synthetic.random_cache` (seeded); the layout is a real prefill's, the numbers random.")
 
 
 def _expected_cell(report, strategy, field, criterion):

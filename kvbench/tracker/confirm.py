@@ -2,7 +2,8 @@
 
 A flag says that commit C starts a level more than the threshold above the one before; when
 the first commit of the level is uncertain, the flag lists its candidates C1..Ck (``detect``).
-The main job measures the commit before the first candidate (P) and every candidate once more,
+The main job measures the last commit at the reference level (P: for a step, the commit before
+it; for creep, where the creep began) and every candidate once more,
 in one asv run whose rounds alternate between them (``asv run --append-samples``: the new
 samples are added after the ones each result had). Like a bisection (Chromium's Pinpoint), it
 names the **culprit**: the first candidate whose re-measurement shows at least half the flagged
@@ -34,11 +35,12 @@ import numpy as np
 
 from ..atomic import write_text_atomically
 from ..errors import UserError
-from . import project, stats
+from . import detect, project, stats
 from .options import warn
 from .read import read_measurements
 
 
+REMEASURE_RESAMPLES = 500  # bootstrap resamples of a re-measurement's interval
 FLAG_KEYS = ("benchmark", "machine", "env", "commit", "kind", "previous_commit", "statistic", "change")  # of p95 --json's flags
 PLAN_KEYS = FLAG_KEYS + ("counts", "suspects", "before")
 VERDICT_KEYS = ("benchmark", "machine", "env", "commit", "confirmed")
@@ -72,7 +74,8 @@ def register(subparsers):
 
 
 def run(args):
-    results_dir = project.load_project(args.config).results_dir_or(args.results)
+    proj = project.load_project(args.config)
+    results_dir = proj.results_dir_or(args.results)
     confirmations = verdicts_path(results_dir, args.confirmations)
     if args.plan:
         if not args.flags:
@@ -81,7 +84,7 @@ def run(args):
             key: _read_entries(args.flags, "--flags", key, FLAG_KEYS, "pass the JSON that kvcache-bench p95 --json wrote", required=key == "flags")
             for key in ("flags", "tentative")
         }
-        for line in write_plan(args.plan, report, load_verdicts(confirmations), results_dir):
+        for line in write_plan(args.plan, report, load_verdicts(confirmations), results_dir, _branch_positions(proj)):
             print(line)
         return 0
     plan = {"flags": _read_entries(args.decide, "--decide", "flags", PLAN_KEYS, "pass the plan that confirm --plan wrote")}
@@ -95,24 +98,29 @@ def run(args):
 
 
 def agrees(moves, before, after):
-    """Whether a re-measurement (``before``/``after``: samples, or ``(value,)`` of a track)
-    shows at least half the flagged change of one of ``moves`` (``(statistic, change)`` pairs);
-    and the largest share of its flagged change it shows, as ``(agrees, shown change)``."""
-    shown = []
+    """Whether a re-measurement shows a change again: ``before`` and ``after`` are the two
+    commits' new rounds (each a sequence of samples; a track's value is one round of one), and
+    ``moves`` the flagged ``(statistic, change)`` pairs. It agrees when, for one of them, the
+    re-measured change is at least half the flagged one and the lower end of its 98% interval
+    (``stats.quantile_ratio_ci`` over the rounds) is above 1: a re-measurement as noisy as the
+    flag itself does not confirm it. Returns ``(agrees, the re-measured change of the statistic
+    that agrees best)``."""
+    best = None
     for statistic, flagged in moves:
-        if statistic == "p95":
-            change = stats.p95(after) / stats.p95(before) - 1
-        else:
-            change = float(np.median(after) / np.median(before)) - 1
-        shown.append((change / flagged if flagged else 0.0, change))
-    share, change = max(shown)
-    return share >= 0.5, change
+        q = stats.P95 if statistic in ("p95", "value") else 0.5
+        ratio, low, _ = stats.quantile_ratio_ci(before, after, q, resamples=REMEASURE_RESAMPLES)
+        agreed = ratio - 1 >= flagged / 2 and low > 1
+        share = (ratio - 1) / flagged if flagged else 0.0
+        if best is None or (agreed, share) > best[:2]:
+            best = (agreed, share, ratio - 1)
+    return best[0], best[2]
 
 
 def name_culprit(moves, before, suspects):
-    """The index of the first of ``suspects`` (re-measured samples of the commits that may be
-    the first of the new level, oldest first) that ``agrees`` with ``moves`` against ``before``
-    (the commit before the first suspect, re-measured); None when none does (dismissed)."""
+    """The index of the first of ``suspects`` (the re-measured rounds of the commits that may
+    be the first of the new level, oldest first) that ``agrees`` with ``moves`` against
+    ``before`` (the last commit at the reference level, re-measured); None when none does
+    (dismissed)."""
     for k, after in enumerate(suspects):
         if agrees(moves, before, after)[0]:
             return k
@@ -127,24 +135,39 @@ def load_verdicts(path):
     return found
 
 
-def verdict_for(flag, verdicts):
-    """The verdict of the change ``flag`` names (a ``detect.Flag`` or its JSON), or None: one of
-    its series whose flagged commit or culprit is the flag's commit or one of its candidates."""
+def verdict_for(flag, verdicts, position=None):
+    """The verdict of the change ``flag`` names (a ``detect.Flag`` or its JSON), or None, as
+    ``power.raised_flags`` matches them: a standing verdict of its series whose flagged commit
+    or culprit is the flag's commit or a candidate, or lies within ``detect.CONFIRM`` commits
+    of the flag's commit (``position``: commit -> its place on the branch; the change point of
+    one change moves as commits arrive); a dismissal whose re-measured candidates include all
+    of the flag's (a flag that reaches a commit not yet re-measured is measured again), or, for
+    a verdict that names no re-measured candidates, of the flag's own commit."""
     get = flag.get if isinstance(flag, dict) else lambda key: getattr(flag, key)
     suspects = {get("commit"), *(get("candidates") or ())}
+    here = (position or {}).get(get("commit"))
     for verdict in verdicts.get((get("benchmark"), get("machine"), get("env")), []):
-        if {verdict["commit"], verdict.get("culprit")} & suspects:
+        named = {verdict["commit"], verdict.get("culprit")} - {None}
+        if verdict["confirmed"]:
+            near = here is not None and any(
+                c in position and abs(position[c] - here) <= detect.CONFIRM for c in named
+            )
+            if named & suspects or near:
+                return verdict
+        elif "remeasured" in verdict and suspects <= set(verdict["remeasured"]) | {verdict["commit"]}:
+            return verdict
+        elif "remeasured" not in verdict and get("commit") == verdict["commit"]:  # a verdict of one commit
             return verdict
     return None
 
 
-def apply_verdicts(flags, tentative, verdicts):
+def apply_verdicts(flags, tentative, verdicts, position=None):
     """``(flags, tentative, dismissed)`` after the re-measurements: a regression flag, or a
     tentative level far beyond the noise, that a verdict upholds is a flag at its culprit; one
     a verdict dismissed is set apart; the others are left as they were."""
     kept, waiting, dismissed = [], [], []
     for flag in flags + tentative:
-        verdict = verdict_for(flag, verdicts) if flag.kind == "regression" else None
+        verdict = verdict_for(flag, verdicts, position) if flag.kind == "regression" else None
         if verdict is None:
             (waiting if flag.tentative else kept).append(flag)
         elif verdict["confirmed"]:
@@ -156,17 +179,17 @@ def apply_verdicts(flags, tentative, verdicts):
     return kept, waiting, dismissed
 
 
-def write_plan(path, report, verdicts, results_dir):
+def write_plan(path, report, verdicts, results_dir, position=None):
     """Write the plan of the regression flags, and of the tentative levels far beyond the noise,
     that have no verdict (``report``: ``p95 --json``'s); return its ``REGEX P C1 .. Ck`` lines."""
     counts = _sample_counts(results_dir)
     planned = []
     for flag in report["flags"] + [f for f in report.get("tentative", []) if f.get("far")]:
-        if flag["kind"] != "regression" or verdict_for(flag, verdicts) or not flag["previous_commit"]:
+        if flag["kind"] != "regression" or verdict_for(flag, verdicts, position) or not flag["previous_commit"]:
             continue
         suspects = flag.get("candidates") or [flag["commit"]]
         assert suspects[0] == flag["commit"], "a flag's candidates start at its commit: this is a bug in detect"
-        before = flag["previous_commit"]
+        before = flag.get("baseline_commit") or flag["previous_commit"]
         key = (flag["benchmark"], flag["machine"], flag["env"])
         planned.append({**flag, "suspects": suspects, "before": before,
                         "counts": [counts.get((*key, c), 0) for c in [before, *suspects]]})
@@ -201,7 +224,7 @@ def decide(plan, results_dir, confirmations):
             | {
                 "confirmed": named is not None,
                 "culprit": culprit,
-                "previous_of_culprit": None if named is None else commits[named],
+                "previous_of_culprit": None if named is None else ([flag["previous_commit"], *flag["suspects"]])[named],
                 "flagged_change": flag["change"],
                 "remeasured_change": shown[named if named is not None else int(np.argmax(shown))],
                 "remeasured": dict(zip(flag["suspects"], shown)),
@@ -212,13 +235,23 @@ def decide(plan, results_dir, confirmations):
     return verdicts
 
 
+def _branch_positions(proj):
+    """``{commit: its place on the branch}`` (first parents, oldest first); empty when git
+    cannot tell (verdicts then match by commit alone)."""
+    try:
+        return {commit: i for i, commit in enumerate(project.first_parent_commits(proj.repo_dir, proj.branch))}
+    except UserError:
+        return {}
+
+
 def _added(measurement, count):
-    """The samples appended after the first ``count`` (a track's value when it has none)."""
+    """The rounds appended after the first ``count`` samples (a track's value as one round)."""
     if measurement is None:
         return ()
     if measurement.source != "samples":
-        return (measurement.value,)
-    return measurement.samples[count:]
+        return ((measurement.value,),)
+    added = measurement.samples[count:]
+    return tuple(stats.split_rounds(added, measurement.rounds, measurement.round_size)) if added else ()
 
 
 def _sample_counts(results_dir):

@@ -68,6 +68,7 @@ class Shift:
     pvalue: float  # of the change point that starts it
     confirmed: bool  # held by at least ``confirm`` commits and ranked above the commits before
     far: bool = False  # not (yet) confirmed, but far beyond the noise: to be re-measured at once
+    baseline: int = -1  # the last commit of the reference level before it (-1: the one before ``index``)
 
     @property
     def change(self):
@@ -78,6 +79,12 @@ class Shift:
         """Indices that may be the first commit of the level: ``index`` alone when it is
         certain, else ``index`` to ``settled`` (at least two)."""
         return tuple(range(self.index, max(self.settled, self.index + 1) + 1))
+
+    @property
+    def before(self):
+        """The commit a re-measurement compares the candidates with: the last of the reference
+        level (for a step, the commit before it; for creep, where the creep began)."""
+        return self.baseline if self.baseline >= 0 else self.index - 1
 
 
 def levels(values, max_pvalue=MAX_PVALUE, window_len=WINDOW_LEN):
@@ -104,6 +111,7 @@ def _walk(values, threshold, confirm, spreads, max_pvalue, window_len):
     values = np.asarray(values, dtype=float)
     points, bounds, found_levels = levels(values, max_pvalue, window_len)
     reference, since, found = found_levels[0], 0, []  # the reference level, and where it began
+    reference_end = bounds[1]  # where the reference level's own segment ends
     dropped_from = []  # levels held before a drop of more than the threshold, since the last flag
     references = [(0, reference)]
     k = 0
@@ -117,21 +125,22 @@ def _walk(values, threshold, confirm, spreads, max_pvalue, window_len):
             middle = np.sqrt(level * reference)  # a value above it is nearer the new level
             first, settled = _level_start(values, start, stop, since, middle, level, previous)
             if any(_same_level(held, level, 2 * threshold) for held in dropped_from):
-                reference, since, dropped_from = level, first, []  # back at a level held before
+                reference, since, reference_end, dropped_from = level, first, stop, []  # back at a level held before
                 references.append((first, reference))
                 continue
             held = int(np.sum(values[first:stop] > middle))
             confirmed = held >= confirm and _ranked_above(values[first:stop], values[since:first], threshold, confirm)
             far = not confirmed and _far_beyond(values, spreads, first, stop, since, threshold)
             if confirmed or far or stop == len(values):
-                found.append(Shift(first, settled, reference, level, held, point.pvalue, confirmed, far))
+                baseline = min(reference_end, first) - 1
+                found.append(Shift(first, settled, reference, level, held, point.pvalue, confirmed, far, baseline))
             if confirmed:
-                reference, since, dropped_from = level, first, []
+                reference, since, reference_end, dropped_from = level, first, stop, []
                 references.append((first, reference))
         elif level < reference and stop - start >= confirm:
             if level * (1 + threshold) < reference:
                 dropped_from.append(reference)
-            reference, since = level, start
+            reference, since, reference_end = level, start, stop
             references.append((start, reference))
     if not found or found[-1].index < since:  # the newest commits, where change points cannot split yet
         found += _far_tail(values, spreads, since, threshold, confirm)
@@ -146,7 +155,7 @@ def _far_tail(values, spreads, since, threshold, confirm):
     for k in range(min(confirm - 1, n - since - 1), 0, -1):
         if _far_beyond(values, spreads, n - k, n, since, threshold):
             reference, level = float(np.median(values[since : n - k])), float(np.median(values[n - k :]))
-            return [Shift(n - k, n - k, reference, level, k, float("nan"), False, True)]
+            return [Shift(n - k, n - k, reference, level, k, float("nan"), False, True, n - k - 1)]
     return []
 
 
@@ -244,6 +253,7 @@ class Change:
     pvalue: float
     confirmed: bool
     far: bool
+    before: int  # the commit a re-measurement compares the candidates with (``Shift.before``)
 
     @property
     def statistic(self):
@@ -283,9 +293,10 @@ def merge(shifts_by_statistic, min_rise=0.0):
                 moves=tuple(sorted((*last.moves, move), key=lambda m: STATISTICS.index(m.statistic))),
                 confirmed=last.confirmed or shift.confirmed,
                 far=last.far or shift.far,
+                before=min(last.before, shift.before),
             )
         else:
-            merged.append(Change(index, shift.candidates, (move,), shift.pvalue, shift.confirmed, shift.far))
+            merged.append(Change(index, shift.candidates, (move,), shift.pvalue, shift.confirmed, shift.far, shift.before))
     return merged
 
 
@@ -306,6 +317,7 @@ class Flag:
     moves: tuple = ()  # of ``Move``: every statistic that moved (regression)
     candidates: tuple = ()  # commits that may be the first of the new level, oldest first
     far: bool = False  # flagged as far beyond the noise, before ``CONFIRM`` commits held it
+    baseline_commit: str | None = None  # the last commit at the reference level: what a re-measurement compares with
     unit: str = "ms"  # of before, after and the moves' levels (the series'; a budget is in ms)
 
     @property
@@ -351,7 +363,7 @@ def regression_flags(series, threshold=THRESHOLD, min_rise_ms=0.0, walks=None):
                 commits[change.index - 1] if change.index > 0 else None, primary.before, primary.after,
                 change.statistic, change.pvalue, tentative=not change.confirmed, moves=change.moves,
                 candidates=tuple(commits[i] for i in change.candidates if i < len(commits)), far=change.far,
-                unit=series.unit,
+                baseline_commit=commits[change.before] if change.before >= 0 else None, unit=series.unit,
             )
         )
     return flags

@@ -114,7 +114,7 @@ def compare(base, head, threshold, min_rise_ms=0.0, history_bound=None):
     if not (base_value > 0 and head_value > 0):
         return row(base_value, head_value, float("nan"), None, "no p95", "-")
     if sampled:
-        ratio, low, high = stats.p95_ratio_ci(base.sample_rounds, head.sample_rounds)
+        ratio, low, high = stats.quantile_ratio_ci(base.sample_rounds, head.sample_rounds)
         ci, noise = (low, high), "rounds+history" if history_bound is not None else "rounds"
     elif history_bound is not None:
         ratio, low, ci, noise = head_value / base_value, None, None, "history"

@@ -77,7 +77,8 @@ def run(args):
     retired = [s for s in every if s.retired is not None]
     _warn_about_inputs(measurements, order, budgets, all_series)
     analysis = detect.analyze(all_series, args.min_rise_ms)
-    flags, tentative, dismissed = confirm.apply_verdicts(analysis.flags, analysis.tentative, verdicts)
+    position = {commit: i for i, commit in enumerate(order)}
+    flags, tentative, dismissed = confirm.apply_verdicts(analysis.flags, analysis.tentative, verdicts, position)
     analysis = replace(analysis, tentative=tentative)
     render.write_p95_report(all_series, flags, analysis.tentative, dismissed, print)
     render.write_retired(retired, print)
@@ -208,6 +209,7 @@ def _flag_json(flag, commit_url):
         "change": flag.change,
         "pvalue": flag.pvalue,
         "previous_commit": flag.previous_commit,
+        "baseline_commit": flag.baseline_commit,
         "candidates": list(flag.candidates),
         "moves": [{"statistic": m.statistic, "before": m.before, "after": m.after, "change": m.change} for m in flag.moves],
         "far": flag.far,

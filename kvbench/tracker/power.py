@@ -9,9 +9,6 @@ Detectors, each given the per-commit p95 (and median where there are samples) of
   re-measured as the main job does (``kvbench.tracker.confirm``: the commit before its first
   candidate and every candidate measured again; it stands when one of them shows at least half
   the flagged change, and names the first that does);
-- ``previous rule``: the rule this tracker had before (a step confirmed by one later commit,
-  each of the two above every one of the two commits before, and significant by a bootstrap
-  of the samples);
 - ``asv``: asv's own step detection (``asv.step_detect``, what ``asv publish`` flags) on the
   median series, as asv tracks medians;
 - ``otava``: Apache Otava's ``compute_change_points`` on the p95 series, a flag for each change
@@ -26,6 +23,7 @@ delay (commits from the change to the run that first raised the right flag).
 """
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -35,12 +33,11 @@ import numpy as np
 from asv.step_detect import detect_regressions, detect_steps
 
 from ..errors import UserError
-from . import confirm, detect, replay, stats
+from . import confirm, detect, project, replay, stats
 from .gate import compare
 from .read import Measurement
 from .render import write_table
 
-THRESHOLD = detect.THRESHOLD
 CREEP_DEADLINE = 10
 FIRST_RUN = 5  # CI mode: the detector first runs when the series has this many commits
 AA_COMPARISONS = 20
@@ -60,6 +57,10 @@ def register(subparsers):
     parser.add_argument("--json", help="write every number to this JSON file")
     parser.add_argument("--mode", choices=["ci", "full"], default="ci")
     parser.add_argument(
+        "--threshold", type=float, help="relative change that counts (default: asv.conf.json's regressions_thresholds, else 0.10)"
+    )
+    parser.add_argument("--config", help="asv config file (default: asv.conf.json here, if there is one)")
+    parser.add_argument(
         "--record-from", metavar="DIR", help="write --noise from the asv results files in DIR (scripts/record-noise.sh) and stop"
     )
     parser.add_argument("--force", action="store_true", help="with --record-from: overwrite --noise if it exists")
@@ -76,10 +77,12 @@ def run(args):
         meta, noises = replay.load_noise(noise)
     except (OSError, ValueError, KeyError) as error:
         raise UserError(f"cannot read recorded noise {noise}: {error}")
-    aa = aa_gate_failures(noises)
+    proj = project.load_project(args.config)
+    threshold_for = functools.partial(proj.threshold_for, given=args.threshold)
+    aa = aa_gate_failures(noises, threshold_for)
     write_aa_table(aa, print)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    rows = measure_power(noises, available_detectors(), seeds, args.mode, args.baseline_seeds)
+    rows = measure_power(noises, available_detectors(), seeds, args.mode, args.baseline_seeds, threshold_for=threshold_for)
     print()
     write_power_table(rows, print)
     print(f"\n{meta.get('machine', '?')}: {len(noises)} benchmarks x {args.seeds} seeds, mode {args.mode}")
@@ -103,7 +106,7 @@ def record(args):
     return 0
 
 
-def aa_gate_failures(noises, comparisons=AA_COMPARISONS, seed=0):
+def aa_gate_failures(noises, threshold_for=lambda benchmark: detect.THRESHOLD, comparisons=AA_COMPARISONS, seed=0):
     """The gate on A/A pairs of recorded asv runs of the one commit: BASE one run, HEAD
     another (each with its rounds), every benchmark compared as the gate compares them.
     ``{"history": {...}, "rounds only": {...}}``, each ``{benchmark: failures, "any": comparisons
@@ -121,7 +124,7 @@ def aa_gate_failures(noises, comparisons=AA_COMPARISONS, seed=0):
             others = [stats.p95(np.concatenate(runs[i])) for i in order[2:]]
             bound = stats.neighbour_ratio_bound(others)
             for mode, history in (("history", bound), ("rounds only", None)):
-                failure = compare(base, head, THRESHOLD, history_bound=history).regression
+                failure = compare(base, head, threshold_for(noise.benchmark), history_bound=history).regression
                 found[mode][noise.benchmark] = found[mode].get(noise.benchmark, 0) + failure
                 failed[mode] |= failure
         for mode in found:
@@ -161,15 +164,16 @@ class Measured:
     p95: np.ndarray
     median: np.ndarray | None  # None for a track benchmark
     spreads: dict  # {statistic: [detect.round_spread per commit]}
+    threshold: float = detect.THRESHOLD  # the benchmark's
 
     @classmethod
-    def of(cls, measurements, has_samples):
+    def of(cls, measurements, has_samples, threshold=detect.THRESHOLD):
         pooled = [np.concatenate(rounds) for rounds in measurements]
         p95 = np.array([stats.p95(m) for m in pooled])
         median = np.array([np.median(m) for m in pooled]) if has_samples else None
         named = ("p95", "median") if has_samples else ("p95",)
         spreads = {s: [detect.round_spread(r, s) for r in measurements] for s in named}
-        return cls(measurements, p95, median, spreads)
+        return cls(measurements, p95, median, spreads, threshold)
 
     def values(self, t):
         """``{statistic: values of the first t commits}``."""
@@ -187,6 +191,7 @@ class Found:
     moves: tuple  # ((statistic, change), ...): what moved, by how much
     candidates: tuple = ()  # indices that may be the first commit of the change (default: index)
     pending: bool = False  # far beyond the noise but not confirmed: a flag only once re-measured
+    before: int | None = None  # the commit a re-measurement compares with (default: the one before)
 
     @property
     def suspects(self):
@@ -201,43 +206,15 @@ def kvbench_flags(m, t):
     confirmed changes, and pending ones far beyond the noise."""
     spreads = {s: found[:t] for s, found in m.spreads.items()}
     return [
-        Found(c.index, tuple((mv.statistic, mv.change) for mv in c.moves), c.candidates, pending=not c.confirmed)
-        for c in detect.changes(m.values(t), THRESHOLD, spreads_by_statistic=spreads)
+        Found(c.index, tuple((mv.statistic, mv.change) for mv in c.moves), c.candidates, not c.confirmed, c.before)
+        for c in detect.changes(m.values(t), m.threshold, spreads_by_statistic=spreads)
         if c.confirmed or c.far
     ]
 
 
-def previous_rule_flags(m, t, window=2):
-    """The previous rule: ``window`` commits from ``j`` on all > (1 + threshold) x each of
-    the ``window`` before, and (with samples) bootstrap-significant for each against ``j-1``."""
-    values, flags = m.p95[:t], []
-    for j in range(1, t - window + 1):
-        before, after = values[max(0, j - window) : j], values[j : j + window]
-        if min(after) <= (1 + THRESHOLD) * max(before):
-            continue
-        if m.median is not None and not all(
-            _percentile_bootstrap_low(np.concatenate(m.rounds[j - 1]), np.concatenate(m.rounds[i])) > 1 + THRESHOLD
-            for i in range(j, j + window)
-        ):
-            continue
-        flags.append(Found(j, (("p95", values[j] / values[j - 1] - 1),)))
-    return flags
-
-
-def _percentile_bootstrap_low(base, head, resamples=200, level=0.90):
-    """The previous rule's test: the lower end of the percentile-bootstrap interval of
-    p95(head) / p95(base), resampling the samples of one measurement each."""
-    rng = np.random.default_rng(0)
-    base, head = np.asarray(base), np.asarray(head)
-    ratios = np.quantile(rng.choice(head, (resamples, head.size)), 0.95, axis=1) / np.quantile(
-        rng.choice(base, (resamples, base.size)), 0.95, axis=1
-    )
-    return float(np.quantile(ratios, (1 - level) / 2))
-
-
 def asv_flags(m, t):
     values = m.median[:t] if m.median is not None else m.p95[:t]
-    _, _, jumps = detect_regressions(detect_steps(list(values)), THRESHOLD)
+    _, _, jumps = detect_regressions(detect_steps(list(values)), m.threshold)
     return [Found(after, (("median", 0.0),)) for _, after, _, _ in jumps or ()]
 
 
@@ -248,7 +225,7 @@ def otava_flags(m, t):
     return [
         Found(int(p.index), (("p95", p.stats.forward_rel_change()),))
         for p in points
-        if p.stats.forward_rel_change() > THRESHOLD
+        if p.stats.forward_rel_change() > m.threshold
     ]
 
 
@@ -263,7 +240,6 @@ def available_detectors():
     found = [
         Detector("kvbench", kvbench_flags),
         Detector("kvbench+confirm", kvbench_flags, confirm=True),
-        Detector("previous rule", previous_rule_flags),
         Detector("asv", asv_flags),
     ]
     try:
@@ -278,33 +254,37 @@ def available_detectors():
 
 def raised_flags(detector, replayer, measured, mode, rng, found=None):
     """``{index: time}``: each commit flagged, and the series length at which it first was.
-    A flag that names a commit of an alert already raised or dismissed (its candidates) is that
-    alert again, as the main job matches it to its verdict. ``found`` memoizes the detectors'
+    A flag is an alert already decided, as the main job matches it to its verdict
+    (``confirm.verdict_for``), when its candidates were all re-measured by a dismissal, or it
+    lies within ``detect.CONFIRM`` commits of a raised one. ``found`` memoizes the detectors'
     flags per (function, t) for one series."""
     n = len(measured.rounds)
     found = {} if found is None else found
-    raised, decided = {}, []  # decided: the suspects of every alert raised or dismissed
+    raised, dismissed = {}, []  # dismissed: the suspects of every alert re-measured away
     for t in range(FIRST_RUN, n + 1) if mode == "ci" else [n]:
         if (detector.flags, t) not in found:
             found[detector.flags, t] = detector.flags(measured, t)
         for flag in found[detector.flags, t]:
-            if (flag.pending and not detector.confirm) or any(set(flag.suspects) & seen for seen in decided):
+            if flag.pending and not detector.confirm:
+                continue
+            if any(abs(flag.index - i) <= detect.CONFIRM for i in raised) or any(set(flag.suspects) <= d for d in dismissed):
                 continue
             named = remeasured_culprit(replayer, flag, rng) if detector.confirm else flag.index
-            decided.append(set(flag.suspects) | ({named} if named is not None else set()))
-            if named is not None:
+            if named is None:
+                dismissed.append(set(flag.suspects))
+            else:
                 raised[named] = t
     return raised
 
 
 def remeasured_culprit(replayer, flag, rng):
-    """The main job's re-measurement (``confirm.name_culprit``): the commit before the first
-    suspect and every suspect measured again; the first suspect that shows at least half the
+    """The main job's re-measurement (``confirm.name_culprit``): the last commit at the
+    reference level and every suspect measured again; the first suspect that shows at least half the
     flagged change, or None (dismissed)."""
-    before = replayer.measure(flag.suspects[0] - 1, rng, again=True)
+    before = replayer.measure(flag.suspects[0] - 1 if flag.before is None else flag.before, rng, again=True)
     suspects = [replayer.measure(i, rng, again=True) for i in flag.suspects]
     moves = flag.moves if replayer.noise.has_samples else (("p95", max(c for _, c in flag.moves)),)
-    named = confirm.name_culprit(moves, np.concatenate(before), [np.concatenate(r) for r in suspects])
+    named = confirm.name_culprit(moves, before, suspects)
     return None if named is None else flag.suspects[named]
 
 
@@ -328,16 +308,18 @@ def score(scenario, raised):
     return right is not None, exact, delay, n_false, near_slow
 
 
-def measure_power(noises, detectors, seeds, mode, baseline_seeds=None, scenarios=replay.SCENARIOS):
+def measure_power(noises, detectors, seeds, mode, baseline_seeds=None, scenarios=replay.SCENARIOS, threshold_for=None):
     """One row per (scenario, detector): numbers over every benchmark and seed; detectors
-    other than this tracker's run on the first ``baseline_seeds`` seeds only (they are slow)."""
+    other than this tracker's run on the first ``baseline_seeds`` seeds only (they are slow).
+    ``threshold_for(benchmark)``: each benchmark's threshold (default 0.10 for all)."""
     rows = []
     for scenario in scenarios:
         per_detector = {d.name: [] for d in detectors}
         for noise in noises:
             replayer = replay.Replayer(noise, scenario)
             for k, seed in enumerate(seeds):
-                measured = Measured.of(replayer.series(np.random.default_rng(seed)), noise.has_samples)
+                threshold = threshold_for(noise.benchmark) if threshold_for else detect.THRESHOLD
+                measured = Measured.of(replayer.series(np.random.default_rng(seed)), noise.has_samples, threshold)
                 found = {}
                 for d in detectors:
                     if not d.name.startswith("kvbench") and baseline_seeds is not None and k >= baseline_seeds:

@@ -1,12 +1,14 @@
 """Reading asv's results into p95 measurements, through ``asv.results.Results``.
 
-Only two kinds of benchmark carry a p95 (asv's naming decides the kind):
+Only three kinds of benchmark carry a p95 (asv's naming decides the kind):
 
 - ``time_*``: the raw samples (``asv run --record-samples``; ``asv continuous`` keeps them
   by default), seconds per sample, read as milliseconds. Samples that are not finite
   numbers are dropped. Without samples the result falls back to asv's median, marked
   ``source="median"``.
 - ``track_*p95*_ms``: the benchmark itself returns a p95 in milliseconds (``source="track"``).
+- ``track_*instructions*``: instructions per call, counted (``benchmarks/instructions.py``):
+  a track value like the one above, in instructions, not ms (``source="track"``).
 
 Results files are only read, never written. A file that cannot be read is reported
 through ``warn`` and skipped; the others are still read.
@@ -55,7 +57,7 @@ def carries_p95(name):
     """Whether the benchmark named ``name`` (asv's full dotted name) yields a p95."""
     function = name.rsplit(".", 1)[-1]
     return function.startswith("time_") or (
-        function.startswith("track_") and "p95" in function and function.endswith("_ms")
+        function.startswith("track_") and ("p95" in function and function.endswith("_ms") or "instructions" in function)
     )
 
 

@@ -2,10 +2,11 @@
 
 Recorded noise (``tests/data/noise-*.json``, written by ``kvcache-bench power --record-from``
 from ``scripts/record-noise.sh``'s runs): per benchmark, the samples (ms) of each process
-(asv round) of several asv runs of ONE commit. A replayed commit is measured as the suite measures one: ``ROUNDS`` processes,
-each drawn at random from the recorded runs, each giving half of its samples; its changes
-are then planted into those samples, which stay in round order (as asv appends them). A
-``track`` benchmark (one value per run) is replayed as one drawn value.
+(asv round) of several asv runs of ONE commit. A replayed commit is measured as the suite measures one: as many
+processes as a recorded run had (``Noise.rounds``), each drawn at random from all the recorded
+ones, with all its samples; its changes are then planted into those samples, which stay in
+round order (as asv appends them). A ``track`` benchmark (one value per run) is replayed as one
+drawn value.
 
 Scenarios plant, at commit ``START`` of ``LENGTH``: median steps (every call slower), tail-only
 steps (1 call in 10 slower, by as much as raises the recorded p95 by the given fraction),
@@ -26,14 +27,12 @@ from ..errors import UserError
 from ..atomic import write_text_atomically
 from .read import read_measurements
 
-ROUNDS = 2
 LENGTH = 50
 START = 30
 SLOW_MEASURED = 1.4  # a slow-measured commit: every call 40% slower (one run in 6 here was)
 CREEP_COMMITS = 15
 RECORDED = (  # the benchmarks kept from a recording: host-bound restores in probes and in time, a copy, tracks
     "bench_reconstruct.ReconstructProbes.time_reconstruct_probes(8192)",
-    "bench_reconstruct.ReconstructProbes.time_reconstruct_probes(2048)",
     "bench_reconstruct.Reconstruct8k.time_reconstruct_8k('zero_copy')",
     "bench_reconstruct.ReconstructCopies.time_reconstruct('gather', 8192)",
     "bench_pool.PoolOpsProbes.time_allocate_free_probes",
@@ -86,6 +85,11 @@ class Noise:
     @property
     def has_samples(self):
         return bool(self.runs)
+
+    @property
+    def rounds(self):
+        """Processes (asv rounds) a recorded run had, one replayed commit measures as many."""
+        return max(1, len(self.runs) // self.n_runs)
 
 
 def load_noise(path):
@@ -187,9 +191,8 @@ class Replayer:
             value = float(rng.choice(self.noise.values))
             return ((value * factor * ((1 + self.scenario.size) if tail else 1.0),),)
         rounds = []
-        for run in rng.integers(len(self.noise.runs), size=ROUNDS):
-            samples = np.asarray(self.noise.runs[run])
-            samples = rng.choice(samples, max(1, samples.size // ROUNDS), replace=False) * factor
+        for run in rng.integers(len(self.noise.runs), size=self.noise.rounds):
+            samples = np.asarray(self.noise.runs[run]) * factor
             if tail:
                 samples = samples + self.delta * (rng.random(samples.size) < 0.1)
             rounds.append(tuple(samples))

@@ -4,8 +4,9 @@
   distribution-free confidence interval (``asv_runner.statistics.quantile_ci``: the smallest
   pair of order statistics whose binomial coverage is at least the level; an end is +-inf
   when there are too few samples to bound it).
-- ``p95_ratio_ci``: an interval of p95(head) / p95(base) from a hierarchical bootstrap
-  (rounds, then samples): the noise within a run and between its processes. Seeded.
+- ``quantile_ratio_ci``: an interval of a quantile's ratio, e.g. p95(head) / p95(base), from a
+  hierarchical bootstrap (rounds, then samples): the noise within a run and between its
+  processes. Seeded.
 - ``neighbour_ratio_bound``: how far two neighbouring commits of a branch's history are apart
   on this machine, as an empirical quantile: the noise between runs, heavy tails and speed
   modes included.
@@ -79,9 +80,10 @@ def split_rounds(samples, rounds, size=None):
     return [tuple(part) for part in np.array_split(samples, rounds)]
 
 
-def p95_ratio_ci(base_rounds, head_rounds, level=RATIO_CI_LEVEL, resamples=BOOTSTRAP_RESAMPLES, seed=0):
-    """``(ratio, low, high)``: p95(head) / p95(base) of the pooled samples and an interval that
-    holds the noise of one run: its samples and its processes.
+def quantile_ratio_ci(base_rounds, head_rounds, q=P95, level=RATIO_CI_LEVEL, resamples=BOOTSTRAP_RESAMPLES, seed=0):
+    """``(ratio, low, high)``: the ``q`` quantile of head over base (p95 by default, 0.5 for
+    the median) of the pooled samples, and an interval that holds the noise of one run: its
+    samples and its processes.
 
     ``*_rounds``: each commit's samples, one sequence per round (process). A hierarchical
     bootstrap resamples the rounds with replacement, then each drawn round's samples, so the
@@ -90,9 +92,9 @@ def p95_ratio_ci(base_rounds, head_rounds, level=RATIO_CI_LEVEL, resamples=BOOTS
     interval. Every round must be non-empty, and the p95s positive.
     """
     rng = np.random.default_rng(seed)
-    log_ratios = np.log(_bootstrap_p95(head_rounds, resamples, rng)) - np.log(_bootstrap_p95(base_rounds, resamples, rng))
-    ratio = p95(np.concatenate(head_rounds)) / p95(np.concatenate(base_rounds))
-    return ratio_interval(ratio, math.sqrt(float(np.var(log_ratios))), level)
+    log_ratios = np.log(_bootstrap(head_rounds, q, resamples, rng)) - np.log(_bootstrap(base_rounds, q, resamples, rng))
+    pooled = [_interpolated(np.sort(np.concatenate(rounds).astype(float)), q) for rounds in (head_rounds, base_rounds)]
+    return ratio_interval(pooled[0] / pooled[1], math.sqrt(float(np.var(log_ratios))), level)
 
 
 def ratio_interval(ratio, log_spread, level=RATIO_CI_LEVEL):
@@ -102,16 +104,16 @@ def ratio_interval(ratio, log_spread, level=RATIO_CI_LEVEL):
     return ratio, ratio * math.exp(-z), ratio * math.exp(z)
 
 
-def _bootstrap_p95(rounds, resamples, rng):
-    """p95 of ``resamples`` hierarchical resamples: rounds with replacement, then samples
-    within each drawn round (as many as the largest round holds)."""
+def _bootstrap(rounds, q, resamples, rng):
+    """The ``q`` quantile of ``resamples`` hierarchical resamples: rounds with replacement, then
+    samples within each drawn round (as many as the largest round holds)."""
     sizes = np.array([len(r) for r in rounds])
     padded = np.zeros((len(rounds), sizes.max()))
     for k, r in enumerate(rounds):
         padded[k, : len(r)] = r
     picked = rng.integers(len(rounds), size=(resamples, len(rounds), 1))
     positions = (rng.random((resamples, len(rounds), sizes.max())) * sizes[picked]).astype(int)
-    return np.quantile(padded[picked, positions].reshape(resamples, -1), P95, axis=1)
+    return np.quantile(padded[picked, positions].reshape(resamples, -1), q, axis=1)
 
 
 def neighbour_ratio_bound(values, level=HISTORY_LEVEL, level_starts=()):

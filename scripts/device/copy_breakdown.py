@@ -9,6 +9,7 @@ import sys
 import mlx.core as mx
 
 import kvcache
+import kvcache.synthetic
 from kvbench.restore_costs import interleaved_median_ms
 from kvcache import copying
 from kvcache.mlx_lm_caches import arrays
@@ -24,10 +25,10 @@ def copies(jobs, words_from_bytes):
 
 def breakdown(spec, n):
     """Median ms of every variant at ``n`` tokens."""
-    live = kvcache.random_cache(spec, n)
+    live = kvcache.synthetic.random_cache(spec, n)
     pool = kvcache.BlockPool(spec, 3 * spec.total_blocks_needed(n))
     engine = kvcache.BlockPoolBatchEngine(pool)
-    scattered = kvcache.scattered_copy(pool, engine.store("a", live), "s")
+    scattered = kvcache.synthetic.scattered_copy(pool, engine.store("a", live), "s")
     live_arrays = arrays(live)
     store_jobs = engine.plan_store("a", live).copy_jobs()  # the very copies engine.store makes
     scattered_jobs = gather_jobs(spec, scattered)
