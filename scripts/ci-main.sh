@@ -7,7 +7,8 @@
 #      BACKFILL_RANGE (optional: a git range for asv, e.g. v0.1..main; commits already measured
 #      on this machine are skipped), N (optional: how many recent commits main-job.sh measures),
 #      ASV_CONFIG (optional, as scripts/asv-common.sh takes it).
-# Exit status: main-job.sh's, or 2 for bad input or a benchmark that failed during the backfill.
+# Exit status: main-job.sh's, or 2 for bad input or a backfill whose asv run failed (asv's own
+# error, or a benchmark that failed).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -30,13 +31,29 @@ if [ -n "${BACKFILL_RANGE:-}" ]; then
   echo "== ci-main: backfill $BACKFILL_RANGE on machine $ASV_MACHINE"
   job=ci-main
   source scripts/asv-common.sh  # sets bin, machine, config_opts (as main-job.sh uses them)
-  # ${a[@]+"${a[@]}"}: macOS's bash 3.2 calls an empty array unbound under set -u.
-  "$bin/asv" run --record-samples --skip-existing-commits --machine "$machine" ${config_opts[@]+"${config_opts[@]}"} "$BACKFILL_RANGE" ||
-    backfill_status=$?
+  # The commits of the range as asv selects them (git rev-list --first-parent RANGE) that have
+  # no results file on this machine, decided here: asv's exit 1 means many things (no commit
+  # selected, no environment, no benchmark selected, a suite that does not import), so with
+  # nothing to measure asv is not called, and any other exit than 0 is what it says.
+  in_range=$(mktemp) todo=$(mktemp)
+  trap 'rm -f "$in_range" "$todo"' EXIT
+  git rev-list --first-parent "$BACKFILL_RANGE" -- >"$in_range" ||
+    die "git rev-list $BACKFILL_RANGE failed (its message is above): not a range of this repository"
+  while read -r commit; do
+    ls ".asv/results/$machine/${commit:0:8}"-*.json >/dev/null 2>&1 || echo "$commit"
+  done <"$in_range" >"$todo"
+  if [ ! -s "$todo" ]; then
+    echo "ci-main: every commit of $BACKFILL_RANGE has results on $machine already: nothing to backfill"
+  else
+    echo "ci-main: $(wc -l <"$todo" | tr -d ' ') commits of $BACKFILL_RANGE to measure"
+    # ${a[@]+"${a[@]}"}: macOS's bash 3.2 calls an empty array unbound under set -u.
+    "$bin/asv" run --record-samples --skip-existing-commits --machine "$machine" ${config_opts[@]+"${config_opts[@]}"} HASHFILE:- <"$todo" ||
+      backfill_status=$?
+  fi
   case $backfill_status in
     0) ;;
-    1) echo "ci-main: asv selected no commit in $BACKFILL_RANGE to measure (all measured already?)"; backfill_status=0 ;;
-    *) echo "::error title=backfill::asv run $BACKFILL_RANGE exited $backfill_status (a benchmark failed); continuing with the main job" ;;
+    2) echo "::error title=backfill::asv run of $BACKFILL_RANGE exited 2 (a benchmark failed; see '· failed' above); continuing with the main job" ;;
+    *) echo "::error title=backfill::asv run of $BACKFILL_RANGE exited $backfill_status (its error is above); continuing with the main job" ;;
   esac
 fi
 

@@ -16,7 +16,9 @@
 #       .asv/html    asv's dashboard with the p95 page, loading nothing from other hosts
 #                    (kvcache-bench vendor-html: needs npm; browse: .venv/bin/asv preview)
 #       .asv/p95.json  p95 series per benchmark, regressions and budget overruns
-#       .asv/confirmations.json  each re-measured flag's verdict (stands / dismissed); only added to
+#       .asv/results/confirmations.json  each re-measured flag's verdict (stands / dismissed), beside
+#                    the results (kvcache-bench's default), so that scripts/results-branch.sh keeps it
+#                    with them across CI jobs: a decided flag is never re-measured; only added to
 # Exit: 0 done; 1 a benchmark failed at some commit (the other results are kept and published);
 #       2 bad input; 3 asv run itself failed (nothing published); 5 the dashboard could not be
 #       served offline (no npm: the flags are printed all the same); another status: the step
@@ -63,44 +65,66 @@ for entry in sorted(os.scandir(folder), key=lambda e: e.name) if os.path.isdir(f
             os.rename(entry.path, kept)
             print(f"{job}: {entry.path} is not JSON (a run killed while asv wrote it?): kept as {kept}; its commit is measured again")
 PY
+# What to measure is decided here, before asv: the commits without a results file on this
+# machine. asv's exit 1 means many things (no commit selected, no environment, no benchmark
+# selected, a suite that does not import, a bad HASHFILE): with nothing left to measure asv is
+# not called, so any exit of asv other than 0 and 2 is an error.
 mkdir -p .asv
 for commit in $(git rev-list --first-parent -n "$N" main); do
   ls ".asv/results/$machine/${commit:0:8}"-*.json >/dev/null 2>&1 || echo "$commit"
 done >"$running"
 
-echo "== $job [2/5] asv run: the last $N commits of main not yet measured on $machine ($(date -u +%H:%M:%S))"
 run_status=0
-git rev-list --first-parent -n "$N" main |
-  "$bin/asv" run --record-samples --interleave-rounds --skip-existing-commits --machine "$machine" ${config_opts[@]+"${config_opts[@]}"} HASHFILE:- ||
-  run_status=$?
+if [ -s "$running" ]; then
+  echo "== $job [2/5] asv run: $(wc -l <"$running" | tr -d ' ') of the last $N commits of main not yet measured on $machine ($(date -u +%H:%M:%S))"
+  "$bin/asv" run --record-samples --interleave-rounds --skip-existing-commits --machine "$machine" ${config_opts[@]+"${config_opts[@]}"} HASHFILE:- <"$running" ||
+    run_status=$?
+else
+  echo "== $job [2/5] asv run: nothing to measure, the last $N commits of main all have results on $machine ($(date -u +%H:%M:%S))"
+fi
 rm -f "$running"  # asv ended (whatever its status): no commit was left half-measured
-case $run_status in  # commits measured already are skipped with exit 0
+case $run_status in
   0) ;;
   2) echo "$job: some benchmarks FAILED (asv exit 2; see '· failed' above); their results are recorded as missing" ;;
   *) echo "$job: asv run exited $run_status (its error is above, e.g. a benchmark suite that does not import); nothing was published" >&2
      exit 3 ;;
 esac
 
-echo "== $job [3/5] publish: asv's dashboard (its CDN files served from it), the p95 page and flags ($(date -u +%H:%M:%S))"
-publish_status=0
-job=$job bash scripts/publish.sh || publish_status=$?
-case $publish_status in 0|5) ;; *) exit "$publish_status" ;; esac
-
-echo "== $job [4/5] re-measure each new flag with the commit before it, rounds interleaved ($(date -u +%H:%M:%S))"
-"$bin/kvcache-bench" confirm --plan .asv/confirm-plan.json --flags .asv/p95.json \
-  --confirmations .asv/confirmations.json ${config_opts[@]+"${config_opts[@]}"} >.asv/confirm-runs.txt
-if [ -s .asv/confirm-runs.txt ]; then
-  while read -r before flagged selection; do
-    echo "re-measuring $selection at ${before:0:8} and ${flagged:0:8}"
-    printf '%s\n%s\n' "$before" "$flagged" |
-      "$bin/asv" run --append-samples --interleave-rounds --machine "$machine" \
-        ${config_opts[@]+"${config_opts[@]}"} -b "$selection" HASHFILE:- >/dev/null ||
-      echo "$job: asv run exited $? while re-measuring $selection: its flag stays undecided"
-  done <.asv/confirm-runs.txt
-  "$bin/kvcache-bench" confirm --decide .asv/confirm-plan.json --confirmations .asv/confirmations.json \
-    ${config_opts[@]+"${config_opts[@]}"}
-  job=$job bash scripts/publish.sh || publish_status=$?  # again: the verdicts, and the samples added
+# Each publish sets publish_status afresh: the job's exit reflects the last one.
+publish() {
+  publish_status=0
+  job=$job bash scripts/publish.sh || publish_status=$?
   case $publish_status in 0|5) ;; *) exit "$publish_status" ;; esac
+}
+echo "== $job [3/5] publish: asv's dashboard (its CDN files served from it), the p95 page and flags ($(date -u +%H:%M:%S))"
+publish
+
+echo "== $job [4/5] re-measure each new flag: the commit before it and its candidates, rounds interleaved ($(date -u +%H:%M:%S))"
+# The verdicts: kvcache-bench's default, RESULTS_DIR/confirmations.json. One plan line per flag:
+# the benchmark's regex, then the commit before the flag's first candidate and every candidate.
+"$bin/kvcache-bench" confirm --plan .asv/confirm-plan.json --flags .asv/p95.json \
+  ${config_opts[@]+"${config_opts[@]}"} >.asv/confirm-runs.txt
+if [ -s .asv/confirm-runs.txt ]; then
+  line_re='^(.+) ([0-9a-f]{40})$'  # the regex may hold spaces (re.escape writes "\ "): peel hashes off the end
+  while IFS= read -r selection; do
+    commits=
+    while [[ $selection =~ $line_re ]]; do
+      commits="${BASH_REMATCH[2]} $commits"
+      selection=${BASH_REMATCH[1]}
+    done
+    [ -n "$commits" ] || { echo "$job: kvcache-bench confirm --plan printed '$selection', not 'REGEX P C1 ..': a bug" >&2; exit 6; }
+    echo "re-measuring $selection at $(for c in $commits; do printf '%s ' "${c:0:8}"; done)"
+    remeasure_status=0
+    # shellcheck disable=SC2086  # $commits: hashes, one word each
+    printf '%s\n' $commits |
+      "$bin/asv" run --append-samples --interleave-rounds --machine "$machine" \
+        ${config_opts[@]+"${config_opts[@]}"} -b "$selection" HASHFILE:- ||
+      remeasure_status=$?
+    [ "$remeasure_status" -eq 0 ] ||
+      echo "$job: asv run exited $remeasure_status while re-measuring $selection (its error is above): its flag stays undecided"
+  done <.asv/confirm-runs.txt
+  "$bin/kvcache-bench" confirm --decide .asv/confirm-plan.json ${config_opts[@]+"${config_opts[@]}"}
+  publish  # again: the verdicts, and the samples added
 else
   echo "no new flag to re-measure"
 fi

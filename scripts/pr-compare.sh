@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Compare two commits on this machine, for a pull request: `scripts/pr-compare.sh BASE HEAD`.
-# asv continuous measures both (raw samples kept), asv compare tabulates the medians, and
-# `kvcache-bench gate` decides on p95: its exit status is this script's.
+# asv run measures both, their rounds interleaved (raw samples kept; what `asv continuous`
+# does, without its exit 1 for "slower", which asv also gives for its own errors), asv compare
+# tabulates the medians, and `kvcache-bench gate` decides on p95: its exit status is this
+# script's. The gate widens its judgement by main's history on this machine where the results
+# directory holds it (the PR workflow restores it from the results branch first).
 #
 # Args: BASE, HEAD   commits (hash, branch or tag) of this repository
 # Env:  ASV_MACHINE  asv machine name the results are filed under (default: the host name)
@@ -14,7 +17,8 @@
 #                           folded), then asv's table folded
 #       .asv/results/MACHINE/  BASE's and HEAD's results (asv replaces earlier ones of these two)
 # Exit: kvcache-bench gate's: 0 no p95 regression, 1 a regression, 2 bad input or missing
-#       results; another status: the step that failed (its message says which).
+#       results; 3 asv run failed (its own error: nothing was compared); another status: the
+#       step that failed (its message says which).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -33,14 +37,15 @@ source scripts/asv-common.sh
 echo "machine: $machine; BASE ${base:0:12}, HEAD ${head:0:12}"
 mkdir -p out
 
-echo "== $job [2/4] asv continuous: measure BASE and HEAD ($(date -u +%H:%M:%S))"
+echo "== $job [2/4] asv run: measure BASE and HEAD, rounds interleaved ($(date -u +%H:%M:%S))"
 run_status=0
-"$bin/asv" continuous --interleave-rounds --machine "$machine" ${config_opts[@]+"${config_opts[@]}"} "$base" "$head" || run_status=$?
+printf '%s\n%s\n' "$base" "$head" |
+  "$bin/asv" run --record-samples --interleave-rounds --machine "$machine" ${config_opts[@]+"${config_opts[@]}"} HASHFILE:- ||
+  run_status=$?
 case $run_status in
   0) ;;
-  1) echo "$job: asv continuous saw a benchmark get slower (exit 1); the p95 gate decides" ;;
   2) echo "$job: some benchmarks FAILED (asv exit 2; see '· failed' above); comparing what was measured" ;;
-  *) echo "$job: asv continuous exited $run_status" >&2; exit "$run_status" ;;
+  *) echo "$job: asv run exited $run_status (its error is above): nothing to compare" >&2; exit 3 ;;
 esac
 
 echo "== $job [3/4] asv compare BASE HEAD -> out/asv-compare.md ($(date -u +%H:%M:%S))"

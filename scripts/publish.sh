@@ -2,7 +2,7 @@
 # Publish what is in .asv/results, every machine's: asv's dashboard in .asv/html with the
 # scripts and styles it takes from CDNs served from it (kvcache-bench vendor-html), then the
 # p95 page beside it and the flags (kvcache-bench p95: .asv/p95.json, the table in .asv/p95.txt;
-# flags dismissed by a re-measurement, .asv/confirmations.json, listed apart).
+# flags dismissed by a re-measurement, RESULTS_DIR/confirmations.json, listed apart).
 # Called by scripts/main-job.sh and scripts/device/merge-results.sh; runs under macOS's bash 3.2.
 #
 # Env:  ASV_MACHINE, ASV_CONFIG as scripts/asv-common.sh takes them
@@ -20,6 +20,6 @@ vendored=0
 "$bin/kvcache-bench" vendor-html .asv/html ||
   { echo "$job: the dashboard in .asv/html still loads from CDNs (the reason is above); the p95 flags follow" >&2; vendored=5; }
 "$bin/kvcache-bench" p95 --results .asv/results --html .asv/html --json .asv/p95.json \
-  --confirmations .asv/confirmations.json ${config_opts[@]+"${config_opts[@]}"} >.asv/p95.txt ||
+  ${config_opts[@]+"${config_opts[@]}"} >.asv/p95.txt ||
   { cat .asv/p95.txt; exit 4; }
 exit "$vendored"

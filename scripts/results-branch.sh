@@ -8,10 +8,17 @@
 # asv-results), RESULTS_DIR (default .asv/results), GITHUB_TOKEN (optional: HTTPS auth for
 # github.com, passed to git through the environment only, never written to disk).
 #
-# Invariants: the branch's files are the results directory's files. `push` only adds or updates
-# files: it starts from the branch's current tree, so results that another run or machine pushed,
-# or that were deleted locally, stay on the branch; it never force-pushes (a rejected push is
-# rebuilt on the new tip and retried). `fetch` never overwrites a file already present locally.
+# Invariants: the branch's files are the results directory's files: asv's results
+# (benchmarks.json, MACHINE/*.json) and the re-measurement verdicts, confirmations.json
+# (kvcache-bench confirm writes it there). `push` only adds or updates files: it starts from
+# the branch's current tree, so results that another run or machine pushed, or that were
+# deleted locally, stay on the branch; it never force-pushes (a rejected push is rebuilt on the
+# new tip and retried). `fetch` never overwrites a file already present locally. The verdicts
+# are only ever added to: where both the branch and the results directory hold a
+# confirmations.json, fetch and push first make the local one their union (one verdict per
+# benchmark, machine, env and commit; the branch's first), so the pushed file never lacks a
+# verdict that another job pushed meanwhile. The union is the runner's python3, standard
+# library only (the results job does not install the project).
 # A missing branch is not an error: fetch restores nothing, push creates it.
 # The branch is fetched into a repository of its own ($RESULTS_DIR/../results.git), so the
 # project's repository (which asv clones) never sees it.
@@ -22,6 +29,7 @@ remote=${RESULTS_REMOTE:-origin}
 branch=${RESULTS_BRANCH:-asv-results}
 results_dir=${RESULTS_DIR:-$root/.asv/results}
 tip_ref=refs/heads/tip
+verdicts=confirmations.json  # kvcache-bench confirm's verdicts, in the results directory
 
 die() { echo "results-branch: $*" >&2; exit 2; }
 
@@ -65,8 +73,45 @@ restore_missing() {
   rm -f "$index" "$missing"
 }
 
+# Make $results_dir/$verdicts the union of itself and the branch's copy at commit $1 (when the
+# branch has one); replaced whole, so a failure leaves it as it was. Prints how many verdicts
+# the branch added.
+merge_verdicts() {
+  local local_file=$results_dir/$verdicts branch_copy merged added
+  rgit cat-file -e "$1:$verdicts" 2>/dev/null || { echo 0; return 0; }
+  branch_copy=$(mktemp) merged=$(mktemp "$results_dir/.verdicts-merge.XXXXXX")
+  rgit show "$1:$verdicts" >"$branch_copy"
+  added=$(python3 - "$branch_copy" "$local_file" "$merged" <<'PY'
+import json, os, sys
+branch_copy, local_file, merged = sys.argv[1:]
+def verdicts(path, what):
+    try:
+        with open(path, encoding="utf-8") as f:
+            found = json.load(f)["verdicts"]
+        if not isinstance(found, list) or not all(isinstance(v, dict) for v in found):
+            raise ValueError("its verdicts are not a list of objects")
+        return found
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        sys.exit(f"results-branch: cannot read {what} (not kvcache-bench confirm's verdicts: {error}); fix or remove it")
+def key(verdict):
+    return tuple(str(verdict.get(k)) for k in ("benchmark", "machine", "env", "commit"))
+ours = verdicts(branch_copy, "the branch's confirmations.json")
+mine = verdicts(local_file, local_file) if os.path.exists(local_file) else []
+seen = {key(v) for v in ours}
+union = ours + [v for v in mine if key(v) not in seen and not seen.add(key(v))]
+with open(merged, "w", encoding="utf-8") as f:
+    json.dump({"verdicts": union}, f, indent=1)
+print(len(union) - len(mine))
+PY
+  ) || { rm -f "$branch_copy" "$merged"; die "cannot merge the branch's $verdicts into $local_file (the reason is above)"; }
+  mv "$merged" "$local_file"
+  rm -f "$branch_copy"
+  echo "$added"
+}
+
 # Remove from index $1 every path that is not an asv results file (benchmarks.json,
-# MACHINE/*.json): the branch holds data only, whatever else lies in $results_dir.
+# MACHINE/*.json) or the verdicts (confirmations.json): the branch holds data only, whatever
+# else lies in $results_dir.
 drop_non_results() {
   GIT_INDEX_FILE=$1 rgit ls-files -z | while IFS= read -r -d '' path; do
     case $path in
@@ -106,7 +151,13 @@ do_fetch() {
     echo "results-branch: no branch $branch at $url yet: no earlier results to restore"
     return 0
   fi
+  local kept_verdicts=no added
+  [ ! -e "$results_dir/$verdicts" ] || kept_verdicts=yes
   echo "results-branch: restored $(restore_missing "$tip") result files from $branch ($tip) into $results_dir"
+  if [ "$kept_verdicts" = yes ]; then
+    added=$(merge_verdicts "$tip")
+    echo "results-branch: $added verdicts of $branch added to the local $verdicts"
+  fi
 }
 
 do_push() {
@@ -114,9 +165,13 @@ do_push() {
   export GIT_AUTHOR_EMAIL=${GIT_AUTHOR_EMAIL:-41898282+github-actions[bot]@users.noreply.github.com}
   export GIT_COMMITTER_NAME=${GIT_COMMITTER_NAME:-$GIT_AUTHOR_NAME}
   export GIT_COMMITTER_EMAIL=${GIT_COMMITTER_EMAIL:-$GIT_AUTHOR_EMAIL}
-  local attempt tip commit
+  local attempt tip commit added
   for attempt in 1 2 3 4 5; do
     tip=$(fetch_tip)
+    if [ -n "$tip" ]; then
+      added=$(merge_verdicts "$tip")
+      [ "$added" = 0 ] || echo "results-branch: $added verdicts that $branch holds were added to the local $verdicts before the push"
+    fi
     commit=$(commit_results "$tip")
     if [ -z "$commit" ]; then
       echo "results-branch: $branch already holds every result file: nothing to push"

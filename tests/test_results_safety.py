@@ -177,6 +177,31 @@ def test_no_readable_file_at_all_is_one_line_and_touches_nothing(project, capsys
     assert snapshot(repo / "results") == before
 
 
+def test_the_verdicts_file_in_the_results_root_is_read_as_no_results(project, capsys, tmp_path):
+    """kvcache-bench confirm keeps its verdicts in RESULTS_DIR/confirmations.json: neither the
+    tracker nor asv reads it as results (asv reads only directories holding a machine.json)."""
+    from asv.results import iter_results
+
+    from kvbench.tracker.read import read_measurements
+
+    repo, commits, _ = project
+    results = repo / "results"
+    measured = read_measurements(str(results), print)
+    by_asv = sorted(r.commit_hash for r in iter_results(str(results)))
+    out_json = tmp_path / "p95.json"
+    assert run_cli(capsys, "p95", "--no-html", "--json", str(out_json))[0] == 0
+    series = json.loads(out_json.read_text())["series"]
+    (results / "confirmations.json").write_text(json.dumps({"verdicts": [
+        {"benchmark": ZERO_COPY, "machine": MACHINE, "env": ENV, "commit": commits[3], "confirmed": False}]}))
+    warnings = []
+    assert read_measurements(str(results), warnings.append) == measured and warnings == []
+    assert sorted(r.commit_hash for r in iter_results(str(results))) == by_asv
+    code, _, err = run_cli(capsys, "p95", "--no-html", "--json", str(out_json))
+    assert code == 0 and "skipping" not in err, err
+    assert json.loads(out_json.read_text())["series"] == series  # the same points; the verdict dismissed the flag
+    assert [f["commit"] for f in json.loads(out_json.read_text())["dismissed"]] == [commits[3]]
+
+
 @pytest.mark.parametrize("option", ["--json", "--html"])
 def test_p95_refuses_to_write_into_the_results(project, capsys, option):
     repo, _, files = project

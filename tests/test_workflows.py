@@ -9,6 +9,7 @@ run for real: the results branch against a bare git "remote", the summary, the i
 
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -149,8 +150,15 @@ def test_only_the_results_steps_get_a_token():
         ("benchmarks-pr-comment.yml", 'bash scripts/ci-pr-comment.sh "$RUNNER_TEMP/pr-benchmarks"'),
         ("benchmarks-pr-label.yml",
          'gh api --method DELETE "repos/$GITHUB_REPOSITORY/issues/$PR_NUMBER/labels/run-benchmarks" --silent'),
+        ("benchmarks-pr.yml", "bash scripts/results-branch.sh fetch"),  # contents: read; never a push
     ]
     assert not [text for text in map(Path.read_text, WORKFLOW_FILES) if "secrets." in text]
+
+
+def test_the_pr_job_restores_main_s_results_before_the_gate_and_pushes_nothing():
+    runs = [step.get("run") for step in jobs_by_id()["benchmarks-pr.yml", "compare"]["steps"]]
+    assert runs.index("bash scripts/results-branch.sh fetch") < runs.index("bash scripts/ci-pr.sh")
+    assert not [run for run in runs if run and "push" in run]
 
 
 def test_self_hosted_runner_gets_no_fork_code_without_the_label_and_no_write_token():
@@ -362,6 +370,68 @@ def test_two_machines_pushing_in_turn_keep_both_results(tmp_path, remote):
     assert set(branch_files(remote)) == {"mac-1/aaaa1111-virtualenv.json", "mac-2/aaaa1111-virtualenv.json"}
 
 
+def verdict(commit, machine="mac-1", confirmed=True):
+    return {"benchmark": "bench_tiny.Tiny.time_work", "machine": machine, "env": "virtualenv-py3.11",
+            "commit": commit, "confirmed": confirmed}
+
+
+def write_verdicts(checkout, *verdicts):
+    write(checkout, "confirmations.json", json.dumps({"verdicts": list(verdicts)}))
+
+
+def verdicts_on_branch(remote):
+    return json.loads(branch_contents(remote, "confirmations.json"))["verdicts"]
+
+
+def test_the_verdicts_travel_with_the_results(tmp_path, remote):
+    first = clone(tmp_path, remote, "a")
+    write(first, "mac-1/aaaa1111-virtualenv.json", "{}")
+    write_verdicts(first, verdict("a" * 40))
+    assert results_branch(first, "push").returncode == 0
+    assert verdicts_on_branch(remote) == [verdict("a" * 40)]
+    fresh = clone(tmp_path, remote, "b")  # a wiped workspace
+    result = results_branch(fresh, "fetch")
+    assert result.returncode == 0 and "restored 2 result files" in result.stdout, result.stderr
+    assert json.loads((fresh / ".asv/results/confirmations.json").read_text())["verdicts"] == [verdict("a" * 40)]
+
+
+def test_a_push_never_loses_a_verdict_that_another_job_pushed_meanwhile(tmp_path, remote):
+    one, two = clone(tmp_path, remote, "a"), clone(tmp_path, remote, "b")
+    write_verdicts(one, verdict("a" * 40))
+    assert results_branch(one, "push").returncode == 0
+    write_verdicts(one, verdict("a" * 40), verdict("b" * 40))  # job 1 decides another flag
+    assert results_branch(one, "push").returncode == 0
+    # Job 2 fetched before job 1's second push, then decided a flag of its own machine.
+    write_verdicts(two, verdict("a" * 40), verdict("c" * 40, machine="mac-2"))
+    result = results_branch(two, "push")
+    assert result.returncode == 0, result.stderr
+    assert "1 verdicts that asv-results holds were added to the local confirmations.json" in result.stdout
+    assert verdicts_on_branch(remote) == [verdict("a" * 40), verdict("b" * 40), verdict("c" * 40, machine="mac-2")]
+    assert json.loads((two / ".asv/results/confirmations.json").read_text())["verdicts"] == verdicts_on_branch(remote)
+
+
+def test_fetch_adds_the_branch_s_verdicts_to_a_local_file(tmp_path, remote):
+    one, two = clone(tmp_path, remote, "a"), clone(tmp_path, remote, "b")
+    write_verdicts(one, verdict("a" * 40))
+    assert results_branch(one, "push").returncode == 0
+    write_verdicts(two, verdict("d" * 40))
+    result = results_branch(two, "fetch")
+    assert result.returncode == 0 and "1 verdicts of asv-results added" in result.stdout, result.stderr
+    assert json.loads((two / ".asv/results/confirmations.json").read_text())["verdicts"] == [
+        verdict("a" * 40), verdict("d" * 40)]
+
+
+def test_a_local_verdicts_file_that_is_not_json_is_not_pushed_over_the_branch_s(tmp_path, remote):
+    one, two = clone(tmp_path, remote, "a"), clone(tmp_path, remote, "b")
+    write_verdicts(one, verdict("a" * 40))
+    assert results_branch(one, "push").returncode == 0
+    write(two, "confirmations.json", '{"verdicts": [')
+    result = results_branch(two, "push")
+    assert result.returncode == 2 and "cannot merge the branch's confirmations.json" in result.stderr
+    assert verdicts_on_branch(remote) == [verdict("a" * 40)]
+    assert (two / ".asv/results/confirmations.json").read_text() == '{"verdicts": ['  # left as it was
+
+
 def test_an_unreachable_remote_fails_with_one_clear_line(tmp_path, git_env, monkeypatch):
     checkout = clone(tmp_path, tmp_path / "missing.git", "a")
     result = results_branch(checkout, "fetch")
@@ -376,12 +446,6 @@ def test_an_unknown_command_is_refused(tmp_path, remote):
 
 # --- scripts/ci-summary.py -----------------------------------------------------------------------
 
-FLAG = {"benchmark": "bench_tail.RestoreTail.track_p95_ms('zero_copy')", "machine": "mac-1", "env": "virtualenv-py3.11",
-        "commit": "0123456789abcdef0123456789abcdef01234567", "kind": "regression",
-        "p95_before_ms": 0.31, "p95_after_ms": 5.2, "budget_ms": None, "message": "regression: p95 0.31 -> 5.2 ms"}
-BUDGET_FLAG = {**FLAG, "kind": "budget", "p95_before_ms": None, "budget_ms": 5.0, "message": None}
-
-
 def summary(tmp_path, report_text, **env):
     report = tmp_path / "p95.json"
     if report_text is not None:
@@ -393,20 +457,76 @@ def summary(tmp_path, report_text, **env):
     return result, out.read_text() if out.exists() else ""
 
 
-def test_summary_lists_each_flag_with_a_commit_link_and_an_annotation(tmp_path):
-    result, text = summary(tmp_path, json.dumps({"flags": [FLAG, BUDGET_FLAG]}), GITHUB_ACTIONS="true",
+SLOW_FROM = 4  # the commit from which time_a and time_b are twice as slow (7 commits)
+
+
+@pytest.fixture(scope="module")
+def real_p95_report(tmp_path_factory):
+    """``(p95.json's text, commits)``: ``kvcache-bench p95 --json`` over asv results that asv's
+    own ``Results`` class wrote, for 7 commits of a git repository: ``time_a`` and ``time_b``
+    twice as slow from commit 4 (a re-measurement dismissed ``time_b``'s flag, in the default
+    verdicts file RESULTS_DIR/confirmations.json), ``time_c`` over its 5 ms budget from commit 5."""
+    from asv.results import Results
+    from asv.runner import BenchmarkResult
+    from asv.util import write_json
+
+    repo = tmp_path_factory.mktemp("p95-project")
+    git("init", "-q", "-b", "main", cwd=repo)
+    (repo / "asv.conf.json").write_text(
+        '{"version": 1, "repo": ".", "branches": ["main"], "results_dir": "results", "html_dir": "html"}')
+    (repo / "benchmarks").mkdir()
+    (repo / "benchmarks" / "budgets.json").write_text('{"budgets_ms": {"bench_x.X.time_c": 5.0}}')
+    rng = random.Random(0)
+    commits = []
+    for i in range(7):
+        git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", f"c{i}", cwd=repo)
+        commits.append(git("rev-parse", "HEAD", cwd=repo))
+        results = Results({"machine": "mac-1", "python": "3.11"}, {}, commits[-1], 1_700_000_000_000 + i,
+                          "3.11", "virtualenv-py3.11", {})
+        for name, seconds in (("time_a", 0.002 if i >= SLOW_FROM else 0.001),
+                              ("time_b", 0.002 if i >= SLOW_FROM else 0.001),
+                              ("time_c", 0.006 if i >= 5 else 0.001)):
+            samples = [seconds * (1 + rng.uniform(0, 0.02)) for _ in range(20)]
+            outcome = BenchmarkResult(result=[sorted(samples)[10]], samples=[samples], number=[1], errcode=0,
+                                      stderr="", profile=None)
+            results.add_result({"name": f"bench_x.X.{name}", "version": "1", "params": []}, outcome,
+                               record_samples=True)
+        results.save(str(repo / "results"))
+    write_json(str(repo / "results" / "mac-1" / "machine.json"), {"machine": "mac-1"}, api_version=1)
+    dismissed = {"benchmark": "bench_x.X.time_b", "machine": "mac-1", "env": "virtualenv-py3.11",
+                 "commit": commits[SLOW_FROM], "confirmed": False, "culprit": None}
+    (repo / "results" / "confirmations.json").write_text(json.dumps({"verdicts": [dismissed]}))
+    done = subprocess.run([BIN / "kvcache-bench", "p95", "--no-html", "--json", "p95.json"], cwd=repo,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return (repo / "p95.json").read_text(), commits
+
+
+def test_summary_shows_each_flag_s_statistic_before_after_and_change_from_a_real_p95_report(tmp_path, real_p95_report):
+    report_text, commits = real_p95_report
+    report = json.loads(report_text)
+    result, text = summary(tmp_path, report_text, GITHUB_ACTIONS="true",
                            GITHUB_SERVER_URL="https://github.com", GITHUB_REPOSITORY="o/r")
     assert result.returncode == 0, result.stderr
-    link = "[0123456789ab](https://github.com/o/r/commit/0123456789abcdef0123456789abcdef01234567)"
-    rows = [line for line in text.splitlines() if line.startswith("| ") and "bench_tail" in line]
-    assert rows == [
-        f"| regression | bench_tail.RestoreTail.track_p95_ms('zero_copy') | mac-1 | {link} | 0.310 | 5.200 |  |",
-        f"| budget | bench_tail.RestoreTail.track_p95_ms('zero_copy') | mac-1 | {link} |  | 5.200 | 5.000 |"]
-    assert result.stdout.splitlines() == [
-        "::warning title=p95 regression%3A bench_tail.RestoreTail.track_p95_ms('zero_copy')::"
-        "regression: p95 0.31 -> 5.2 ms",
-        "::warning title=p95 budget%3A bench_tail.RestoreTail.track_p95_ms('zero_copy')::"
-        "bench_tail.RestoreTail.track_p95_ms('zero_copy') on mac-1 at 0123456789ab: p95 5.200 ms"]
+    cells = [[c.strip() for c in line.strip()[1:-1].split(" | ")] for line in text.splitlines()
+             if line.startswith("| ") and "bench_x" in line]
+    rows = {row[1]: row for row in cells}
+    assert set(rows) == {"bench_x.X.time_a", "bench_x.X.time_c"}  # time_b's flag was dismissed
+    kind, _, machine, commit, statistic, before, after, change, budget = rows["bench_x.X.time_a"]
+    assert (kind, machine, statistic) == ("regression", "mac-1", "p95+median")  # every call slower
+    assert commit == f"[{commits[SLOW_FROM][:12]}](https://github.com/o/r/commit/{commits[SLOW_FROM]})"
+    number = re.compile(r"(\d+\.\d+) ms")
+    assert 1.0 <= float(number.fullmatch(before).group(1)) <= 1.03  # the samples: 1 ms + up to 2%
+    assert 2.0 <= float(number.fullmatch(after).group(1)) <= 2.06
+    assert change == "+100%" and budget == ""
+    kind, _, _, commit, statistic, before, after, change, budget = rows["bench_x.X.time_c"]
+    assert (kind, statistic, budget, commit[1:13]) == ("budget", "p95", "5.00 ms", commits[5][:12])
+    assert 6.0 <= float(number.fullmatch(after).group(1)) <= 6.2
+    [dismissed] = report["dismissed"]
+    assert f"1 flag(s) dismissed by re-measurement (noise, not the code):\n- {dismissed['message']}" in text
+    annotations = result.stdout.splitlines()
+    assert len(annotations) == 2 and all(line.startswith("::warning title=p95 ") for line in annotations)
+    assert any("p95 1.0" in line and "-> 2.0" in line for line in annotations), annotations
 
 
 def test_summary_without_flags_says_so(tmp_path):

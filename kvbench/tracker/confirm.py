@@ -45,6 +45,21 @@ INTERVAL_ROUNDS, INTERVAL_SAMPLES = 2, 20  # rounds a side, and samples a round,
 FLAG_KEYS = ("benchmark", "machine", "env", "commit", "kind", "previous_commit", "statistic", "change")  # of p95 --json's flags
 PLAN_KEYS = FLAG_KEYS + ("counts", "suspects", "before")
 VERDICT_KEYS = ("benchmark", "machine", "env", "commit", "confirmed")
+VERDICTS_FILE = "confirmations.json"  # in the results directory: CI's results branch keeps it with them
+CONFIRMATIONS_HELP = f"the verdicts file (default: RESULTS_DIR/{VERDICTS_FILE}, beside the results they judge)"
+
+
+def verdicts_path(results_dir, given=None):
+    """``given`` (``--confirmations``) when set, else ``RESULTS_DIR/confirmations.json``.
+
+    The verdicts live in the results directory so that whatever keeps the results keeps them
+    too (scripts/results-branch.sh, across CI jobs whose workspace is wiped). asv ignores the
+    file: ``asv.results.iter_results_paths`` (asv 0.6.6) reads ``.json`` files only in a
+    directory that holds a valid ``machine.json``; in the results root, which holds none, it
+    logs "Skipping results: could not load .../machine.json" and reads nothing. ``read.py``
+    reads only machine directories too.
+    """
+    return given or os.path.join(results_dir, VERDICTS_FILE)
 
 
 def register(subparsers):
@@ -53,7 +68,7 @@ def register(subparsers):
     mode.add_argument("--plan", metavar="PLAN", help="write the re-measurement plan of the new flags")
     mode.add_argument("--decide", metavar="PLAN", help="decide each planned flag from its new samples")
     parser.add_argument("--flags", help="kvcache-bench p95's --json (with --plan)")
-    parser.add_argument("--confirmations", help="verdicts so far (read with --plan, appended with --decide)")
+    parser.add_argument("--confirmations", help=CONFIRMATIONS_HELP + "; read with --plan, appended to with --decide")
     parser.add_argument("--results", help="asv results directory (default: asv.conf.json's results_dir)")
     parser.add_argument("--config", help="asv config file (default: asv.conf.json here, if there is one)")
     parser.set_defaults(func=run)
@@ -62,6 +77,7 @@ def register(subparsers):
 def run(args):
     proj = project.load_project(args.config)
     results_dir = proj.results_dir_or(args.results)
+    confirmations = verdicts_path(results_dir, args.confirmations)
     if args.plan:
         if not args.flags:
             raise UserError("--plan needs --flags: the JSON that kvcache-bench p95 --json wrote")
@@ -69,13 +85,11 @@ def run(args):
             key: _read_entries(args.flags, "--flags", key, FLAG_KEYS, "pass the JSON that kvcache-bench p95 --json wrote", required=key == "flags")
             for key in ("flags", "tentative")
         }
-        for line in write_plan(args.plan, report, load_verdicts(args.confirmations), results_dir, _branch_positions(proj)):
+        for line in write_plan(args.plan, report, load_verdicts(confirmations), results_dir, _branch_positions(proj)):
             print(line)
         return 0
-    if not args.confirmations:
-        raise UserError("--decide needs --confirmations: the file the verdicts are appended to")
     plan = {"flags": _read_entries(args.decide, "--decide", "flags", PLAN_KEYS, "pass the plan that confirm --plan wrote")}
-    for verdict in decide(plan, results_dir, args.confirmations):
+    for verdict in decide(plan, results_dir, confirmations):
         if verdict["confirmed"]:
             state = f"stands at {verdict['culprit'][:8]}"
         else:

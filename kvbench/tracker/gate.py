@@ -71,7 +71,7 @@ def run(args, write_line=print):
     ]
     if len({env for _, env in common}) > 1:  # name the environment where it is not the only one
         rows = [replace(row, benchmark=f"{row.benchmark} [{env}]") for row, (_, env) in zip(rows, common)]
-    render.write_gate_comment(rows, machine, base, head, args.min_rise_ms, write_line)
+    render.write_gate_comment(rows, machine, base, head, args.min_rise_ms, write_line, stats.MIN_HISTORY)
     for row in rows:
         if row.verdict == "no noise estimate":
             warn(f"{row.benchmark}: one value a side and fewer than {stats.MIN_HISTORY} commits of history on {machine}: not judged (measure main's history first)")

@@ -42,7 +42,8 @@ def register(subparsers):
         help=f"budgets file (default {budgets_mod.DEFAULT_BUDGETS} beside asv.conf.json, if it exists)",
     )
     parser.add_argument(
-        "--confirmations", help="the main job's re-measurement verdicts (kvcache-bench confirm): dismissed flags are set apart"
+        "--confirmations",
+        help="the main job's re-measurement verdicts (kvcache-bench confirm), dismissed flags set apart: " + confirm.CONFIRMATIONS_HELP,
     )
     parser.add_argument("--config", help="asv config file (default: asv.conf.json here, if there is one)")
     parser.set_defaults(func=run)
@@ -62,7 +63,7 @@ def run(args):
     if html_dir and os.path.exists(html_dir) and not os.path.isdir(html_dir):
         raise UserError(f"cannot write the p95 page into {html_dir}: it is a file, not a directory (pass --html DIR)")
     budgets = _load_budgets(args.budgets, proj.config_dir)
-    verdicts = confirm.load_verdicts(args.confirmations)
+    verdicts = confirm.load_verdicts(confirm.verdicts_path(results_dir, args.confirmations))
     measurements = read_measurements(results_dir, warn)
     order = _commit_order(proj, measurements)
     every = series_mod.build_series(

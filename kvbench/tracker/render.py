@@ -68,8 +68,9 @@ def short(commit):
     return commit[:8] if commit else "-"
 
 
-def write_gate_comment(rows, machine, base, head, min_rise_ms, write_line):
-    """The gate's PR comment: the verdict, the regressions, then every row folded."""
+def write_gate_comment(rows, machine, base, head, min_rise_ms, write_line, min_history):
+    """The gate's PR comment: the verdict, the regressions, then every row folded, and what
+    each row's "noise from" means (``min_history``: the commits of main a history bound needs)."""
     flagged = [r for r in rows if r.regression]
     statistics = {r.statistic for r in rows}
     what = f"{statistics.pop()} " if len(statistics) == 1 else ""
@@ -88,9 +89,13 @@ def write_gate_comment(rows, machine, base, head, min_rise_ms, write_line):
     write_line("")
     write_line(
         "Regression: the row's statistic up by more than its threshold, beyond the noise its \"noise from\" names: "
-        "rounds, the lower end of a 98% bootstrap interval of HEAD/BASE over each commit's rounds "
-        "(processes) above 1; history, the ratio above the history bound, which two neighbouring commits of main "
-        "on this machine exceed 2% of the time"
+        "**rounds**, this run alone: the lower end of the 98% interval (a bootstrap of HEAD/BASE over each "
+        "commit's rounds, the processes of this run) above 1, main's history not used: too short on this machine "
+        f"(a history bound needs {min_history} measured commits of main, with {min_history - 1} neighbouring "
+        "pairs outside the steps the alert rule took as real); **history**, one value a side, no interval: the "
+        "ratio above the history bound, which two neighbouring commits of main on this machine exceed 2% of "
+        "the time; **rounds+history**, both. The interval is this run's own; the history bound is not folded "
+        "into it"
         + (f"; and up by more than {ms(min_rise_ms)}." if min_rise_ms else ".")
     )
     write_line("")
