@@ -100,6 +100,20 @@ class Project:
         self.versions = read_versions(os.path.join(folder, "results"))
         self.standin = load_json(os.path.join(folder, "standin-map.json"), {})
         self.machine_level = machine_levels(self.p95["series"])
+        self.order = _branch_order(folder)
+
+    def machine_shift(self, machine, commit, span=3):
+        """The machine's level over ``commit`` and the ``span - 1`` measured after it, over its
+        level at the ``span`` measured before (medians); None where either side is missing."""
+        commits = [c for c in self.order if (machine, c) in self.machine_level]
+        if commit not in commits:
+            return None
+        at = commits.index(commit)
+        before = [self.machine_level[(machine, c)] for c in commits[max(at - span, 0):at]]
+        after = [self.machine_level[(machine, c)] for c in commits[at:at + span]]
+        if not before or not after:
+            return None
+        return sorted(after)[len(after) // 2] / sorted(before)[len(before) // 2]
 
     def name(self, commit):
         """A commit's short hash, the project's own where a stand-in repository orders them."""
@@ -116,6 +130,18 @@ class Project:
 
     def retired(self, benchmark):
         return bool(self.known) and base_name(benchmark) not in self.known
+
+
+def _branch_order(folder):
+    """The first-parent history of asv.conf.json's branch, oldest first (empty if unreadable)."""
+    import subprocess
+
+    conf = load_json(os.path.join(folder, "asv.conf.json"), {})
+    done = subprocess.run(
+        ["git", "--git-dir", conf.get("repo", ""), "rev-list", "--first-parent", "--reverse", (conf.get("branches") or ["HEAD"])[0], "--"],
+        capture_output=True, text=True, check=False,
+    )
+    return done.stdout.split() if done.returncode == 0 else []
 
 
 def _p95s(points):
@@ -145,6 +171,8 @@ def read_flag(project, flag):
     changed = project.version_changed(flag["machine"], flag["env"], flag["benchmark"], previous, flag["commit"]) if previous else None
     following = _p95s(points[at:at + HELD_WINDOW]) if at is not None else []
     earlier = _p95s(points[:max(at - 1, 0)]) if at is not None else []
+    just_before = sorted(_p95s(points[max(at - 3, 0):at])) if at else []
+    from_just_before = after / just_before[len(just_before) // 2] - 1 if just_before and just_before[0] > 0 else None
     held = sum(_closer_to(v, after, before) for v in following) / len(following) if following else None
     seen_before = sum(_near(v, after) for v in earlier) / len(earlier) if len(earlier) >= 4 else None
     retired = project.retired(flag["benchmark"])
@@ -153,7 +181,8 @@ def read_flag(project, flag):
         "commit": project.name(flag["commit"]), "previous": project.name(previous),
         "statistic": flag.get("statistic"), "before_ms": before, "after_ms": after, "change": flag.get("change"),
         "pvalue": flag.get("pvalue"), "version_changed": changed, "retired": retired,
-        "held": held, "seen_before": seen_before, "newest": at is not None and at >= len(points) - 3,
+        "held": held, "seen_before": seen_before, "from_just_before": from_just_before,
+        "machine_shift": project.machine_shift(flag["machine"], flag["commit"]), "newest": at is not None and at >= len(points) - 3,
         "message": flag.get("message"),
         "context": _context(project, flag, points, at),
     }
@@ -169,6 +198,11 @@ def _reading(f):
         return "retired benchmark"
     if f["change"] is not None and f["change"] < 0:
         return "names a fall"
+    shift = f["machine_shift"]
+    if shift is not None and f["change"] is not None and shift - 1 > min(f["change"], 0.5) / 2:
+        return "machine-wide shift"
+    if f["from_just_before"] is not None and f["change"] is not None and f["from_just_before"] < min(f["change"], 0.2) / 2:
+        return "rise came earlier (creep, or a step the rule missed)"
     if f["seen_before"] is not None and f["seen_before"] >= 0.25:
         return "back to an earlier level"
     if f["held"] is not None and f["held"] < 0.5:
@@ -434,8 +468,9 @@ def _flag_table(flags, n_flags, write_line):
             f"- **{kind}** `{f['benchmark']}` on {f['machine']} [{f['env']}] at {f['commit']} (before {f['previous']}): "
             f"{f['statistic']} {_g(f['before_ms'])} -> {_g(f['after_ms'])} ms ({f['change']:+.0%}); "
             f"version changed: {_yn(f['version_changed'])}; retired: {_yn(f['retired'])}; "
-            f"held: {_pct(f['held'])}; seen before: {_pct(f['seen_before'])}; "
-            f"other series flagged at this commit here: {f['flagged_with']}; reading: **{f['reading']}**"
+            f"held: {_pct(f['held'])}; seen before: {_pct(f['seen_before'])}; over the 3 before: {_pct(f['from_just_before'])}; "
+            f"other series flagged at this commit here: {f['flagged_with']}; machine level x{_g(f['machine_shift'])}; "
+            f"reading: **{f['reading']}**"
         )
         write_line("")
         write_line("  ```")
