@@ -13,7 +13,9 @@ and one line per machine with how many commits were left out (``all_failed_commi
 By default the gate runs in this process (``kvbench.cli.main``), with the results read once
 and reused by every call (reading is the gate's slow part and gives the same answer each
 time); ``--subprocess`` runs the ``kvcache-bench`` command itself for each pair instead.
-``--last N`` gates only the newest N pairs of each machine.
+``--last N`` gates only the newest N pairs of each machine; ``--resume`` keeps the pairs an
+earlier, interrupted run wrote and gates the rest; ``--lock FILE`` takes the shared measurement
+lock in turns of a minute, so that a long run does not hold up the measurements queued on it.
 """
 
 import argparse
@@ -118,19 +120,68 @@ def reuse_reads():
     return cli
 
 
-def run_pairs(project_dir, last, use_subprocess, write_line):
-    """Gate every neighbouring pair of every machine; each result is one JSON line."""
+class TurnLock:
+    """The shared measurement lock, taken in turns: held for at most ``turn_s`` seconds of
+    gating, then let go so that queued measurements run between turns. No lock file: a no-op."""
+
+    def __init__(self, path, turn_s=60.0):
+        self.path, self.turn_s, self.file, self.since = path, turn_s, None, 0.0
+        self.active_s = self.waited_s = 0.0
+
+    def hold(self):
+        """Called before each pair: take the lock, or let it go and take it again when the turn is up."""
+        if self.path is None:
+            return
+        now = time.monotonic()
+        if self.file is not None and now - self.since < self.turn_s:
+            return
+        self.release()
+        import fcntl
+
+        asked = time.monotonic()
+        self.file = open(self.path, "a", encoding="utf-8")
+        fcntl.flock(self.file, fcntl.LOCK_EX)
+        self.since = time.monotonic()
+        self.waited_s += self.since - asked
+
+    def release(self):
+        if self.file is not None:
+            self.active_s += time.monotonic() - self.since
+            self.file.close()  # closing lets the flock go
+            self.file = None
+
+
+def done_pairs(path):
+    """The lines of an earlier ``gates.jsonl`` and the (machine, base, head) pairs they gated."""
+    if not os.path.exists(path):
+        return [], set()
+    with open(path, encoding="utf-8") as f:
+        lines = [line.rstrip("\n") for line in f if line.strip()]
+    pairs = set()
+    for line in lines:
+        d = json.loads(line)
+        if "rc" in d:
+            pairs.add((d["machine"], d["base"], d["head"]))
+    return lines, pairs
+
+
+def run_pairs(project_dir, last, use_subprocess, write_line, skip=frozenset(), lock=None):
+    """Gate every neighbouring pair of every machine (but those in ``skip``); each result is
+    one JSON line. Returns ``{machine: (pairs gated, seconds)}``."""
     order = branch_order(project_dir)
     cli = None if use_subprocess else reuse_reads()
+    lock = lock or TurnLock(None)
     totals = {}
     measured, failed = machine_commits(project_dir)
-    for machine, commits in sorted(failed.items()):
-        write_line(json.dumps({"machine": machine, "all_failed_commits": len(commits)}))
+    if not skip:
+        for machine, commits in sorted(failed.items()):
+            write_line(json.dumps({"machine": machine, "all_failed_commits": len(commits)}))
     for machine, commits in sorted(measured.items()):
         pairs = neighbour_pairs(order, commits)
-        pairs = pairs[-last:] if last else pairs
+        pairs = [p for p in (pairs[-last:] if last else pairs) if (machine, *p) not in skip]
         started = time.monotonic()
         for base, head in pairs:
+            lock.hold()
             rc, out, err = gate_subprocess(base, head, machine) if cli is None else gate_in_process(cli, base, head, machine)
             write_line(json.dumps({
                 "machine": machine, "base": base, "head": head, "rc": rc,
@@ -138,6 +189,7 @@ def run_pairs(project_dir, last, use_subprocess, write_line):
                 "stderr": [line for line in err.splitlines() if line.strip()],
             }))
         totals[machine] = (len(pairs), time.monotonic() - started)
+    lock.release()
     return totals
 
 
@@ -146,13 +198,28 @@ def main(argv):
     parser.add_argument("project_dir")
     parser.add_argument("--last", type=int, default=0, help="only the newest N pairs of each machine")
     parser.add_argument("--subprocess", action="store_true", help="run the kvcache-bench command per pair")
+    parser.add_argument("--resume", action="store_true", help="keep gates.jsonl and gate only the pairs it lacks")
+    parser.add_argument("--lock", help="take this lock file in turns of a minute (the shared measurement lock)")
     args = parser.parse_args(argv)
     project_dir = os.path.abspath(args.project_dir)
     os.chdir(project_dir)  # the gate reads ./asv.conf.json, as a CI job run from the project would
-    with open(os.path.join(project_dir, "gates.jsonl"), "w", encoding="utf-8") as out:
-        totals = run_pairs(project_dir, args.last, args.subprocess, lambda line: out.write(line + "\n"))
+    path = os.path.join(project_dir, "gates.jsonl")
+    kept, skip = done_pairs(path) if args.resume else ([], set())
+    lock = TurnLock(args.lock)
+    with open(path, "w", encoding="utf-8") as out:
+        for line in kept:
+            out.write(line + "\n")
+        out.flush()
+
+        def write_line(line):
+            out.write(line + "\n")
+            out.flush()
+
+        totals = run_pairs(project_dir, args.last, args.subprocess, write_line, frozenset(skip), lock)
     for machine, (n, seconds) in totals.items():
         print(f"gate_pairs: {machine}: {n} pairs in {seconds:.0f} s", file=sys.stderr)
+    if args.lock:
+        print(f"gate_pairs: {lock.active_s:.0f} s gating under the lock, {lock.waited_s:.0f} s waiting for it", file=sys.stderr)
     return 0
 
 

@@ -203,10 +203,12 @@ def _reading(f):
         return "machine-wide shift"
     if f["from_just_before"] is not None and f["change"] is not None and f["from_just_before"] < min(f["change"], 0.2) / 2:
         return "rise came earlier (creep, or a step the rule missed)"
-    if f["seen_before"] is not None and f["seen_before"] >= 0.25:
-        return "back to an earlier level"
     if f["held"] is not None and f["held"] < 0.5:
         return "not held"
+    if f.get("many_at_once"):
+        return "many series at once (runner or environment?)"
+    if f["seen_before"] is not None and f["seen_before"] >= 0.25:
+        return "back to an earlier level"
     return "step"
 
 
@@ -379,8 +381,11 @@ def summarize(folder):
     budget = [f for f in project.p95["flags"] if f.get("kind") != "regression"]
     tentative = [read_flag(project, f) for f in project.p95["tentative"]]
     at_commit = Counter((f["machine"], f["commit"]) for f in flags + tentative)
+    per_machine = Counter(m for (_, m, _) in project.series)
     for f in flags + tentative:
         f["flagged_with"] = at_commit[(f["machine"], f["commit"])] - 1  # other series flagged at that commit and machine
+        f["many_at_once"] = f["flagged_with"] + 1 >= max(5, 0.1 * per_machine[f["machine"]])
+        f["reading"] = _reading(f)
     machines = sorted({m for (_, m, _) in project.series})
     return {
         "project": os.path.basename(folder.rstrip("/")),
