@@ -11,8 +11,9 @@ rows the gate flagged (read from its markdown table by the column names), and it
 and one line per machine with how many commits were left out (``all_failed_commits``).
 
 By default the gate runs in this process (``kvbench.cli.main``), with the results read once
-and reused by every call (reading is the gate's slow part and gives the same answer each
-time); ``--subprocess`` runs the ``kvcache-bench`` command itself for each pair instead.
+and the history's noise computed once per machine, both reused by every call (they are the
+gate's slow parts on a large history and give the same answer each time: ``reuse_reads``);
+``--subprocess`` runs the ``kvcache-bench`` command itself for each pair instead.
 ``--last N`` gates only the newest N pairs of each machine; ``--resume`` keeps the pairs an
 earlier, interrupted run wrote and gates the rest; ``--lock FILE`` takes the shared measurement
 lock in turns of a minute, so that a long run does not hold up the measurements queued on it.
@@ -102,21 +103,36 @@ def gate_subprocess(base, head, machine):
 
 def reuse_reads():
     """Make the gate read the results once: ``read_measurements`` answers from a cache keyed by
-    the results directory. Returns ``kvbench.cli`` (None when the gate module has no
-    ``read_measurements`` to wrap; the gate then reads on every call)."""
+    the results directory, and ``_history_sigmas`` (each benchmark's run-to-run spread along
+    the branch on the machine: the same for every pair of a machine, and most of a call's
+    time on a large history) from a cache keyed by the machine. Both give what they would
+    compute, as the results and the branch do not change during the run. Returns
+    ``kvbench.cli``; a function the gate module no longer has is left alone (the gate then
+    computes it on every call)."""
     from kvbench import cli
     from kvbench.tracker import gate
 
-    original = getattr(gate, "read_measurements", None)
-    if original is not None:
-        cache = {}
+    original_read = getattr(gate, "read_measurements", None)
+    if original_read is not None:
+        reads = {}
 
-        def cached(results_dir, warn):
-            if results_dir not in cache:
-                cache[results_dir] = original(results_dir, warn)
-            return cache[results_dir]
+        def cached_read(results_dir, warn):
+            if results_dir not in reads:
+                reads[results_dir] = original_read(results_dir, warn)
+            return reads[results_dir]
 
-        gate.read_measurements = cached
+        gate.read_measurements = cached_read
+    original_sigmas = getattr(gate, "_history_sigmas", None)
+    if original_sigmas is not None:
+        sigmas = {}
+
+        def cached_sigmas(proj, measurements, machine):
+            key = (id(measurements), machine)
+            if key not in sigmas:
+                sigmas[key] = original_sigmas(proj, measurements, machine)
+            return sigmas[key]
+
+        gate._history_sigmas = cached_sigmas
     return cli
 
 
