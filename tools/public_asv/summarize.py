@@ -49,9 +49,13 @@ def base_name(benchmark):
     return benchmark.split("(", 1)[0]
 
 
-def read_versions(results_dir):
-    """``{(machine, env, commit): {benchmark name: asv version}}`` from the results files."""
-    versions = {}
+SAME_RUN_S = 3600  # two commits whose benchmarks started within this were measured in one run
+
+
+def read_versions(results_dir, started=None):
+    """``{(machine, env, commit): {benchmark name: asv version}}`` from the results files; fills
+    ``started`` with ``{(machine, commit): the median time its benchmarks started, in s}``."""
+    versions, starts = {}, defaultdict(list)
     for machine in sorted(os.listdir(results_dir)):
         folder = os.path.join(results_dir, machine)
         if not os.path.isdir(folder):
@@ -61,6 +65,11 @@ def read_versions(results_dir):
                 continue
             d = load_json(os.path.join(folder, name))
             columns = d.get("result_columns") or []
+            if "started_at" in columns:
+                t = columns.index("started_at")
+                starts[(d["params"]["machine"], d["commit_hash"])] += [
+                    row[t] / 1000 for row in d.get("results", {}).values() if isinstance(row, list) and len(row) > t and row[t]
+                ]
             if "version" not in columns:
                 continue
             at = columns.index("version")
@@ -68,6 +77,8 @@ def read_versions(results_dir):
             versions.setdefault(key, {}).update(
                 {b: row[at] for b, row in d.get("results", {}).items() if isinstance(row, list) and len(row) > at}
             )
+    if started is not None:
+        started.update({key: sorted(ts)[len(ts) // 2] for key, ts in starts.items() if ts})
     return versions
 
 
@@ -97,7 +108,8 @@ class Project:
         self.series = {(s["benchmark"], s["machine"], s["env"]): s for s in self.p95["series"]}
         described = load_json(os.path.join(folder, "results", "benchmarks.json"), {})
         self.known = {k for k in described if k != "version"}
-        self.versions = read_versions(os.path.join(folder, "results"))
+        self.started = {}
+        self.versions = read_versions(os.path.join(folder, "results"), self.started)
         self.standin = load_json(os.path.join(folder, "standin-map.json"), {})
         self.machine_level = machine_levels(self.p95["series"])
         self.order = _branch_order(folder)
@@ -263,15 +275,29 @@ def read_gates(project):
             "error_kinds": dict(errors),
             "flagged_rows": len(rows),
             "readings": dict(Counter(r["reading"] for r in rows)),
-            "failed_pairs_by_reading": dict(Counter(_pair_reading(rows, g) for g in gates if g["rc"] == 1)),
+            "failed_pairs_by_reading": dict(Counter(_pair_reading(project, rows, g) for g in gates if g["rc"] == 1)),
+            "same_run": _same_run_counts(project, machine, gates),
             "rows": rows,
         }
     return machines
 
 
-def _pair_reading(rows, gate):
+def _same_run_counts(project, machine, gates):
+    """Pairs whose two commits were measured in one run (as ``asv continuous BASE HEAD`` does,
+    and a PR check would), and across runs: ``{"one run": [failed, pairs], "across runs": [...]}``."""
+    counts = {"one run": [0, 0], "across runs": [0, 0], "unknown": [0, 0]}
+    for g in gates:
+        a, b = project.started.get((machine, g["base"])), project.started.get((machine, g["head"]))
+        kind = "unknown" if a is None or b is None else "one run" if abs(a - b) < SAME_RUN_S else "across runs"
+        counts[kind][0] += g["rc"] == 1
+        counts[kind][1] += 1
+    return {k: v for k, v in counts.items() if v[1]}
+
+
+def _pair_reading(project, rows, gate):
     """The reading most of a failed pair's flagged rows share."""
-    mine = Counter(r["reading"] for r in rows if (r["base"], r["head"]) == (gate["base"][:8], gate["head"][:8]))
+    pair = (project.name(gate["base"]), project.name(gate["head"]))
+    mine = Counter(r["reading"] for r in rows if (r["base"], r["head"]) == pair)
     return mine.most_common(1)[0][0] if mine else "no rows read"
 
 
@@ -421,10 +447,11 @@ def write_markdown(summary, write_line):
     write_line("")
     write_line("## Gate over neighbouring commits")
     write_line("")
-    write_line("| machine | pairs | failed | failed pairs by their rows' reading | errors | flagged rows | readings | errors by kind | commits left out (every result failed) |")
-    write_line("|---|---|---|---|---|---|---|---|---|")
+    write_line("| machine | pairs | failed | failed / pairs, by how they were measured | failed pairs by their rows' reading | errors | flagged rows | readings | errors by kind | commits left out (every result failed) |")
+    write_line("|---|---|---|---|---|---|---|---|---|---|")
     for machine, g in s["gates"].items():
-        write_line(f"| {machine} | {g['pairs']} | {g['failed']} | {_counts(g['failed_pairs_by_reading'])} | {g['errors']} | {g['flagged_rows']} | {_counts(g['readings'])} "
+        runs = ", ".join(f"{k}: {v[0]}/{v[1]}" for k, v in g["same_run"].items())
+        write_line(f"| {machine} | {g['pairs']} | {g['failed']} | {runs} | {_counts(g['failed_pairs_by_reading'])} | {g['errors']} | {g['flagged_rows']} | {_counts(g['readings'])} "
                    f"| {_counts(g['error_kinds'])} | {g['all_failed_commits_left_out']} |")
     write_line("")
     for machine, g in s["gates"].items():
