@@ -36,21 +36,23 @@ class ProbeClock:
     Each call runs the probe once and returns the clock's reading. Between two calls, the
     reading advances by the time from the end of the first call's probe to the start of the
     second call's, divided by the time of the slower of the two probes: the interval in probes,
-    the probes themselves not counted. (The slower one: the p95's spread between processes was
-    smallest so, against the mean or one probe: docs/benchmarks.md, "Probe units".) So for ``t0 = clock(); work(); t1 = clock()``, ``t1 - t0``
-    is ``work``'s time over the probe's time around it. The reading never decreases.
+    the probes themselves not counted (the slower one: docs/benchmarks.md, "Probe units"). So
+    for ``t0 = clock(); f(); t1 = clock()``, ``t1 - t0`` is ``f``'s time over the probe's time
+    around it. The reading never decreases. ``work`` is the probe, ``timer`` the clock it is timed by.
     """
 
-    def __init__(self, timer=time.perf_counter):
-        self._timer = timer
+    def __init__(self, work=probe, timer=time.perf_counter):
+        self._work, self._timer = work, timer
         self.reading = 0.0
         self._since = None  # when the previous call's probe ended
         self._probe_before = None  # how long it took
 
     def __call__(self):
         now = self._timer()
-        probe()
+        self._work()
         took = self._timer() - now
+        if took <= 0:
+            raise RuntimeError("ProbeClock: the timer is too coarse to time the probe; give it a finer timer")
         if self._since is not None:
             self.reading += (now - self._since) / max(self._probe_before, took)
         self._probe_before = took
