@@ -1,7 +1,7 @@
 """Restore time: an agent's stored blocks back into mlx-lm cache objects, evaluated.
 
 Every sample is one ``reconstruct`` call (``number = 1``), so the p95 of a result's samples
-(``asv run --record-samples``; ``kvcache-bench p95``) is the p95 of single restores. Each
+(``asv run --record-samples``; ``kvcache-tracker p95``) is the p95 of single restores. Each
 benchmark runs in several ``rounds`` (asv runs each in a process of its own) of a fixed
 number of samples (an integer ``repeat``: the tracker cuts a result back into its rounds by
 it, also after ``asv run --append-samples``); asv interleaves the rounds of the commits it

@@ -1,1 +1,2 @@
-"""kvbench: the performance-regression tracker around kvcache (``kvcache-bench``)."""
+"""kvbench: the library's own measurements, ``kvcache-bench exp006`` and ``costs`` (the
+tracker around them is ``kvtracker``, ``kvcache-tracker``)."""

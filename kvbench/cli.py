@@ -1,4 +1,4 @@
-"""``kvcache-bench``: the command line of the tracker.
+"""``kvcache-bench``: the library's own measurements (the tracker is ``kvcache-tracker``).
 
 Each subcommand lives in its own module, which provides ``register(subparsers)``; the parser
 it adds sets ``func(args) -> exit code``. User errors are ``kvbench.errors.UserError``: one
@@ -12,17 +12,10 @@ import sys
 from .errors import UserError
 
 # subcommand -> (its module, one line of help). Only the module of the command given is
-# imported (the tracker's commands need no MLX; exp006 and costs need no asv). A module whose
-# dependencies are not installed (asv on a bare GPU machine) leaves its command saying so.
+# imported; a module whose dependencies are not installed leaves its command saying so.
 COMMANDS = {
-    "p95": ("tracker.p95", "p95 per commit, change points, regressions and budget overruns"),
-    "gate": ("tracker.gate", "exit 1 when HEAD's p95 regressed from BASE's"),
-    "confirm": ("tracker.confirm", "re-measure new flags before alerting (the main job's step)"),
-    "power": ("tracker.power", "detection power of the tracker on replayed recorded noise"),
     "exp006": ("exp006", "the seed experiment EXP-006, reproducible"),
-    "vendor-html": ("vendor_html", "serve asv's CDN scripts and styles from the html directory itself"),
     "costs": ("restore_costs", "copy efficiency, zero-copy latency, first decode step, peak memory"),
-    "numbers": ("numbers", "docs/numbers.md from the measurement files in docs/measurements/"),
 }
 
 

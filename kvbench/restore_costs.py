@@ -37,7 +37,7 @@ from kvcache.copying import copy_jobs
 
 from .errors import UserError
 from .environment import environment
-from .numbers import provenance, record_measurement
+from .measurement import provenance, record_measurement
 
 
 def register(subparsers):
@@ -95,7 +95,7 @@ def _check_writable(option, path):
 
 
 def measurement(args, env, result):
-    """``result`` as a measurement file for docs/measurements/ (kvbench/numbers.py's format)."""
+    """``result`` as a measurement file for docs/measurements/ (kvbench/measurement.py's format)."""
     where = provenance(env, args.record_machine)
     machine = where["machine"]
     columns, rows = table(result)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark step of .github/workflows/benchmarks-main.yml (self-hosted Apple Silicon runner),
 # runnable as is on any machine: an optional backfill of a range of history, then
-# scripts/main-job.sh (asv over the recent commits not yet measured, asv publish, kvcache-bench p95).
+# scripts/main-job.sh (asv over the recent commits not yet measured, asv publish, kvcache-tracker p95).
 #
 # Env: ASV_MACHINE (required: the fixed asv machine name the results are filed under),
 #      BACKFILL_RANGE (optional: a git range for asv, e.g. v0.1..main; commits already measured

@@ -1,4 +1,4 @@
-"""Write the p95 flags of ``kvcache-bench p95 --json FILE`` into the GitHub Actions job summary.
+"""Write the p95 flags of ``kvcache-tracker p95 --json FILE`` into the GitHub Actions job summary.
 
 Usage: ``python3 scripts/ci-summary.py [P95_JSON]`` (default ``.asv/p95.json``). Appends to
 ``$GITHUB_STEP_SUMMARY`` (stdout when unset) a markdown table of the flags, each with the
@@ -8,7 +8,7 @@ budget, then the flags a re-measurement dismissed; under GitHub Actions it print
 ``before``, ``after``, ``change``, ``budget_ms``, ``message``). Standard library only: it runs
 with the runner's python3.
 A missing report is described, not an error (the step that should have written it has failed
-already); a report that is not kvcache-bench p95's JSON exits 2 with one line on stderr.
+already); a report that is not kvcache-tracker p95's JSON exits 2 with one line on stderr.
 """
 
 import json
@@ -26,7 +26,7 @@ def cell(value):
 
 
 def amount(value, unit):
-    """A value with its unit, as kvcache-bench prints it: 3 decimals under 1, 2 under 100, none
+    """A value with its unit, as kvcache-tracker prints it: 3 decimals under 1, 2 under 100, none
     above; empty when there is none (a budget flag on the first commit has no before)."""
     if not isinstance(value, (int, float)) or value != value:
         return ""
@@ -43,7 +43,7 @@ def commit_cell(commit):
 
 
 def row(flag):
-    """A flag's cells, in COLUMNS' order, from the keys that ``kvcache-bench p95 --json`` writes."""
+    """A flag's cells, in COLUMNS' order, from the keys that ``kvcache-tracker p95 --json`` writes."""
     unit = flag.get("unit") or ""
     change = flag.get("change")
     return [
@@ -103,11 +103,11 @@ def read_flags(path):
     except FileNotFoundError:
         return None
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not JSON ({error}); rerun kvcache-bench p95") from None
+        raise ValueError(f"{path} is not JSON ({error}); rerun kvcache-tracker p95") from None
     lists = [report.get(key, [] if key == "dismissed" else None) if isinstance(report, dict) else None
              for key in ("flags", "dismissed")]
     if not all(isinstance(flags, list) and all(isinstance(flag, dict) for flag in flags) for flags in lists):
-        raise ValueError(f'{path} has no "flags" list of objects; is it kvcache-bench p95 --json output?')
+        raise ValueError(f'{path} has no "flags" list of objects; is it kvcache-tracker p95 --json output?')
     return lists
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job (`make main-job`): measure the last N commits of main with asv (raw samples
-# kept, the commits' rounds interleaved), publish asv's dashboard, find kvcache-bench's p95
+# kept, the commits' rounds interleaved), publish asv's dashboard, find kvcache-tracker's p95
 # flags, re-measure each new flag against the commit before it and keep it only if the
 # re-measurement agrees, and print the flags. Works from a fresh clone (it makes .venv with
 # the bench extra); safe to rerun: measured commits are skipped, decided flags not re-measured.
@@ -14,10 +14,10 @@
 #                    never deleted or rewritten (--skip-existing-commits); one that is not
 #                    JSON (a killed write) is kept as COMMIT-ENV.json.unreadable-TIME, measured again
 #       .asv/html    asv's dashboard with the p95 page, loading nothing from other hosts
-#                    (kvcache-bench vendor-html: needs npm; browse: .venv/bin/asv preview)
+#                    (kvcache-tracker vendor-html: needs npm; browse: .venv/bin/asv preview)
 #       .asv/p95.json  p95 series per benchmark, regressions and budget overruns
 #       .asv/results/confirmations.json  each re-measured flag's verdict (stands / dismissed), beside
-#                    the results (kvcache-bench's default), so that scripts/results-branch.sh keeps it
+#                    the results (kvcache-tracker's default), so that scripts/results-branch.sh keeps it
 #                    with them across CI jobs: a decided flag is never re-measured; only added to
 # Exit: 0 done; 1 a benchmark failed at some commit (the other results are kept and published);
 #       2 bad input; 3 asv run itself failed (nothing published); 5 the dashboard could not be
@@ -38,7 +38,7 @@ source scripts/asv-common.sh
 echo "machine: $machine"
 # asv writes a results file in place: a run killed meanwhile leaves it truncated, and each later
 # `asv run` stops at that commit (exit 1). Such a file is kept as FILE.unreadable-TIME (asv and
-# kvcache-bench read only *.json), so that its commit is measured again. asv interleaves the
+# kvcache-tracker read only *.json), so that its commit is measured again. asv interleaves the
 # rounds across the commits: a run killed midway also leaves commits with only some rounds.
 # .asv/main-job.running lists the commits a run set out to measure; if it is still there, that
 # run was killed, and their files are kept as FILE.interrupted-TIME, to be measured again.
@@ -100,9 +100,9 @@ echo "== $job [3/5] publish: asv's dashboard (its CDN files served from it), the
 publish
 
 echo "== $job [4/5] re-measure each new flag: the commit before it and its candidates, rounds interleaved ($(date -u +%H:%M:%S))"
-# The verdicts: kvcache-bench's default, RESULTS_DIR/confirmations.json. One plan line per flag:
+# The verdicts: kvcache-tracker's default, RESULTS_DIR/confirmations.json. One plan line per flag:
 # the benchmark's regex, then the commit before the flag's first candidate and every candidate.
-"$bin/kvcache-bench" confirm --plan .asv/confirm-plan.json --flags .asv/p95.json \
+"$bin/kvcache-tracker" confirm --plan .asv/confirm-plan.json --flags .asv/p95.json \
   ${config_opts[@]+"${config_opts[@]}"} >.asv/confirm-runs.txt
 if [ -s .asv/confirm-runs.txt ]; then
   line_re='^(.+) ([0-9a-f]{40})$'  # the regex may hold spaces (re.escape writes "\ "): peel hashes off the end
@@ -112,7 +112,7 @@ if [ -s .asv/confirm-runs.txt ]; then
       commits="${BASH_REMATCH[2]} $commits"
       selection=${BASH_REMATCH[1]}
     done
-    [ -n "$commits" ] || { echo "$job: kvcache-bench confirm --plan printed '$selection', not 'REGEX P C1 ..': a bug" >&2; exit 6; }
+    [ -n "$commits" ] || { echo "$job: kvcache-tracker confirm --plan printed '$selection', not 'REGEX P C1 ..': a bug" >&2; exit 6; }
     echo "re-measuring $selection at $(for c in $commits; do printf '%s ' "${c:0:8}"; done)"
     remeasure_status=0
     # shellcheck disable=SC2086  # $commits: hashes, one word each
@@ -123,7 +123,7 @@ if [ -s .asv/confirm-runs.txt ]; then
     [ "$remeasure_status" -eq 0 ] ||
       echo "$job: asv run exited $remeasure_status while re-measuring $selection (its error is above): its flag stays undecided"
   done <.asv/confirm-runs.txt
-  "$bin/kvcache-bench" confirm --decide .asv/confirm-plan.json ${config_opts[@]+"${config_opts[@]}"}
+  "$bin/kvcache-tracker" confirm --decide .asv/confirm-plan.json ${config_opts[@]+"${config_opts[@]}"}
   publish  # again: the verdicts, and the samples added
 else
   echo "no new flag to re-measure"

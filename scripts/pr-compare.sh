@@ -2,7 +2,7 @@
 # Compare two commits on this machine, for a pull request: `scripts/pr-compare.sh BASE HEAD`.
 # asv run measures both, their rounds interleaved (raw samples kept; what `asv continuous`
 # does, without its exit 1 for "slower", which asv also gives for its own errors), asv compare
-# tabulates the medians, and `kvcache-bench gate` decides on p95: its exit status is this
+# tabulates the medians, and `kvcache-tracker gate` decides on p95: its exit status is this
 # script's. The gate widens its judgement by main's history on this machine where the results
 # directory holds it (the PR workflow restores it from the results branch first).
 #
@@ -12,11 +12,11 @@
 #       GATE_MIN_RISE_MS  p95 rise in ms below which the gate never fails (default 0): a
 #                    noise floor for shared machines, where p95 moves by ms between runs
 # Out:  out/asv-compare.md  asv compare BASE HEAD (median per benchmark, markdown table)
-#       out/gate.md         kvcache-bench gate's p95 table
+#       out/gate.md         kvcache-tracker gate's p95 table
 #       out/pr-comment.md   the PR comment: the gate's verdict and flagged rows first (all its rows
 #                           folded), then asv's table folded
 #       .asv/results/MACHINE/  BASE's and HEAD's results (asv replaces earlier ones of these two)
-# Exit: kvcache-bench gate's: 0 no p95 regression, 1 a regression, 2 bad input or missing
+# Exit: kvcache-tracker gate's: 0 no p95 regression, 1 a regression, 2 bad input or missing
 #       results; 3 asv run failed (its own error: nothing was compared); another status: the
 #       step that failed (its message says which).
 set -euo pipefail
@@ -52,15 +52,15 @@ echo "== $job [3/4] asv compare BASE HEAD -> out/asv-compare.md ($(date -u +%H:%
 "$bin/asv" compare --machine "$machine" ${config_opts[@]+"${config_opts[@]}"} "$base" "$head" >out/asv-compare.md
 cat out/asv-compare.md
 
-echo "== $job [4/4] kvcache-bench gate BASE HEAD -> out/gate.md, out/pr-comment.md ($(date -u +%H:%M:%S))"
+echo "== $job [4/4] kvcache-tracker gate BASE HEAD -> out/gate.md, out/pr-comment.md ($(date -u +%H:%M:%S))"
 gate_status=0
-"$bin/kvcache-bench" gate --machine "$machine" --min-rise-ms "${GATE_MIN_RISE_MS:-0}" ${config_opts[@]+"${config_opts[@]}"} "$base" "$head" >out/gate.md || gate_status=$?
+"$bin/kvcache-tracker" gate --machine "$machine" --min-rise-ms "${GATE_MIN_RISE_MS:-0}" ${config_opts[@]+"${config_opts[@]}"} "$base" "$head" >out/gate.md || gate_status=$?
 cat out/gate.md
 {  # the verdict first: the gate's own lines open with it and the flagged rows
   if [ -s out/gate.md ]; then
     cat out/gate.md
   else
-    echo "### kvcache-bench gate: no verdict (it exited $gate_status; the run's log says why)"
+    echo "### kvcache-tracker gate: no verdict (it exited $gate_status; the run's log says why)"
     echo
     echo "HEAD \`${head:0:8}\` vs BASE \`${base:0:8}\` on machine \`$machine\`."
   fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Record run-to-run noise: the restore suites of ONE commit measured RUNS times in a row with
 # asv, each run in fresh processes, on this machine as it is (other load included). The
-# result files are what `kvcache-bench power` replays (docs/tracker.md, "Detection power").
+# result files are what `kvcache-tracker power` replays (docs/tracker.md, "Detection power").
 #
 # Args: COMMIT (default HEAD)   Env: RUNS (default 10), OUT (default .asv/noise/COMMIT),
 #       BENCH (asv -b regex, default the restore and tail suites)

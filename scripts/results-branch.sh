@@ -10,7 +10,7 @@
 #
 # Invariants: the branch's files are the results directory's files: asv's results
 # (benchmarks.json, MACHINE/*.json) and the re-measurement verdicts, confirmations.json
-# (kvcache-bench confirm writes it there). `push` only adds or updates files: it starts from
+# (kvcache-tracker confirm writes it there). `push` only adds or updates files: it starts from
 # the branch's current tree, so results that another run or machine pushed, or that were
 # deleted locally, stay on the branch; it never force-pushes (a rejected push is rebuilt on the
 # new tip and retried). `fetch` never overwrites a file already present locally. The verdicts
@@ -29,7 +29,7 @@ remote=${RESULTS_REMOTE:-origin}
 branch=${RESULTS_BRANCH:-asv-results}
 results_dir=${RESULTS_DIR:-$root/.asv/results}
 tip_ref=refs/heads/tip
-verdicts=confirmations.json  # kvcache-bench confirm's verdicts, in the results directory
+verdicts=confirmations.json  # kvcache-tracker confirm's verdicts, in the results directory
 
 die() { echo "results-branch: $*" >&2; exit 2; }
 
@@ -92,7 +92,7 @@ def verdicts(path, what):
             raise ValueError("its verdicts are not a list of objects")
         return found
     except (OSError, ValueError, KeyError, TypeError) as error:
-        sys.exit(f"results-branch: cannot read {what} (not kvcache-bench confirm's verdicts: {error}); fix or remove it")
+        sys.exit(f"results-branch: cannot read {what} (not kvcache-tracker confirm's verdicts: {error}); fix or remove it")
 def key(verdict):
     return tuple(str(verdict.get(k)) for k in ("benchmark", "machine", "env", "commit"))
 ours = verdicts(branch_copy, "the branch's confirmations.json")

@@ -76,7 +76,7 @@ print(f"{mx.__version__}|{metal}|{gpu}")' 2>&1) || mlx_status=$?
   fi
 fi
 
-# npm: kvcache-bench vendor-html installs the dashboard's scripts with it (npm's cache serves
+# npm: kvcache-tracker vendor-html installs the dashboard's scripts with it (npm's cache serves
 # them offline after the first run).
 if command -v npm >/dev/null; then
   say "npm $(npm --version 2>/dev/null || echo broken) ($(command -v npm))"

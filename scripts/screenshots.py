@@ -4,7 +4,7 @@
 
 Without --html it publishes the planted results of tests/test_dashboard_browser.py (six
 commits of real asv results; zero_copy restores 8 ms slower from the fourth; `asv publish`,
-`kvcache-bench p95`, `kvcache-bench vendor-html`) into a temporary folder. With --html it
+`kvcache-tracker p95`, `kvcache-tracker vendor-html`) into a temporary folder. With --html it
 shoots a directory already published that way (e.g. .asv/html after `make main-job`).
 Headless Chromium (Debian's chromium or Google Chrome) loads each page from 127.0.0.1 with
 no other host reachable. Exit 1 when a page asked another host for something or a PNG is

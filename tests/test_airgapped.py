@@ -10,7 +10,7 @@ machine:
   with this interpreter as asv's existing environment, under machine ``gpu-sim``, with pip cut
   off from every index (no config, an index and proxies that refuse connections);
 - ``scripts/device/merge-results.sh`` merges the tarball into a results tree that already holds
-  machine ``vm``'s results, publishes, and ``kvcache-bench p95 --json`` lists both machines.
+  machine ``vm``'s results, publishes, and ``kvcache-tracker p95 --json`` lists both machines.
 
 The marker proves that each commit's own wheel was measured (this interpreter has the
 checkout's kvcache installed too, without the marker). The tracker's virtualenv

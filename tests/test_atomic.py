@@ -1,10 +1,10 @@
-"""``kvbench.atomic.write_text_atomically``: the old file or the new one, never a cut-off one."""
+"""``kvtracker.atomic.write_text_atomically``: the old file or the new one, never a cut-off one."""
 
 import os
 
 import pytest
 
-from kvbench.atomic import write_text_atomically
+from kvtracker.atomic import write_text_atomically
 
 
 def test_a_write_that_fails_midway_leaves_the_old_file_and_no_temporary_one(tmp_path):

@@ -1,7 +1,7 @@
-"""kvbench.tracker.changepoints against Apache Otava's own output, and on planted levels.
+"""kvtracker.changepoints against Apache Otava's own output, and on planted levels.
 
 tests/data/otava_reference.json holds fixed series and the change points Otava 0.8.0's
-``compute_change_points`` found in them (written by scripts/otava-reference.py).
+``compute_change_points`` found in them (written by tools/otava-reference.py).
 """
 
 import json
@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from kvbench.tracker import changepoints
+from kvtracker import changepoints
 
 REFERENCE = os.path.join(os.path.dirname(__file__), "data", "otava_reference.json")
 with open(REFERENCE, encoding="utf-8") as f:

@@ -46,8 +46,8 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from kvbench.tracker import render, stats
-from kvbench.tracker.read import read_measurements
+from kvtracker import render, stats
+from kvtracker.read import read_measurements
 
 ROOT = Path(__file__).resolve().parents[1]
 MACHINE = "mac-arm64-1"  # the workflows' ASV_MACHINE
@@ -613,7 +613,7 @@ def test_the_workflows_keep_results_and_verdicts_and_gate_prs_on_main_s_history(
     assert comment_run["jobs"]["comment"]["result"] == "success", job_text(comment_run, "comment")
     [posted] = list(runner.posted.iterdir())
     body = posted.read_text()
-    assert body.startswith("<!-- kvcache-benchmarks -->\n### kvcache-bench gate: ")
+    assert body.startswith("<!-- kvcache-benchmarks -->\n### kvcache-tracker gate: ")
     assert gate_rows[-1] in body and "rounds+history" in body
     assert f"repos/{REPOSITORY}/pulls/{PR_NUMBER} --jq .head.sha" in runner.gh_log.read_text()
 
@@ -643,7 +643,7 @@ def rounds_only_gate(workspace, into, base, head):
     for path in (results / MACHINE).iterdir():
         if path.name == "machine.json" or path.name.startswith((base[:8], head[:8])):
             shutil.copy(path, into / MACHINE / path.name)
-    done = subprocess.run([Path(sys.executable).parent / "kvcache-bench", "gate", base, head, "--results", str(into),
+    done = subprocess.run([Path(sys.executable).parent / "kvcache-tracker", "gate", base, head, "--results", str(into),
                            "--machine", MACHINE], cwd=workspace, capture_output=True, text=True)
     rows = [line for line in done.stdout.splitlines() if line.startswith(f"| `{BENCHMARK}`")]
     assert rows, done.stdout + done.stderr

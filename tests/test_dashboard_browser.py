@@ -1,16 +1,16 @@
 """The published dashboard in a real browser: asv's index and the p95 page, rendered by headless Chromium.
 
 Results are written with asv's own API (``Results``, ``Benchmarks``) over a real git history,
-then published by real ``asv publish`` and ``kvcache-bench p95 --html``; the html directory is
+then published by real ``asv publish`` and ``kvcache-tracker p95 --html``; the html directory is
 served over http on 127.0.0.1 and Chromium loads it, runs its scripts and dumps the DOM.
 Script errors are read from Chromium's console log (``--enable-logging=stderr``).
 
 Chromium runs offline: every host but 127.0.0.1 resolves to nothing
 (``--host-resolver-rules``), and its net log (``--log-net-log``) records every request the
 pages started. The dashboard must render with none of them for another host:
-``kvcache-bench vendor-html`` (kvbench/vendor_html.py) has put the scripts and styles asv's
+``kvcache-tracker vendor-html`` (tracker/kvtracker/vendor_html.py) has put the scripts and styles asv's
 index.html takes from CDNs into the html directory. Everything
-the browser runs is what ``asv publish``, ``kvcache-bench p95`` and ``vendor-html`` wrote.
+the browser runs is what ``asv publish``, ``kvcache-tracker p95`` and ``vendor-html`` wrote.
 """
 
 import functools
@@ -33,7 +33,7 @@ from asv.runner import BenchmarkResult
 from asv.util import write_json
 from matplotlib import image
 
-from kvbench import cli
+from kvtracker import cli
 
 from conftest import asv_repo, git
 
@@ -275,7 +275,7 @@ def test_asv_index_renders_the_benchmarks_offline_without_script_errors(server, 
     assert "failed to load" not in dom  # not redirected to asv's error.html
     grid = re.findall(r'class="benchmark-text"[^>]*>([^<]+)<', dom)  # drawn by asv's summarygrid.js
     assert sorted(grid) == sorted(info["name"].split(".", 1)[1] for info in BENCHMARKS), grid
-    assert '<a href="p95.html">p95</a>' in dom  # kvcache-bench's link in asv's navigation
+    assert '<a href="p95.html">p95</a>' in dom  # kvcache-tracker's link in asv's navigation
 
 
 def test_every_published_page_loads_nothing_from_another_host(published, server, tmp_path):

@@ -1,12 +1,12 @@
-"""The alert rule (kvbench.tracker.detect) on series with planted levels, and on the p95
+"""The alert rule (kvtracker.detect) on series with planted levels, and on the p95
 series that ``build_series`` makes of measurements."""
 
 import numpy as np
 import pytest
 
-from kvbench.tracker import detect
-from kvbench.tracker.read import Measurement
-from kvbench.tracker.series import build_series
+from kvtracker import detect
+from kvtracker.read import Measurement
+from kvtracker.series import build_series
 
 BENCH = "bench_x.X.time_x"
 

@@ -1,23 +1,27 @@
 """docs/numbers.md is what the measurement files make, and the docs quote only numbers on it.
 
-The real page, files and docs of this checkout are checked through ``kvcache-bench numbers
+The real page, files and docs of this checkout are checked through ``tools/numbers_page.py
 --check``; the rules are also run on planted drift (a changed number, a stale page, a newer
 file of a series) so each check is seen to fail.
 """
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
-from kvbench import cli, docs_numbers, numbers
+from kvbench import measurement
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import docs_numbers  # noqa: E402
+import numbers_page as numbers  # noqa: E402
 
 
 def test_this_checkout_is_consistent(capsys):
-    assert cli.main(["numbers", "--check"]) == 0, capsys.readouterr().err
+    assert numbers.main(["--check"]) == 0, capsys.readouterr().err
 
 
 def test_a_changed_number_in_the_readme_is_caught():
@@ -32,7 +36,7 @@ def test_a_changed_number_in_the_readme_is_caught():
 def test_targets_commands_and_listed_phrases_are_not_measurements():
     text = "\n".join([
         "the target was p95 < 5 ms, and more than 10% worse fails; +5% planted",
-        "```sh", "kvcache-bench gate --min-rise-ms 0.123 ms", "```",
+        "```sh", "kvcache-tracker gate --min-rise-ms 0.123 ms", "```",
         "the seed's p95 ~4 ms at 8K", "832 MiB of KV in 256-token blocks",
         "measured 0.123 ms",
     ])
@@ -55,25 +59,25 @@ def test_a_stale_page_fails_the_check_and_make_numbers_fixes_it(tmp_path, capsys
     folder = tmp_path / "measurements"
     shutil.copytree(numbers.MEASUREMENTS, folder)
     page = tmp_path / "numbers.md"
-    args = ["numbers", "--measurements", str(folder), "--page", str(page)]
-    assert cli.main(args) == 0
+    args = ["--measurements", str(folder), "--page", str(page)]
+    assert numbers.main(args) == 0
     assert page.read_text(encoding="utf-8") == numbers.PAGE.read_text(encoding="utf-8")
     record = json.loads((folder / "2026-11-27-h100-exp006-c052e96.json").read_text(encoding="utf-8"))
     record["tables"][0]["rows"][2][1] = "0.999"
-    numbers.write_measurement(folder / "2026-11-27-h100-exp006-c052e96.json", record)
+    measurement.write_measurement(folder / "2026-11-27-h100-exp006-c052e96.json", record)
     capsys.readouterr()
-    assert cli.main(args + ["--check"]) == 1
+    assert numbers.main(args + ["--check"]) == 1
     assert "is not what" in capsys.readouterr().err
-    assert cli.main(args) == 0 and cli.main(args + ["--check"]) == 0
+    assert numbers.main(args) == 0 and numbers.main(args + ["--check"]) == 0
     assert "| 8K | 0.999 |" in page.read_text(encoding="utf-8")
 
 
 def test_a_newer_file_of_a_series_replaces_the_older_on_the_page(tmp_path):
     older = _measurement("2026-11-27 17:41 UTC", "0.262")
     newer = _measurement("2026-12-01 09:00 UTC", "0.301")
-    numbers.write_measurement(tmp_path / "a-old.json", older)
-    numbers.write_measurement(tmp_path / "b-new.json", newer)
-    numbers.write_measurement(tmp_path / "c-other.json", {**older, "series": "another machine", "title": "Other"})
+    measurement.write_measurement(tmp_path / "a-old.json", older)
+    measurement.write_measurement(tmp_path / "b-new.json", newer)
+    measurement.write_measurement(tmp_path / "c-other.json", {**older, "series": "another machine", "title": "Other"})
     page = numbers.render_page(numbers.load_measurements(tmp_path))
     current, earlier = page.split("## Earlier measurements")
     assert "0.301" in current and "0.262" in current.split("### Other")[1]
@@ -92,7 +96,7 @@ def test_a_newer_file_of_a_series_replaces_the_older_on_the_page(tmp_path):
 def test_a_bad_measurement_file_is_one_line_naming_it(tmp_path, capsys, change, message):
     record = change if isinstance(change, list) else {**_measurement("2026-11-27", "1"), **change}
     (tmp_path / "bad.json").write_text(json.dumps(record))
-    assert cli.main(["numbers", "--measurements", str(tmp_path), "--page", str(tmp_path / "p.md")]) == 2
+    assert numbers.main(["--measurements", str(tmp_path), "--page", str(tmp_path / "p.md")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "bad.json" in err and message in err
     assert not (tmp_path / "p.md").exists()

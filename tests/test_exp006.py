@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import kvcache
-from kvbench import cli, numbers
+from kvbench import cli, measurement
 from kvbench.environment import git_state
 from kvbench.exp006.stats import CONDITIONAL_GO, GO, NO_GO, judge, reference_contexts, summarize, verdict
 
@@ -109,7 +109,9 @@ def test_judgments_follow_the_numbers_in_the_json(report, run_dir):
 
 
 def test_record_is_a_measurement_file_with_the_runs_numbers(report, record):
-    (name, record), = numbers.load_measurements(record.parent)
+    [path] = record.parent.glob("*.json")
+    name, record = path.name, json.loads(path.read_text(encoding="utf-8"))
+    measurement.check_measurement(record, name)
     assert record["series"] == "EXP-006 restore, the test machine" and record["section"] == "restore"
     assert record["command"] == report["command"] and "--record" not in record["command"]
     assert record["date"] == f"{report['started_utc'][:10]} {report['started_utc'][11:16]} UTC"
@@ -117,15 +119,18 @@ def test_record_is_a_measurement_file_with_the_runs_numbers(report, record):
     assert p50_p95["columns"] == ["context", *STRATEGIES]
     stats = _result(report, "concat", 1024)["stats"]
     assert p50_p95["rows"][1] == ["1K", *(
-        f"{numbers.ms_text(_result(report, s, 1024)['stats']['p50'])} / {numbers.ms_text(_result(report, s, 1024)['stats']['p95'])}"
+        f"{measurement.ms_text(_result(report, s, 1024)['stats']['p50'])} / {measurement.ms_text(_result(report, s, 1024)['stats']['p95'])}"
         for s in STRATEGIES)]
     assert float(p50_p95["rows"][1][2].split(" / ")[1]) == pytest.approx(stats["p95"], rel=0.01)
     assert verdicts["rows"] == [[report["judgment"]["strategies"][s]["verdict"] for s in STRATEGIES]]
-    assert "### EXP-006 on the test machine" in numbers.render_page([(name, record)])
+    sys.path.insert(0, str(ROOT / "tools"))
+    import numbers_page
+
+    assert "### EXP-006 on the test machine" in numbers_page.render_page([(name, record)])
 
 
 def test_ms_text_keeps_three_significant_digits():
-    assert [numbers.ms_text(v) for v in (0.2504, 5.194, 42.66, 1147.3)] == ["0.250", "5.19", "42.7", "1147"]
+    assert [measurement.ms_text(v) for v in (0.2504, 5.194, 42.66, 1147.3)] == ["0.250", "5.19", "42.7", "1147"]
 
 
 def test_refuses_to_overwrite_an_earlier_run(run_dir, capsys):
@@ -220,7 +225,7 @@ class NotInstalled:  # the GPU machine has only mlx, mlx-lm, numpy and matplotli
         if name.split(".")[0] in ("asv", "asv_runner", "hypothesis", "pytest", "virtualenv"):
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 sys.meta_path.insert(0, NotInstalled())
-from kvbench import cli, numbers
+from kvbench import cli, measurement
 sys.exit(cli.main(sys.argv[1:]))
 """
 

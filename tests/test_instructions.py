@@ -21,8 +21,8 @@ from asv.results import Results
 from asv.runner import BenchmarkResult
 from asv.util import write_json
 
-from kvbench import cli
-from kvbench.tracker.read import carries_p95
+from kvtracker import cli
+from kvtracker.read import carries_p95
 
 from conftest import asv_repo, git
 

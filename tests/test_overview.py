@@ -2,9 +2,9 @@
 
 import math
 
-from kvbench.tracker import overview
-from kvbench.tracker.detect import Flag
-from kvbench.tracker.series import Point, Series
+from kvtracker import overview
+from kvtracker.detect import Flag
+from kvtracker.series import Point, Series
 
 BENCH = "bench_x.X.time_x"
 

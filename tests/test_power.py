@@ -1,4 +1,4 @@
-"""Detection power on replayed real noise (kvbench.tracker.power, tests/data/noise-cpu.json):
+"""Detection power on replayed real noise (kvtracker.power, tests/data/noise-cpu.json):
 fixed seeds, so a change to the detector that loses power, or cries wolf more, fails here.
 
 The floors are the ones measured on this machine's recorded noise (docs/tracker.md, "Detection
@@ -11,7 +11,7 @@ import tempfile
 
 import pytest
 
-from kvbench.tracker import power, replay
+from kvtracker import power, replay
 
 NOISE = os.path.join(os.path.dirname(__file__), "data", "noise-cpu.json")
 SEEDS = range(16)
@@ -60,7 +60,7 @@ def record_from(tmp_path, monkeypatch, capsys, *extra):
     from asv.results import Results
     from asv.runner import BenchmarkResult
 
-    from kvbench import cli
+    from kvtracker import cli
 
     checkout, recorded = tmp_path / "checkout", tmp_path / "recorded"
     (checkout / "tests" / "data").mkdir(parents=True)

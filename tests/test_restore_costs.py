@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from kvbench import cli, numbers, restore_costs
+from kvbench import cli, measurement, restore_costs
 
 PRESET, CONTEXTS = "gemma3-1b", (600, 1024)
 
@@ -26,7 +26,7 @@ def result(tmp_path_factory, record):
 
 
 def test_record_holds_the_printed_table(result, record):
-    (name, measured), = numbers.load_measurements(record.parent)
+    (name, measured), = measurement.load_measurements(record.parent)
     assert measured["series"] == "costs, the test machine" and measured["section"] == "costs"
     table = measured["tables"][0]
     assert table["columns"] == restore_costs.COLUMNS

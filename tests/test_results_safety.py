@@ -1,6 +1,6 @@
 """Results are never lost: the tracker only reads them, and the main job only ever adds them.
 
-- ``kvcache-bench p95`` and ``gate`` leave the results directory exactly as it was (every
+- ``kvcache-tracker p95`` and ``gate`` leave the results directory exactly as it was (every
   file's bytes and modification time), whatever is wrong in it; an unreadable results file is
   named and skipped, the others are still read.
 - ``scripts/main-job.sh``, killed while asv measures its second commit, leaves the first
@@ -26,7 +26,7 @@ from asv.results import Results
 from asv.runner import BenchmarkResult
 from asv.util import write_json
 
-from kvbench import cli
+from kvtracker import cli
 
 from conftest import asv_repo, git
 
@@ -171,18 +171,18 @@ def test_no_readable_file_at_all_is_one_line_and_touches_nothing(project, capsys
         code, _, err = run_cli(capsys, *argv)
         assert code == 2
         assert err.splitlines()[-1] == (
-            f"kvcache-bench {argv[0]}: no readable asv results in {repo / 'results'}: "
+            f"kvcache-tracker {argv[0]}: no readable asv results in {repo / 'results'}: "
             "run `asv run --record-samples` first, or pass --results DIR"
         )
     assert snapshot(repo / "results") == before
 
 
 def test_the_verdicts_file_in_the_results_root_is_read_as_no_results(project, capsys, tmp_path):
-    """kvcache-bench confirm keeps its verdicts in RESULTS_DIR/confirmations.json: neither the
+    """kvcache-tracker confirm keeps its verdicts in RESULTS_DIR/confirmations.json: neither the
     tracker nor asv reads it as results (asv reads only directories holding a machine.json)."""
     from asv.results import iter_results
 
-    from kvbench.tracker.read import read_measurements
+    from kvtracker.read import read_measurements
 
     repo, commits, _ = project
     results = repo / "results"
@@ -274,7 +274,7 @@ def test_bad_input_gives_one_line_and_exit_2(project, capsys, tmp_path, case):
     code, out, err = run_cli(capsys, *(arg.format(**values) for arg in argv))
     assert code == 2, out + err
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"kvcache-bench {argv[0]}: "), err
+    assert len(lines) == 1 and lines[0].startswith(f"kvcache-tracker {argv[0]}: "), err
     for word in words:
         assert word.format(**values) in lines[0], lines[0]
     assert snapshot(repo / "results") == before
@@ -285,7 +285,7 @@ def test_no_config_and_no_results_option_is_one_line(tmp_path, capsys, monkeypat
     code, _, err = run_cli(capsys, "p95")
     assert code == 2
     assert (
-        err == "kvcache-bench p95: no asv.conf.json here: run from the project root or pass --results DIR\n"
+        err == "kvcache-tracker p95: no asv.conf.json here: run from the project root or pass --results DIR\n"
     )
 
 

@@ -139,11 +139,10 @@ def git(*args, cwd):
 def project(tmp_path, macos_path):
     """A git repository with this project's scripts and config on a branch main (two commits),
     a clone of it whose origin/main is that main, and a .venv whose python is this interpreter
-    (after venv.sh ran with a stub pip) and whose asv and kvcache-bench are logging stubs."""
+    (after venv.sh ran with a stub pip) and whose asv and kvcache-tracker are logging stubs."""
     origin = tmp_path / "origin"
     (origin / "scripts").mkdir(parents=True)
-    for name in ("setup.cfg", "pyproject.toml", "asv.conf.json"):
-        shutil.copy(ROOT / name, origin / name)
+    copy_config(origin, "asv.conf.json")
     for script in SCRIPTS.glob("*.sh"):
         shutil.copy(script, origin / "scripts" / script.name)
     shutil.copy(SCRIPTS / "ci-summary.py", origin / "scripts")
@@ -163,9 +162,16 @@ def project(tmp_path, macos_path):
     (venv_bin / "python").symlink_to(sys.executable)
     stub(venv_bin / "asv", 'mkdir -p .asv/results .asv/html\n'
                            'case $1 in run|continuous) cat >/dev/null ;; compare) echo "| asv compare |" ;; esac')
-    stub(venv_bin / "kvcache-bench", 'case $1 in gate) printf "### kvcache-bench gate: no p95 regression\\n| gate |\\n" ;; esac')
+    stub(venv_bin / "kvcache-tracker", 'case $1 in gate) printf "### kvcache-tracker gate: no p95 regression\\n| gate |\\n" ;; esac')
     (tmp_path / STUB_LOG).unlink()
     return checkout
+
+
+def copy_config(folder, *more):
+    """The files venv.sh hashes (the packages' configurations), and ``more``, into ``folder``."""
+    for name in ("setup.cfg", "pyproject.toml", "tracker/pyproject.toml", *more):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, folder / name)
 
 
 def stub_calls(project):
@@ -178,8 +184,7 @@ def project_with_venv(tmp_path, *scripts):
     root = tmp_path / "p"
     (root / "scripts").mkdir(parents=True)
     (root / ".venv" / "bin").mkdir(parents=True)
-    for name in ("setup.cfg", "pyproject.toml"):
-        shutil.copy(ROOT / name, root / name)
+    copy_config(root)
     for name in scripts:
         shutil.copy(SCRIPTS / name, root / "scripts")
     stub(root / ".venv" / "bin" / "python")
@@ -191,16 +196,15 @@ def test_venv_sh_runs_on_the_macos_path_and_hashes_in_python(macos_path, tmp_pat
     result = run_macos("bash scripts/venv.sh test", root, macos_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == f"{root}/.venv/bin/python"
-    assert f"python -m pip install -q -e {root}[test]" in (tmp_path / STUB_LOG).read_text()
+    assert f"python -m pip install -q -e {root}[test] -e {root}/tracker" in (tmp_path / STUB_LOG).read_text()
     again = run_macos("bash scripts/venv.sh test", root, macos_path)  # the stamp: nothing to do
-    assert again.returncode == 0 and (tmp_path / STUB_LOG).read_text().count("-e ") == 1
+    assert again.returncode == 0 and (tmp_path / STUB_LOG).read_text().count(f"-e {root}/tracker") == 1
 
 
 def test_the_old_sha1sum_line_of_venv_sh_fails_on_the_macos_path(macos_path, tmp_path):
     root = tmp_path / "p"
     (root / "scripts").mkdir(parents=True)
-    for name in ("setup.cfg", "pyproject.toml"):
-        shutil.copy(ROOT / name, root / name)
+    copy_config(root)
     text = (SCRIPTS / "venv.sh").read_text()
     old = '$(cat "$root/setup.cfg" "$root/pyproject.toml" | sha1sum | cut -c1-12)'
     text = re.sub(r"stamp=\"\$venv/\.installed-\$digest-", lambda _: f'stamp="$venv/.installed-{old}-', text)
@@ -222,21 +226,21 @@ def test_main_job_runs_on_the_macos_path_with_and_without_asv_config(macos_path,
     assert runs and all(f"--machine mac-1{config} " in call for call in runs)
     assert runs[0].startswith("asv run --record-samples") and runs[0].endswith(" HASHFILE:-")
     assert f"asv publish{config}" in calls
-    assert calls.index("kvcache-bench vendor-html .asv/html") == calls.index(f"asv publish{config}") + 1
-    p95 = [call for call in calls if call.startswith("kvcache-bench p95 ")]
+    assert calls.index("kvcache-tracker vendor-html .asv/html") == calls.index(f"asv publish{config}") + 1
+    p95 = [call for call in calls if call.startswith("kvcache-tracker p95 ")]
     assert p95 and all(call.endswith(config) for call in p95)
     assert asv_config or not [call for call in calls if "--config" in call]
 
 
 def test_a_dashboard_that_cannot_be_vendored_still_gives_the_flags_then_exit_5(macos_path, project):
     venv_bin = project / ".venv" / "bin"
-    stub(venv_bin / "kvcache-bench", 'case $1 in vendor-html) echo "vendor-html: no npm" >&2; exit 2 ;;\n'
+    stub(venv_bin / "kvcache-tracker", 'case $1 in vendor-html) echo "vendor-html: no npm" >&2; exit 2 ;;\n'
                                      'p95) echo "0 flag(s) (threshold 10%):" ;; esac')
     result = run_macos("bash scripts/main-job.sh", project, macos_path, {"ASV_MACHINE": "mac-1"})
     assert result.returncode == 5, result.stdout + result.stderr
     assert "still loads from CDNs" in result.stderr and "0 flag(s)" in result.stdout
     calls = stub_calls(project)
-    assert calls.index("kvcache-bench vendor-html .asv/html") < next(i for i, c in enumerate(calls) if c.startswith("kvcache-bench p95 "))
+    assert calls.index("kvcache-tracker vendor-html .asv/html") < next(i for i, c in enumerate(calls) if c.startswith("kvcache-tracker p95 "))
 
 
 def test_ci_main_backfill_runs_on_the_macos_path(macos_path, project):
@@ -257,19 +261,19 @@ def test_ci_pr_runs_on_the_macos_path_and_refreshes_a_stale_local_main(macos_pat
     assert git("rev-parse", "main", cwd=project) == head
     assert "asv run --record-samples --interleave-rounds --machine mac-1 HASHFILE:-" in stub_calls(project)
     comment = (project / "out" / "pr-comment.md").read_text()
-    assert comment.startswith("### kvcache-bench gate: no p95 regression\n| gate |\n")  # the verdict first
+    assert comment.startswith("### kvcache-tracker gate: no p95 regression\n| gate |\n")  # the verdict first
     verdict, _, folded = comment.partition("<details>")
     assert "| asv compare |" in folded and "| asv compare |" not in verdict
     assert (project / "out" / "pr-number.txt").read_text() == "7\n"
 
 
 def test_pr_compare_says_there_is_no_verdict_first_when_the_gate_fails(macos_path, project):
-    stub(project / ".venv" / "bin" / "kvcache-bench", 'echo "kvcache-bench gate: no results for HEAD" >&2; exit 2')
+    stub(project / ".venv" / "bin" / "kvcache-tracker", 'echo "kvcache-tracker gate: no results for HEAD" >&2; exit 2')
     base, head = git("rev-parse", "main~1", cwd=project), git("rev-parse", "main", cwd=project)
     result = run_macos(f"bash scripts/pr-compare.sh {base} {head}", project, macos_path, {"ASV_MACHINE": "mac-1"})
     assert result.returncode == 2, result.stdout + result.stderr
     lines = (project / "out" / "pr-comment.md").read_text().splitlines()
-    assert lines[0] == "### kvcache-bench gate: no verdict (it exited 2; the run's log says why)"
+    assert lines[0] == "### kvcache-tracker gate: no verdict (it exited 2; the run's log says why)"
     assert lines[2] == f"HEAD `{head[:8]}` vs BASE `{base[:8]}` on machine `mac-1`."
 
 

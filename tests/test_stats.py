@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from kvbench.tracker import stats
+from kvtracker import stats
 
 UNIFORM_P95 = 0.95  # of U(0, 1)
 EXPONENTIAL_P95 = -math.log(0.05)  # of Exp(1): 2.9957

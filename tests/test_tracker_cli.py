@@ -1,4 +1,4 @@
-"""``kvcache-bench p95`` and ``gate`` on results written by asv's own ``Results`` class.
+"""``kvcache-tracker p95`` and ``gate`` on results written by asv's own ``Results`` class.
 
 The samples are generated with planted changes at known commits of a real git repository:
 a median slowdown, a slowdown in the tail only (1 call in 10), and commits that change
@@ -19,7 +19,7 @@ from asv.results import Results
 from asv.runner import BenchmarkResult
 from asv.util import write_json
 
-from kvbench import cli
+from kvtracker import cli
 
 from conftest import asv_repo, git
 
@@ -122,7 +122,7 @@ def assert_one_line_error(code, err, command, *words):
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
-    assert lines[0].startswith(f"kvcache-bench {command}: ")
+    assert lines[0].startswith(f"kvcache-tracker {command}: ")
     for word in words:
         assert word in lines[0]
 
@@ -276,7 +276,7 @@ def add_h200(repo, commits):
 def test_linking_the_page_replaces_asvs_index_whole_and_keeps_its_mode(tmp_path):
     import asv
 
-    from kvbench.tracker import html_page
+    from kvtracker import html_page
 
     html = tmp_path / "html"
     html.mkdir()
@@ -372,7 +372,7 @@ def test_gate_comment_opens_with_the_verdict_then_the_flagged_rows_then_all_rows
     repo, commits = project
     code, out, _ = run_cli(capsys, "gate", commits[EVERY_CALL - 1], commits[EVERY_CALL])
     assert code == 1
-    assert re.fullmatch(r"### kvcache-bench gate: \*\*\d+ p95 regression\(s\)\*\*", out.splitlines()[0])
+    assert re.fullmatch(r"### kvcache-tracker gate: \*\*\d+ p95 regression\(s\)\*\*", out.splitlines()[0])
     shown, _, folded = out.partition("<details>")
     flagged = [line for line in shown.splitlines() if line.startswith("| `")]
     every = [line for line in folded.splitlines() if line.startswith("| `")]
@@ -594,7 +594,7 @@ def planned_and_remeasured(project, capsys, tmp_path):
 def test_confirm_decide_that_fails_while_writing_leaves_the_verdicts_as_they_were(project, capsys, tmp_path):
     from fractions import Fraction
 
-    from kvbench.tracker import confirm
+    from kvtracker import confirm
 
     repo, _ = project
     _, plan = planned_and_remeasured(project, capsys, tmp_path)
@@ -683,7 +683,7 @@ def test_nan_and_all_zero_samples_are_reported_not_crashed_on(project, capsys, t
     ({}, None),
 ])
 def test_without_show_commit_url_commits_link_to_the_github_actions_repository(tmp_path, monkeypatch, environment, expected):
-    from kvbench.tracker.project import load_project
+    from kvtracker.project import load_project
 
     config = tmp_path / "asv.conf.json"
     config.write_text('{"version": 1, "repo": ".", "branches": ["main"], "results_dir": "results", "html_dir": "html"}\n')
@@ -770,7 +770,7 @@ def test_thresholds_are_asvs_regressions_thresholds_unless_one_is_given(project,
     (2e-7, "ms", "0.200 ns"), (4.1, "probes", "4.10 probes"), (1234567, "instructions", "1.23M instructions"),
 ])
 def test_values_print_in_a_unit_that_suits_them_never_as_zero(value, unit, shown):
-    from kvbench.tracker import render
+    from kvtracker import render
 
     assert render.amount(value, render.display_unit(unit, [value])) == shown
 
@@ -795,7 +795,7 @@ def test_a_clone_without_the_local_branch_reads_origins_and_says_so(project, cap
 
 
 def test_a_verdict_is_found_again_for_the_same_change_and_not_for_a_new_commit():
-    from kvbench.tracker import confirm
+    from kvtracker import confirm
 
     key = {"benchmark": "b", "machine": "m", "env": "e"}
     position = {f"c{i}": i for i in range(40)}

@@ -8,7 +8,7 @@ then four commits are planted on top of it, in branch order:
 
 ``asv run --record-samples`` measures the zero-copy 8K restore (``Reconstruct8k``, one call
 per sample, two rounds per commit interleaved) at each commit in one shared virtualenv.
-``kvcache-bench p95`` must flag c3 (a slowdown in the tail only: the median stays) and
+``kvcache-tracker p95`` must flag c3 (a slowdown in the tail only: the median stays) and
 nothing after it, with the default threshold and no noise floor; ``gate`` must fail c2 -> c3
 and pass the neutral c3 -> c4 and c4 -> c5. (Before c3 the history is only 3 commits long; a
 process of this VM restores at one of two speeds, 1.6x apart, so the median of so short a
@@ -26,7 +26,7 @@ import sys
 
 import pytest
 
-from kvbench import cli
+from kvtracker import cli
 
 from conftest import git
 

@@ -1,4 +1,4 @@
-"""``kvcache-bench vendor-html`` on the html files asv itself ships (asv's ``www`` folder).
+"""``kvcache-tracker vendor-html`` on the html files asv itself ships (asv's ``www`` folder).
 
 npm is real: it installs the locked packages (from its cache when it has them). Rendering
 the result in a browser, offline, is tests/test_dashboard_browser.py's part.
@@ -13,7 +13,7 @@ from pathlib import Path
 import asv
 import pytest
 
-from kvbench import cli, vendor_html
+from kvtracker import cli, vendor_html
 
 ASV_WWW = Path(asv.__file__).parent / "www"
 JQUERY = "https://code.jquery.com/jquery-3.3.1.min.js"
@@ -121,7 +121,7 @@ def test_a_file_missing_from_the_npm_install_is_one_line(html_dir, capsys, monke
 
 def test_missing_npm_is_one_line(html_dir, capsys):
     code, _, err = vendor(html_dir, capsys, "--npm", "no-such-npm")
-    assert code == 2 and err.startswith("kvcache-bench vendor-html: no-such-npm not found: install Node.js")
+    assert code == 2 and err.startswith("kvcache-tracker vendor-html: no-such-npm not found: install Node.js")
     assert len(err.splitlines()) == 1
 
 
@@ -130,7 +130,7 @@ def test_offline_with_an_empty_npm_cache_is_one_line(html_dir, capsys, tmp_path,
     monkeypatch.setenv("npm_config_offline", "true")
     code, _, err = vendor(html_dir, capsys)
     assert code == 2 and len(err.splitlines()) == 1
-    assert "npm ci of kvbench/npm/package-lock.json failed (code ENOTCACHED" in err and "offline" in err
+    assert "npm ci of tracker/kvtracker/npm/package-lock.json failed (code ENOTCACHED" in err and "offline" in err
 
 
 def test_not_a_directory(tmp_path, capsys):

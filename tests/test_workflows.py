@@ -462,7 +462,7 @@ SLOW_FROM = 4  # the commit from which time_a and time_b are twice as slow (7 co
 
 @pytest.fixture(scope="module")
 def real_p95_report(tmp_path_factory):
-    """``(p95.json's text, commits)``: ``kvcache-bench p95 --json`` over asv results that asv's
+    """``(p95.json's text, commits)``: ``kvcache-tracker p95 --json`` over asv results that asv's
     own ``Results`` class wrote, for 7 commits of a git repository: ``time_a`` and ``time_b``
     twice as slow from commit 4 (a re-measurement dismissed ``time_b``'s flag, in the default
     verdicts file RESULTS_DIR/confirmations.json), ``time_c`` over its 5 ms budget from commit 5."""
@@ -496,7 +496,7 @@ def real_p95_report(tmp_path_factory):
     dismissed = {"benchmark": "bench_x.X.time_b", "machine": "mac-1", "env": "virtualenv-py3.11",
                  "commit": commits[SLOW_FROM], "confirmed": False, "culprit": None}
     (repo / "results" / "confirmations.json").write_text(json.dumps({"verdicts": [dismissed]}))
-    done = subprocess.run([BIN / "kvcache-bench", "p95", "--no-html", "--json", "p95.json"], cwd=repo,
+    done = subprocess.run([BIN / "kvcache-tracker", "p95", "--no-html", "--json", "p95.json"], cwd=repo,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     return (repo / "p95.json").read_text(), commits

@@ -22,7 +22,7 @@ import kvcache
 from . import plots as exp006_plots
 from ..errors import UserError
 from ..environment import environment, load_average
-from ..numbers import record_measurement
+from ..measurement import record_measurement
 from .measure import measure_context
 from .record import measurement
 from .report import render_results

@@ -1,6 +1,6 @@
-"""An EXP-006 run as a measurement file for docs/measurements/ (the format: kvbench/numbers.py)."""
+"""An EXP-006 run as a measurement file for docs/measurements/ (the format: kvbench/measurement.py)."""
 
-from ..numbers import ms_text, provenance
+from ..measurement import ms_text, provenance
 
 
 def measurement(report, machine=None):

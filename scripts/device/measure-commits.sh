@@ -17,7 +17,7 @@
 #                    noise: NOISE_RUNS runs of one commit, each in fresh processes, as
 #                    scripts/record-noise.sh records them; both: commits, then noise
 #       BENCH        asv -b regex for commits (default: RestoreTail.track_p95_ms, see BENCH below)
-#       NOISE_BENCH  asv -b regex for noise (default: the benchmarks `kvcache-bench power` replays)
+#       NOISE_BENCH  asv -b regex for noise (default: the benchmarks `kvcache-tracker power` replays)
 #       NOISE_RUNS   runs for noise (default 10); NOISE_COMMIT (default: the newest staged)
 #       DEADLINE_S   no new commit or noise run starts after this many seconds (default 520):
 #                    what is measured by then is packed; the log names what was left out

@@ -8,7 +8,7 @@
 #                    results_dir must be .asv/results, as the main job's
 # Out:  .asv/results/MACHINE/*.json   the tarball's results, added; nothing here is overwritten
 #                    or deleted (a file with other contents stops the merge: merge_results.py)
-#       .asv/noise/MACHINE/COMMIT/run-K.json  its noise runs, if any (`kvcache-bench power
+#       .asv/noise/MACHINE/COMMIT/run-K.json  its noise runs, if any (`kvcache-tracker power
 #                    --record-from` reads such a folder)
 #       .asv/html, .asv/p95.json     scripts/publish.sh, as the main job publishes
 # Exit: 0 merged and published; 2 bad input or a conflict (nothing merged); 3-5 as scripts/publish.sh.

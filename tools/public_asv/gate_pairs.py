@@ -1,4 +1,4 @@
-"""Run ``kvcache-bench gate BASE HEAD --machine M`` over every pair of neighbouring commits.
+"""Run ``kvcache-tracker gate BASE HEAD --machine M`` over every pair of neighbouring commits.
 
     python tools/public_asv/gate_pairs.py PROJECT_DIR [--last N] [--subprocess]
 
@@ -13,7 +13,7 @@ and one line per machine with how many commits were left out (``all_failed_commi
 By default the gate runs in this process (``kvbench.cli.main``), with the results read once
 and the history's noise computed once per machine, both reused by every call (they are the
 gate's slow parts on a large history and give the same answer each time: ``reuse_reads``);
-``--subprocess`` runs the ``kvcache-bench`` command itself for each pair instead.
+``--subprocess`` runs the ``kvcache-tracker`` command itself for each pair instead.
 ``--last N`` gates only the newest N pairs of each machine; ``--resume`` keeps the pairs an
 earlier, interrupted run wrote and gates the rest; ``--lock FILE`` takes the shared measurement
 lock in turns of a minute, so that a long run does not hold up the measurements queued on it.
@@ -96,7 +96,7 @@ def gate_in_process(cli, base, head, machine):
 
 def gate_subprocess(base, head, machine):
     done = subprocess.run(
-        ["kvcache-bench", "gate", base, head, "--machine", machine], capture_output=True, text=True, check=False
+        ["kvcache-tracker", "gate", base, head, "--machine", machine], capture_output=True, text=True, check=False
     )
     return done.returncode, done.stdout, done.stderr
 
@@ -109,8 +109,8 @@ def reuse_reads():
     compute, as the results and the branch do not change during the run. Returns
     ``kvbench.cli``; a function the gate module no longer has is left alone (the gate then
     computes it on every call)."""
-    from kvbench import cli
-    from kvbench.tracker import gate
+    from kvtracker import cli
+    from kvtracker import gate
 
     original_read = getattr(gate, "read_measurements", None)
     if original_read is not None:
@@ -213,7 +213,7 @@ def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("project_dir")
     parser.add_argument("--last", type=int, default=0, help="only the newest N pairs of each machine")
-    parser.add_argument("--subprocess", action="store_true", help="run the kvcache-bench command per pair")
+    parser.add_argument("--subprocess", action="store_true", help="run the kvcache-tracker command per pair")
     parser.add_argument("--resume", action="store_true", help="keep gates.jsonl and gate only the pairs it lacks")
     parser.add_argument("--lock", help="take this lock file in turns of a minute (the shared measurement lock)")
     args = parser.parse_args(argv)

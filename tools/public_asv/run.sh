@@ -6,8 +6,8 @@
 # 1. layout.py: $PUBLIC_ASV_DATA/PROJECT (default /work/public-data/PROJECT) with the results,
 #    an asv.conf.json naming the project's repository and branch (layout.py says where the
 #    repositories are read from);
-# 2. kvcache-bench p95 --no-html --json p95.json (stdout and stderr kept: p95.stdout, p95.stderr);
-# 3. gate_pairs.py: kvcache-bench gate BASE HEAD --machine M over every neighbouring pair
+# 2. kvcache-tracker p95 --no-html --json p95.json (stdout and stderr kept: p95.stdout, p95.stderr);
+# 3. gate_pairs.py: kvcache-tracker gate BASE HEAD --machine M over every neighbouring pair
 #    (GATE_ARGS passes options: GATE_ARGS="--last 200", GATE_ARGS=--subprocess);
 # 4. asv publish (asv's own step detection: html/regressions.json);
 # 5. summarize.py: summary.json and summary.md.
@@ -52,8 +52,8 @@ if [ -n "$resume" ] && [ -s p95.json ]; then
 else
   rm -f p95.json p95.stdout p95.stderr gates.jsonl
   p95_rc=0
-  timed p95 locked kvcache-bench p95 --no-html --json p95.json >p95.stdout 2>p95.stderr || p95_rc=$?
-  [ "$p95_rc" -eq 0 ] || { cat p95.stderr >&2; die "kvcache-bench p95 exited $p95_rc"; }
+  timed p95 locked kvcache-tracker p95 --no-html --json p95.json >p95.stdout 2>p95.stderr || p95_rc=$?
+  [ "$p95_rc" -eq 0 ] || { cat p95.stderr >&2; die "kvcache-tracker p95 exited $p95_rc"; }
 fi
 rm -f summary.json summary.md timings.json
 # shellcheck disable=SC2086  # lists of options

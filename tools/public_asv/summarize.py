@@ -2,7 +2,7 @@
 
     python tools/public_asv/summarize.py PROJECT_DIR
 
-Reads, in ``PROJECT_DIR``: ``p95.json`` (``kvcache-bench p95 --json``), ``p95.stdout`` and
+Reads, in ``PROJECT_DIR``: ``p95.json`` (``kvcache-tracker p95 --json``), ``p95.stdout`` and
 ``p95.stderr``, ``gates.jsonl`` (``gate_pairs.py``), ``html/regressions.json`` and
 ``html/index.json`` (``asv publish``), ``results/`` and ``standin-map.json`` when there is
 one. Writes ``summary.json`` and ``summary.md``:
@@ -303,7 +303,7 @@ def _pair_reading(project, rows, gate):
 
 def _error_kind(gate):
     text = re.sub(r"\(?\b[0-9a-f]{8,}\b\)?", "HASH", " ".join(gate["stderr"]))
-    match = re.search(r"kvcache-bench gate: (.{0,70})", text)
+    match = re.search(r"kvcache-tracker gate: (.{0,70})", text)
     return match.group(1) if match else f"exit {gate['rc']}"
 
 
