@@ -34,6 +34,22 @@ REQUIRED = ("series", "section", "title", "machine", "date", "command", "runs", 
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2}.*)?$")
 
 
+def load_measurements(folder):
+    """Every ``*.json`` in ``folder`` as ``(file name, record)``, sorted by name; a file that
+    is not a valid measurement raises ``UserError`` naming it and the field."""
+    records = []
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise UserError(f"{path}: not readable JSON ({error}): fix or remove it") from None
+        check_measurement(record, path.name)
+        records.append((path.name, record))
+    if not records:
+        raise UserError(f"{folder}: no measurement files (*.json) there: give the folder of docs/measurements/")
+    return records
+
+
 def check_measurement(record, name):
     """Raise ``UserError`` unless ``record`` has every field of a measurement, well formed."""
     if not isinstance(record, dict):

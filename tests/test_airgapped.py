@@ -174,7 +174,7 @@ def test_merge_adds_the_machine_and_leaves_the_other_untouched(measured, tmp_pat
     published = json.loads((repo / ".asv" / "html" / "index.json").read_text())
     assert sorted(published["params"]["machine"]) == sorted([MACHINE, OTHER])
     gate = subprocess.run(
-        [sys.executable, "-m", "kvbench.cli", "gate", commits[0], commits[1], "--machine", MACHINE],
+        [sys.executable, "-m", "kvtracker.cli", "gate", commits[0], commits[1], "--machine", MACHINE],
         cwd=repo, env=env, capture_output=True, text=True,
     )
     assert gate.returncode in (0, 1) and MACHINE in gate.stdout, gate.stderr

@@ -109,9 +109,7 @@ def test_judgments_follow_the_numbers_in_the_json(report, run_dir):
 
 
 def test_record_is_a_measurement_file_with_the_runs_numbers(report, record):
-    [path] = record.parent.glob("*.json")
-    name, record = path.name, json.loads(path.read_text(encoding="utf-8"))
-    measurement.check_measurement(record, name)
+    (name, record), = measurement.load_measurements(record.parent)
     assert record["series"] == "EXP-006 restore, the test machine" and record["section"] == "restore"
     assert record["command"] == report["command"] and "--record" not in record["command"]
     assert record["date"] == f"{report['started_utc'][:10]} {report['started_utc'][11:16]} UTC"

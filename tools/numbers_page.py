@@ -10,14 +10,13 @@ than its latest are listed at the end, without their numbers.
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import docs_numbers
 
 from kvbench.errors import UserError
-from kvbench.measurement import SECTIONS, check_measurement
+from kvbench.measurement import SECTIONS, load_measurements
 
 ROOT = Path(__file__).resolve().parent.parent
 MEASUREMENTS = ROOT / "docs" / "measurements"
@@ -61,22 +60,6 @@ def run(args):
     for problem in problems:
         print(f"numbers: {problem}", file=sys.stderr)
     return 1 if problems else 0
-
-
-def load_measurements(folder):
-    """Every ``*.json`` in ``folder`` as ``(file name, record)``, sorted by name; a file that
-    is not a valid measurement raises ``UserError`` naming it and the field."""
-    records = []
-    for path in sorted(Path(folder).glob("*.json")):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise UserError(f"{path}: not readable JSON ({error}): fix or remove it") from None
-        check_measurement(record, path.name)
-        records.append((path.name, record))
-    if not records:
-        raise UserError(f"{folder}: no measurement files (*.json) there: give the folder of docs/measurements/")
-    return records
 
 
 def latest_per_series(records):

@@ -10,7 +10,7 @@ Writes ``PROJECT_DIR/gates.jsonl``, one line per pair: machine, base, head, the 
 rows the gate flagged (read from its markdown table by the column names), and its warnings;
 and one line per machine with how many commits were left out (``all_failed_commits``).
 
-By default the gate runs in this process (``kvbench.cli.main``), with the results read once
+By default the gate runs in this process (``kvtracker.cli.main``), with the results read once
 and the history's noise computed once per machine, both reused by every call (they are the
 gate's slow parts on a large history and give the same answer each time: ``reuse_reads``);
 ``--subprocess`` runs the ``kvcache-tracker`` command itself for each pair instead.
@@ -87,7 +87,7 @@ def parse_flagged_rows(markdown):
 
 
 def gate_in_process(cli, base, head, machine):
-    """One gate call through ``kvbench.cli.main``: (exit code, stdout, stderr)."""
+    """One gate call through ``kvtracker.cli.main``: (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         rc = cli.main(["gate", base, head, "--machine", machine])
@@ -107,7 +107,7 @@ def reuse_reads():
     the branch on the machine: the same for every pair of a machine, and most of a call's
     time on a large history) from a cache keyed by the machine. Both give what they would
     compute, as the results and the branch do not change during the run. Returns
-    ``kvbench.cli``; a function the gate module no longer has is left alone (the gate then
+    ``kvtracker.cli``; a function the gate module no longer has is left alone (the gate then
     computes it on every call)."""
     from kvtracker import cli
     from kvtracker import gate

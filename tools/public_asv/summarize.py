@@ -88,13 +88,13 @@ def machine_levels(series):
     where every benchmark ran fast or slow stands out (a runner's speed, not the code's)."""
     ratios = defaultdict(list)
     for s in series:
-        values = sorted(p["p95_ms"] for p in s["points"] if p["p95_ms"] and p["p95_ms"] > 0)
+        values = sorted(p["p95"] for p in s["points"] if p["p95"] and p["p95"] > 0)
         if len(values) < 4:
             continue
         middle = values[len(values) // 2]
         for p in s["points"]:
-            if p["p95_ms"] and p["p95_ms"] > 0:
-                ratios[(s["machine"], p["commit"])].append(p["p95_ms"] / middle)
+            if p["p95"] and p["p95"] > 0:
+                ratios[(s["machine"], p["commit"])].append(p["p95"] / middle)
     return {key: sorted(r)[len(r) // 2] for key, r in ratios.items()}
 
 
@@ -157,7 +157,7 @@ def _branch_order(folder):
 
 
 def _p95s(points):
-    return [p["p95_ms"] for p in points]
+    return [p["p95"] for p in points]
 
 
 def _near(value, level):
@@ -179,7 +179,7 @@ def read_flag(project, flag):
     commits = [p["commit"] for p in points]
     at = commits.index(flag["commit"]) if flag["commit"] in commits else None
     previous = flag.get("previous_commit") or (commits[at - 1] if at else None)
-    after, before = flag["after_ms"], flag["before_ms"]
+    after, before = flag["after"], flag["before"]
     changed = project.version_changed(flag["machine"], flag["env"], flag["benchmark"], previous, flag["commit"]) if previous else None
     following = _p95s(points[at:at + HELD_WINDOW]) if at is not None else []
     earlier = _p95s(points[:max(at - 1, 0)]) if at is not None else []
@@ -234,7 +234,7 @@ def _context(project, flag, points, at):
         version = project.version(flag["machine"], flag["env"], p["commit"], flag["benchmark"]) or ""
         mark = ">" if i == at else " "
         lines.append(
-            f"{mark} {project.name(p['commit'])} p95 {_g(p['p95_ms'])} median {_g(p['median_ms'])} "
+            f"{mark} {project.name(p['commit'])} p95 {_g(p['p95'])} median {_g(p['median'])} "
             f"{p['source']} n={p['n_samples']} v={version[:8]}"
         )
     return lines
@@ -314,10 +314,10 @@ def read_gate_row(project, machine, gate, row, next_commit, before_base):
     benchmark, env = _split_env(row["benchmark"])
     env = env or _env_at(project, machine, gate["head"], benchmark)
     points = {p["commit"]: p for p in project.series.get((benchmark, machine, env), {}).get("points", [])}
-    base = (points.get(gate["base"]) or {}).get("p95_ms")
-    head = (points.get(gate["head"]) or {}).get("p95_ms")
-    nxt = (points.get(next_commit) or {}).get("p95_ms") if next_commit else None
-    prior = (points.get(before_base) or {}).get("p95_ms") if before_base else None
+    base = (points.get(gate["base"]) or {}).get("p95")
+    head = (points.get(gate["head"]) or {}).get("p95")
+    nxt = (points.get(next_commit) or {}).get("p95") if next_commit else None
+    prior = (points.get(before_base) or {}).get("p95") if before_base else None
     changed = project.version_changed(machine, env, benchmark, gate["base"], gate["head"])
     out = {
         "benchmark": benchmark, "env": env, "base": project.name(gate["base"]), "head": project.name(gate["head"]),
