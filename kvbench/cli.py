@@ -17,6 +17,7 @@ COMMANDS = {
     "exp006": ("exp006", "the seed experiment EXP-006, reproducible"),
     "costs": ("restore_costs", "copy efficiency, zero-copy latency, first decode step, peak memory"),
 }
+MOVED = ("p95", "gate", "confirm", "power", "vendor-html")  # now kvcache-tracker's (tracker/)
 
 
 def build_parser(argv=()):
@@ -51,6 +52,10 @@ def _register_unavailable(subparsers, command, missing):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in MOVED:
+        print(f"kvcache-bench {argv[0]}: the tracker's commands moved to kvcache-tracker (tracker/): "
+              f"kvcache-tracker {argv[0]} ...", file=sys.stderr)
+        return 2
     parser = build_parser(argv)
     args, unknown = parser.parse_known_args(argv)
     if unknown and not getattr(args, "takes_any_options", False):

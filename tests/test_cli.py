@@ -52,3 +52,9 @@ def test_a_missing_dependency_is_one_line_that_names_the_install_and_exit_2():
 def test_an_unknown_option_is_still_refused():
     done = command_line("gate", "a", "b", "--bogus")
     assert done.returncode == 2 and "unrecognized arguments: --bogus" in done.stderr
+
+
+def test_an_old_tracker_command_of_kvcache_bench_names_its_new_home():
+    done = command_line("p95", "--no-html", module="kvbench.cli")
+    assert done.returncode == 2
+    assert done.stderr == "kvcache-bench p95: the tracker's commands moved to kvcache-tracker (tracker/): kvcache-tracker p95 ...\n"

@@ -32,6 +32,11 @@ write such a file (`--record-machine` or
 `--machine` names the machine, and so the series); for another measurement copy a file and
 fill it in (the fields: `kvbench/measurement.py`).
 
+Each command is given as it was run then: the tracker's commands (`p95`, `gate`, `confirm`,
+`power`, `vendor-html`) were `kvcache-bench`'s before they moved to `kvcache-tracker`, and
+the one-off scripts named here were removed once their results were recorded (git history
+keeps them).
+
 Every number on this page comes from one measurement file in [measurements/](measurements/):
 the machine, the date, the command, the runs and the values, as measured or as transcribed
 with their provenance. README.md, ADR-004 and EXP-006 quote this page;

@@ -18,8 +18,9 @@ Each is run as CI runs it, again after every commit (``ci``), and once on the wh
 (``full``). A flag is *right* when it names a planted step's first commit, +-1 (creep: any
 commit of the creep, raised within ``CREEP_DEADLINE`` commits of its start); every other flag
 is false, a second one for the same planted change included. Reported per scenario: recall,
-the share named at exactly the right commit, precision, false flags per 100 commits, and the
-delay (commits from the change to the run that first raised the right flag).
+the share named at exactly the right commit, precision, false flags per 100 commits, the
+delay (commits from the change to the run that first raised the right flag; median), and the
+share of series whose right flag the first run that measured the change raised (delay 0).
 """
 
 import argparse
@@ -347,6 +348,7 @@ def _row(scenario, detector, results):
         "false_per_100_commits": 100 * n_false / (len(scores) * replay.LENGTH),
         "flagged_near_slow": sum(s[4] for s in scores) / len(scores) if scenario.kind == "slow" else None,
         "median_delay": float(np.median(delays)) if delays else None,
+        "first_run": sum(1 for s in scores if s[2] is not None and s[2] <= 0) / len(scores) if scenario.truth() else None,
         "recall_by_benchmark": {
             b: float(np.mean([s[0] for name, s in results if name == b])) for b in sorted({b for b, _ in results})
         },
@@ -366,11 +368,12 @@ def write_power_table(rows, write_line):
             pct(r["precision"]),
             f"{r['false_per_100_commits']:.2f}",
             "-" if r["median_delay"] is None else f"{r['median_delay']:.0f}",
+            pct(r.get("first_run")),
         ]
         for r in rows
     ]
     write_table(
-        ["scenario", "detector", "recall (+-1)", "exact commit", "precision", "false / 100 commits", "delay"], table, write_line
+        ["scenario", "detector", "recall (+-1)", "exact commit", "precision", "false / 100 commits", "delay", "first run"], table, write_line
     )
 
 
