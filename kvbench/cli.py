@@ -13,6 +13,8 @@ from .errors import UserError
 
 # subcommand -> (its module, one line of help). Only the module of the command given is
 # imported; a module whose dependencies are not installed leaves its command saying so.
+# (kvtracker.cli dispatches the same way; kvbench does not import it, as it runs where only
+# MLX is installed, e.g. a GPU host with the repository on PYTHONPATH.)
 COMMANDS = {
     "exp006": ("exp006", "the seed experiment EXP-006, reproducible"),
     "costs": ("restore_costs", "copy efficiency, zero-copy latency, first decode step, peak memory"),

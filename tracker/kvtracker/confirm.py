@@ -35,7 +35,7 @@ import numpy as np
 
 from .atomic import write_text_atomically
 from .errors import UserError
-from . import detect, project, stats
+from . import detect, options, project, stats
 from .options import warn
 from .read import read_measurements
 
@@ -69,8 +69,8 @@ def register(subparsers):
     mode.add_argument("--decide", metavar="PLAN", help="decide each planned flag from its new samples")
     parser.add_argument("--flags", help="kvcache-tracker p95's --json (with --plan)")
     parser.add_argument("--confirmations", help=CONFIRMATIONS_HELP + "; read with --plan, appended to with --decide")
-    parser.add_argument("--results", help="asv results directory (default: asv.conf.json's results_dir)")
-    parser.add_argument("--config", help="asv config file (default: asv.conf.json here, if there is one)")
+    options.add_results(parser)
+    options.add_config(parser)
     parser.set_defaults(func=run)
 
 

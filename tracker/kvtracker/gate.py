@@ -19,7 +19,7 @@ Exit 0: no regression; 1: a regression; 2: bad input.
 import functools
 from dataclasses import dataclass, replace
 
-from . import detect, project, render, stats
+from . import detect, options, project, render, stats
 from .read import read_measurements
 from .errors import UserError
 from .options import MIN_RISE_HELP, check_min_rise, check_threshold, warn
@@ -31,16 +31,11 @@ def register(subparsers):
     )
     parser.add_argument("base", metavar="BASE", help="commit, short hash or branch")
     parser.add_argument("head", metavar="HEAD", help="commit, short hash or branch")
-    parser.add_argument("--results", help="asv results directory (default: asv.conf.json's results_dir)")
+    options.add_results(parser)
     parser.add_argument("--machine", help="asv machine name (needed when several have both commits)")
-    parser.add_argument(
-        "--threshold",
-        type=float,
-        help="relative rise that fails, for every benchmark (default: asv.conf.json's regressions_thresholds, "
-        "the largest that matches, as asv publish reads them; else 0.10)",
-    )
+    options.add_threshold(parser, "relative rise that fails")
     parser.add_argument("--min-rise-ms", type=float, default=0.0, help=MIN_RISE_HELP)
-    parser.add_argument("--config", help="asv config file (default: asv.conf.json here, if there is one)")
+    options.add_config(parser)
     parser.set_defaults(func=run)
 
 

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from .errors import UserError
 from . import budgets as budgets_mod
-from . import confirm, detect, html_page, project, render
+from . import confirm, detect, html_page, options, project, render
 from . import series as series_mod
 from .options import MIN_RISE_HELP, check_min_rise, check_threshold, warn
 from .read import current_versions, read_measurements
@@ -24,18 +24,13 @@ def register(subparsers):
     parser = subparsers.add_parser(
         "p95", help="p95 per commit, regressions and budget overruns", description=__doc__
     )
-    parser.add_argument("--results", help="asv results directory (default: asv.conf.json's results_dir)")
+    options.add_results(parser)
     parser.add_argument(
         "--html", help="asv html directory to add the p95 page to (default: asv.conf.json's html_dir)"
     )
     parser.add_argument("--no-html", action="store_true", help="write no HTML page")
     parser.add_argument("--json", help="write the series and flags to this JSON file")
-    parser.add_argument(
-        "--threshold",
-        type=float,
-        help="relative level change that counts, for every benchmark (default: asv.conf.json's regressions_thresholds, "
-        "the largest that matches a benchmark, as asv publish reads them; else 0.10)",
-    )
+    options.add_threshold(parser, "relative level change that counts")
     parser.add_argument("--min-rise-ms", type=float, default=0.0, help=MIN_RISE_HELP)
     parser.add_argument(
         "--budgets",
@@ -45,7 +40,7 @@ def register(subparsers):
         "--confirmations",
         help="the main job's re-measurement verdicts (kvcache-tracker confirm), dismissed flags set apart: " + confirm.CONFIRMATIONS_HELP,
     )
-    parser.add_argument("--config", help="asv config file (default: asv.conf.json here, if there is one)")
+    options.add_config(parser)
     parser.set_defaults(func=run)
 
 

@@ -34,7 +34,7 @@ import numpy as np
 from asv.step_detect import detect_regressions, detect_steps
 
 from .errors import UserError
-from . import confirm, detect, project, replay, stats
+from . import confirm, detect, options, project, replay, stats
 from .gate import compare
 from .read import Measurement
 from .render import write_table
@@ -57,10 +57,8 @@ def register(subparsers):
     parser.add_argument("--first-seed", type=int, default=1000)
     parser.add_argument("--json", help="write every number to this JSON file")
     parser.add_argument("--mode", choices=["ci", "full"], default="ci")
-    parser.add_argument(
-        "--threshold", type=float, help="relative change that counts (default: asv.conf.json's regressions_thresholds, else 0.10)"
-    )
-    parser.add_argument("--config", help="asv config file (default: asv.conf.json here, if there is one)")
+    options.add_threshold(parser, "relative change that counts")
+    options.add_config(parser)
     parser.add_argument(
         "--record-from", metavar="DIR", help="write --noise from the asv results files in DIR (scripts/record-noise.sh) and stop"
     )
