@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job (`make main-job`): measure the last N commits of main with asv (raw samples
 # kept, the commits' rounds interleaved), publish asv's dashboard, find kvcache-tracker's p95
-# flags, re-measure each new flag against the commit before it and keep it only if the
+# flags, re-measure each new flag against the last commit at the old level and keep it only if the
 # re-measurement agrees, and print the flags. Works from a fresh clone (it makes .venv with
 # the bench extra); safe to rerun: measured commits are skipped, decided flags not re-measured.
 #
@@ -101,7 +101,7 @@ publish
 
 echo "== $job [4/5] re-measure each new flag: the commit before it and its candidates, rounds interleaved ($(date -u +%H:%M:%S))"
 # The verdicts: kvcache-tracker's default, RESULTS_DIR/confirmations.json. One plan line per flag:
-# the benchmark's regex, then the commit before the flag's first candidate and every candidate.
+# the benchmark's regex, then the last commit at the old level (P) and every candidate.
 "$bin/kvcache-tracker" confirm --plan .asv/confirm-plan.json --flags .asv/p95.json \
   ${config_opts[@]+"${config_opts[@]}"} >.asv/confirm-runs.txt
 if [ -s .asv/confirm-runs.txt ]; then

@@ -66,6 +66,15 @@ def test_a_certain_step_still_has_the_next_commit_as_a_candidate():
     assert shift.candidates == (30, 31)
 
 
+def test_a_step_is_re_measured_against_the_last_commit_of_its_reference_level():
+    [step] = detect.shifts_up(noisy([1.0] * 30 + [1.5] * 5, seed=1))
+    assert step.before == 29  # the commit before it
+    # A level within the threshold in between (a change point the rule does not flag) is not
+    # the reference: the flagged change is measured from the level before it, and so is P.
+    [step] = detect.shifts_up(noisy([1.0] * 20 + [1.05] * 10 + [1.5] * 5, sigma=0.005, seed=1))
+    assert (step.index, step.before) == (30, 19) and step.change == pytest.approx(0.5, abs=0.02)
+
+
 def test_a_tentative_names_the_first_commit_of_its_level_never_the_one_that_came_back():
     [shift] = detect.shifts_up(noisy([0.170] * 20 + [0.269, 0.174]))
     assert shift.index == 20 and not shift.confirmed

@@ -1,16 +1,16 @@
 """``kvcache-tracker confirm``: re-measure each new flag before alerting, as the main job does.
 
-A flag says that commit C starts a level more than the threshold above the one before; when
-the first commit of the level is uncertain, the flag lists its candidates C1..Ck (``detect``).
-The main job measures the last commit at the reference level (P: for a step, the commit before
-it; for creep, where the creep began) and every candidate once more,
-in one asv run whose rounds alternate between them (``asv run --append-samples``: the new
+A flag says that commit C starts a level more than the threshold above the one before; when the
+first commit of the level is uncertain, the flag lists its candidates C1..Ck (``detect``). The
+main job measures the last commit at the reference level (P: for a step, usually the commit
+before it; for creep, where the creep began; ``detect.Shift.before``) and every candidate once
+more, in one asv run whose rounds alternate between them (``asv run --append-samples``: the new
 samples are added after the ones each result had). Like a bisection (Chromium's Pinpoint), it
 names the **culprit**: the first candidate whose re-measurement shows at least half the flagged
 change against P's, in a statistic that moved. The flag then **stands**, at the culprit; when
 no candidate shows it, the flag is **dismissed** as noise (a slow-measured stretch, not the
-code). A level far beyond the noise (``detect``: not yet held by enough commits) is
-re-measured the same way, at once, and is a flag when it stands.
+code). A level far beyond the noise (``detect``: not yet held by enough commits) is re-measured
+the same way, at once, and is a flag when it stands.
 
 1. ``confirm --plan PLAN --flags P95_JSON``: writes PLAN with the flags (and far-beyond levels)
    that have no verdict yet, with the sample counts of P and each candidate, and prints one
