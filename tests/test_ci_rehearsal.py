@@ -567,7 +567,9 @@ def test_the_workflows_keep_results_and_verdicts_and_gate_prs_on_main_s_history(
     assert cells[1:3] == [BENCHMARK, MACHINE] and cells[3].startswith(f"[{slow[:12]}]")
     assert cells[4] in ("p95", "median", "p95+median"), row  # which moved most plainly depends on the load
     before, after = (float(re.fullmatch(r"(\d+\.\d+) ms", c).group(1)) for c in cells[5:7])
-    assert before > 1.0 and after > 3.0 and after > 1.5 * before, row  # sleeps of 1 ms and 3 ms, as measured
+    # Sleeps of 1 ms and 3 ms, as measured; the new level is the median of the flag's candidates,
+    # and a load can measure the commit before the step slow enough to be one.
+    assert before > 1.0 and after > 2.0 and after > 1.5 * before, row
     assert cells[7].startswith("+"), row
 
     # 3. A run by hand whose backfill range holds only measured commits, and nothing new on

@@ -75,6 +75,13 @@ def test_a_step_is_re_measured_against_the_last_commit_of_its_reference_level():
     assert (step.index, step.before) == (30, 19) and step.change == pytest.approx(0.5, abs=0.02)
 
 
+def test_a_new_level_is_the_median_of_its_own_commits_when_the_change_point_is_placed_early():
+    values = [1.101, 1.048, 1.03, 1.05, 1.071, 1.462, 3.1]  # the change point falls at the 1.462
+    assert detect.levels(values)[1] == [0, 5, 7]
+    [shift] = detect.shifts_up(values)
+    assert (shift.index, shift.level) == (6, 3.1)  # not the median of 1.462 and 3.1
+
+
 def test_a_tentative_names_the_first_commit_of_its_level_never_the_one_that_came_back():
     [shift] = detect.shifts_up(noisy([0.170] * 20 + [0.269, 0.174]))
     assert shift.index == 20 and not shift.confirmed

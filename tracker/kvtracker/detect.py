@@ -125,6 +125,7 @@ def _walk(values, threshold, confirm, spreads, max_pvalue, window_len):
                 level = float(np.median(values[start:stop]))
             middle = np.sqrt(level * reference)  # a value above it is nearer the new level
             first, settled = _level_start(values, start, stop, since, middle, level, previous)
+            level = float(np.median(values[first:stop]))  # its own commits: a change point placed early adds old ones
             if any(_same_level(held, level, 2 * threshold) for held in dropped_from):
                 reference, since, reference_end, dropped_from = level, first, stop, []  # back at a level held before
                 references.append((first, reference))
