@@ -116,3 +116,15 @@ def test_recording_noise_that_cannot_be_read_leaves_no_temporary_folder(tmp_path
     with pytest.raises(UserError, match="no readable asv results in .*run-1.json"):
         replay.write_noise(str(recorded), str(tmp_path / "noise.json"))
     assert list(tmp.iterdir()) == [] and not (tmp_path / "noise.json").exists()
+
+
+def test_no_baseline_seeds_reports_this_tracker_s_detectors_alone(capsys):
+    from kvtracker import cli
+
+    _, noises = replay.load_noise(NOISE)
+    probes = [n for n in noises if n.benchmark == PROBES]
+    scenarios = [s for s in replay.SCENARIOS if s.name == "median +20%"]
+    rows = power.measure_power(probes, power.available_detectors(), range(1), "full", 0, scenarios=scenarios)
+    assert {r["detector"] for r in rows} == {"kvbench", "kvbench+confirm"}
+    assert cli.main(["power", "--noise", NOISE, "--baseline-seeds", "-1", "--config", CONFIG]) == 2
+    assert "--baseline-seeds" in capsys.readouterr().err

@@ -52,7 +52,7 @@ def register(subparsers):
     )
     parser.add_argument("--seeds", type=int, default=50, help="replayed series per scenario and benchmark")
     parser.add_argument(
-        "--baseline-seeds", type=int, default=20, help="of those, how many the other detectors replay (they are slower)"
+        "--baseline-seeds", type=int, default=20, help="of those, how many the other detectors replay (they are slower; 0: none)"
     )
     parser.add_argument("--first-seed", type=int, default=1000)
     parser.add_argument("--json", help="write every number to this JSON file")
@@ -72,6 +72,8 @@ def run(args):
     noise = args.noise or DEFAULT_NOISE
     if args.seeds < 1:
         raise UserError(f"--seeds must be a positive number of series, not {args.seeds}")
+    if args.baseline_seeds < 0:
+        raise UserError(f"--baseline-seeds must be 0 (this tracker's detectors alone) or more, not {args.baseline_seeds}")
     try:
         meta, noises = replay.load_noise(noise)
     except (OSError, ValueError, KeyError) as error:
@@ -309,7 +311,8 @@ def score(scenario, raised):
 
 def measure_power(noises, detectors, seeds, mode, baseline_seeds=None, scenarios=replay.SCENARIOS, threshold_for=None):
     """One row per (scenario, detector): numbers over every benchmark and seed; detectors
-    other than this tracker's run on the first ``baseline_seeds`` seeds only (they are slow).
+    other than this tracker's run on the first ``baseline_seeds`` seeds only (they are slow; 0:
+    none, and no row).
     ``threshold_for(benchmark)``: each benchmark's threshold (default 0.10 for all)."""
     rows = []
     for scenario in scenarios:
@@ -325,8 +328,7 @@ def measure_power(noises, detectors, seeds, mode, baseline_seeds=None, scenarios
                         continue
                     raised = raised_flags(d, replayer, measured, mode, np.random.default_rng(seed + 10**6), found)
                     per_detector[d.name].append((noise.benchmark, score(scenario, raised)))
-        for name, results in per_detector.items():
-            rows.append(_row(scenario, name, results))
+        rows += [_row(scenario, name, results) for name, results in per_detector.items() if results]
     return rows
 
 
