@@ -125,7 +125,6 @@ def _walk(values, threshold, confirm, spreads, max_pvalue, window_len):
                 level = float(np.median(values[start:stop]))
             middle = np.sqrt(level * reference)  # a value above it is nearer the new level
             first, settled = _level_start(values, start, stop, since, middle, level, previous)
-            level = float(np.median(values[first:stop]))  # its own commits: a change point placed early adds old ones
             if any(_same_level(held, level, 2 * threshold) for held in dropped_from):
                 reference, since, reference_end, dropped_from = level, first, stop, []  # back at a level held before
                 references.append((first, reference))
@@ -135,7 +134,8 @@ def _walk(values, threshold, confirm, spreads, max_pvalue, window_len):
             far = not confirmed and _far_beyond(values, spreads, first, stop, since, threshold)
             if confirmed or far or stop == len(values):
                 baseline = min(reference_end, first) - 1
-                found.append(Shift(first, settled, reference, level, held, point.pvalue, confirmed, far, baseline))
+                own = float(np.median(values[first:stop]))  # its commits alone: a change point placed early adds old ones
+                found.append(Shift(first, settled, reference, own, held, point.pvalue, confirmed, far, baseline))
             if confirmed:
                 reference, since, reference_end, dropped_from = level, first, stop, []
                 references.append((first, reference))
