@@ -99,7 +99,7 @@ publish() {
 echo "== $job [3/5] publish: asv's dashboard (its CDN files served from it), the p95 page and flags ($(date -u +%H:%M:%S))"
 publish
 
-echo "== $job [4/5] re-measure each new flag: the commit before it and its candidates, rounds interleaved ($(date -u +%H:%M:%S))"
+echo "== $job [4/5] re-measure each new flag: the last commit at the old level and its candidates, rounds interleaved ($(date -u +%H:%M:%S))"
 # The verdicts: kvcache-tracker's default, RESULTS_DIR/confirmations.json. One plan line per flag:
 # the benchmark's regex, then the last commit at the old level (P) and every candidate.
 "$bin/kvcache-tracker" confirm --plan .asv/confirm-plan.json --flags .asv/p95.json \
