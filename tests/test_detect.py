@@ -80,6 +80,7 @@ def test_a_new_level_is_the_median_of_its_own_commits_when_the_change_point_is_p
     assert detect.levels(values)[1] == [0, 5, 7]
     [shift] = detect.shifts_up(values)
     assert (shift.index, shift.level) == (6, 3.1)  # not the median of 1.462 and 3.1
+    assert shift.before == 4  # the reference's segment ends at the change point
 
 
 def test_a_tentative_names_the_first_commit_of_its_level_never_the_one_that_came_back():

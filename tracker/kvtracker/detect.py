@@ -83,8 +83,8 @@ class Shift:
     @property
     def before(self):
         """The commit a re-measurement compares the candidates with: the last of the reference
-        level (for a step, the commit before it, or an earlier one when a change point within
-        the threshold ended the reference's segment first; for creep, where the creep began)."""
+        level (for a step, the commit before it, or an earlier one when a change point ended the
+        reference's segment before ``index``; for creep, where the creep began)."""
         return self.baseline if self.baseline >= 0 else self.index - 1
 
 

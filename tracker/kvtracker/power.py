@@ -6,8 +6,8 @@ Detectors, each given the per-commit p95 (and median where there are samples) of
 
 - ``kvbench``: the alert rule (``detect.shifts_up``) on the p95 and the median series;
 - ``kvbench+confirm``: the same, and each new flag (and each level far beyond the noise) is
-  re-measured as the main job does (``kvtracker.confirm``: the commit before its first
-  candidate and every candidate measured again; it stands when one of them shows at least half
+  re-measured as the main job does (``kvtracker.confirm``: the last commit at the reference
+  level and every candidate measured again; it stands when one of them shows at least half
   the flagged change, and names the first that does);
 - ``asv``: asv's own step detection (``asv.step_detect``, what ``asv publish`` flags) on the
   median series, as asv tracks medians;
