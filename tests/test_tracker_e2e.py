@@ -129,9 +129,12 @@ def test_p95_flags_the_tail_slowdown_and_nothing_else(measured, capsys, tmp_path
     assert [p["commit"] for p in series["points"]] == commits
     assert all(p["source"] == "samples" and p["n_samples"] >= 100 for p in series["points"])
     flags = {(f["kind"], f["commit"]) for f in report["flags"] if f["benchmark"] == ZERO_COPY}
-    assert {("regression", commits[3]), ("budget", commits[3])} <= flags, out  # 1 call in 10 slower
+    assert ("budget", commits[3]) in flags, out  # 1 call in 10 slower
     assert not {commit for _, commit in flags} & set(commits[4:]), out  # the neutral commits after it
-    [regression] = [f for f in report["flags"] if f["kind"] == "regression" and f["commit"] == commits[3]]
+    # The regression names commits[3], alone or among its candidates: raw milliseconds carry the
+    # machine's speed phases, and a slow-measured commit before it makes the first one uncertain.
+    [regression] = [f for f in report["flags"] if f["kind"] == "regression" and f["benchmark"] == ZERO_COPY]
+    assert commits[3] in (regression["candidates"] or [regression["commit"]]), out
     assert "p95" in regression["statistic"] and regression["after"] > 3.0
 
 
