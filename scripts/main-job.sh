@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The main job (`make main-job`): measure the last N commits of main with asv (raw samples
 # kept, the commits' rounds interleaved), publish asv's dashboard, find kvcache-tracker's p95
-# flags, re-measure each new flag against the last commit at the old level and keep it only if the
-# re-measurement agrees, and print the flags. Works from a fresh clone (it makes .venv with
-# the bench extra); safe to rerun: measured commits are skipped, decided flags not re-measured.
+# flags, re-measure each new flag against the last commit at the old level and keep it only
+# if the re-measurement agrees, and print the flags. Works from a fresh clone (it makes .venv
+# with the bench extra); safe to rerun: measured commits are skipped, decided flags not
+# re-measured.
 #
 # Env:  N            how many commits of main to measure, newest first, following main's
 #                    first parents (default 2: 10 minutes on the shared 2-core VM from a fresh

@@ -336,9 +336,9 @@ def tiny_project(repo, sentinel):
     # No flag: a flag's re-measurement appends samples to other commits' files (its job, tested in
     # test_ci_rehearsal.py), and noise on a loaded machine could raise one between these equal
     # commits; these tests check that files survive kills and errors, byte for byte.
-    config = (repo / "asv.conf.json").read_text()
-    assert config.count('"regressions_thresholds": {') == 1
-    (repo / "asv.conf.json").write_text(config.replace('"regressions_thresholds": {', '"regressions_thresholds": {".*": 100.0,'))
+    config, thresholds = (repo / "asv.conf.json").read_text(), '"regressions_thresholds": {'
+    assert config.count(thresholds) == 1
+    (repo / "asv.conf.json").write_text(config.replace(thresholds, thresholds + '".*": 100.0,'))
     (repo / "scripts" / "venv.sh").write_text(VENV_STAND_IN.format(python=sys.executable))
     (repo / ".gitignore").write_text("/.asv/\n")
     (repo / "pyproject.toml").write_text(TINY_PYPROJECT)

@@ -134,7 +134,8 @@ def _walk(values, threshold, confirm, spreads, max_pvalue, window_len):
             far = not confirmed and _far_beyond(values, spreads, first, stop, since, threshold)
             if confirmed or far or stop == len(values):
                 baseline = min(reference_end, first) - 1
-                own = float(np.median(values[first:stop]))  # its commits alone: a change point placed early adds old ones
+                # Its level from its own commits: a change point placed early would add old ones.
+                own = float(np.median(values[first:stop]))
                 found.append(Shift(first, settled, reference, own, held, point.pvalue, confirmed, far, baseline))
             if confirmed:
                 reference, since, reference_end, dropped_from = level, first, stop, []
